@@ -1,0 +1,73 @@
+"""The two small Protocols the worker needs, and the rate-limiter Protocol the clients use."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Protocol
+
+from worker.domain import (
+    FulfillmentRequest,
+    FulfillmentStatus,
+    Order,
+    PushRequest,
+    PushResult,
+    WebhookEvent,
+)
+
+
+class Limiter(Protocol):
+    def acquire(self, key: str, *, rate: float, burst: float, cost: float = 1.0) -> None:
+        """Block until ``cost`` tokens of bucket ``key`` are available, then take them.
+
+        ``rate`` tokens per second refill a bucket of at most ``burst`` tokens. Shared by
+        every process that uses the same Redis (or, embedded, by the threads of one process).
+        """
+
+    def pause(self, key: str, seconds: float) -> None:
+        """Empty bucket ``key`` for ``seconds`` (after a 429 with no Retry-After)."""
+
+
+class Store(Protocol):
+    """A shop: where orders come from and where tracking goes back."""
+
+    def fetch_order(self, order_id: str) -> Order | None:
+        """The order as the store has it now; None when it does not exist. Read-only."""
+
+    def iter_orders(self, updated_since: datetime) -> Iterator[Order]:
+        """Orders updated at or after ``updated_since`` that may need shipping (paid, open).
+
+        Pages through the store's API; read-only. Raises TransientError/PermanentError."""
+
+    def verify_webhook(self, body: bytes, headers: Mapping[str, str]) -> bool:
+        """True when the body is signed with this store's webhook secret (constant-time)."""
+
+    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+        """Topic, event id and order from a verified delivery; no API call.
+
+        Raises PermanentError when the body cannot be understood."""
+
+    def push_tracking(self, request: PushRequest) -> PushResult:
+        """Write tracking for these lines to the store, once.
+
+        Reads the store's fulfillments first: a tracking number already there is not written
+        again (``already_there``). Raises TransientError when the store is not ready yet
+        (e.g. no fulfillment order exists right after checkout)."""
+
+
+class Fulfiller(Protocol):
+    """Someone who ships for us (Amazon MCF)."""
+
+    def submit(self, request: FulfillmentRequest) -> None:
+        """Create the fulfillment order. Idempotent by ``seller_fulfillment_order_id``: when the
+        provider already has that id it returns normally. Raises AmbiguousOutcome when sent
+        without an answer (timeout, 5xx): the caller looks it up before submitting again."""
+
+    def lookup(self, seller_fulfillment_order_id: str) -> FulfillmentStatus | None:
+        """Status and tracking of one order; None when the provider does not know the id."""
+
+    def cancel(self, seller_fulfillment_order_id: str) -> None:
+        """Ask the provider to cancel. PermanentError when it is too late."""
+
+    def changed_since(self, since: datetime) -> Iterator[str]:
+        """Ids of fulfillment orders whose status changed at or after ``since``."""

@@ -1,0 +1,81 @@
+"""One place that turns ``requests`` outcomes into our error classes; every client calls it."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from typing import Any
+
+import requests
+
+from connectors.errors import AmbiguousOutcome, NotFound, PermanentError, TransientError
+
+DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None when absent/odd."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def send(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    what: str,
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    request_id_header: str = "",
+    **kwargs: Any,
+) -> requests.Response:
+    """Send one request and classify the outcome.
+
+    ``what`` names the call in error messages (never the URL's query, which may hold keys).
+    Returns the response for 2xx. Raises TransientError when nothing reached the server or the
+    server said try later (429, 5xx), AmbiguousOutcome when the request went out but no answer
+    came back, NotFound on 404 and PermanentError on other 4xx.
+    """
+    try:
+        resp = session.request(method, url, timeout=timeout, **kwargs)
+    except requests.ConnectTimeout as exc:
+        raise TransientError(f"{what}: connect timeout") from exc
+    except requests.ConnectionError as exc:
+        # A reset or a read timeout after the request was written: the server may have acted.
+        if method.upper() == "GET":
+            raise TransientError(f"{what}: connection failed ({type(exc).__name__})") from exc
+        raise AmbiguousOutcome(f"{what}: no answer ({type(exc).__name__})") from exc
+    except requests.Timeout as exc:
+        if method.upper() == "GET":
+            raise TransientError(f"{what}: read timeout") from exc
+        raise AmbiguousOutcome(f"{what}: read timeout") from exc
+    except requests.RequestException as exc:
+        raise PermanentError(f"{what}: request failed ({type(exc).__name__})") from exc
+    rid = resp.headers.get(request_id_header, "") if request_id_header else ""
+    code = resp.status_code
+    if code < 400:
+        return resp
+    detail = _short_detail(resp)
+    if code == 429 or code >= 500:
+        raise TransientError(
+            f"{what}: HTTP {code}{detail}",
+            retry_after=retry_after_seconds(resp.headers.get("Retry-After")),
+            request_id=rid, status=code,
+        )
+    if code == 404:
+        raise NotFound(f"{what}: not found (HTTP 404){detail}", request_id=rid, status=code)
+    raise PermanentError(f"{what}: HTTP {code}{detail}", request_id=rid, status=code)
+
+
+def _short_detail(resp: requests.Response) -> str:
+    text = (resp.text or "").strip().replace("\n", " ")
+    return f": {text[:300]}" if text else ""

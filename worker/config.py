@@ -1,0 +1,271 @@
+"""Load and validate the TOML config (DESIGN.md §4); every problem reported at once, by key.
+
+``"env:NAME"`` values are read from the environment; a missing variable is an error that names
+both the key and the variable. Secrets are kept as ``SecretStr`` so they never print.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+DEFAULT_CONFIG_NAME = "autofulfill.toml"
+AMAZON_REGIONS = {
+    "na": "https://sellingpartnerapi-na.amazon.com",
+    "eu": "https://sellingpartnerapi-eu.amazon.com",
+    "fe": "https://sellingpartnerapi-fe.amazon.com",
+}
+MCF_SPEEDS = {"Standard", "Expedited", "Priority", "ScheduledDelivery"}
+
+
+class ConfigError(Exception):
+    """The config cannot be used; ``problems`` lists every one as 'key: message'."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServiceConfig(_Model):
+    database_url: str = "sqlite:///var/autofulfill.db"
+    broker_url: str = ""
+    data_dir: str = "var"
+    listen: str = "127.0.0.1:8000"
+    poll_interval_s: float = Field(300, gt=0)
+    tracking_interval_s: float = Field(600, gt=0)
+    release_interval_s: float = Field(5, gt=0)
+    poll_overlap_s: float = Field(120, ge=0)
+    task_time_limit_s: float = Field(300, gt=0)
+    visibility_timeout_s: float = Field(3600, gt=0)
+    max_retries: int = Field(8, ge=0)
+    worker_concurrency: int = Field(2, ge=1)
+    log_format: Literal["json", "text"] = "json"
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _limits_below_visibility(self) -> ServiceConfig:
+        if self.task_time_limit_s * 2 >= self.visibility_timeout_s:
+            raise ValueError("visibility_timeout_s must exceed twice task_time_limit_s "
+                             "(a redelivered task must never overlap a running one)")
+        return self
+
+    @property
+    def stale_after_s(self) -> float:
+        """A claimed step older than this is presumed dead and re-driven (lookup first)."""
+        return self.task_time_limit_s + 30
+
+
+class AmazonConfig(_Model):
+    region: Literal["na", "eu", "fe"] = "na"
+    marketplace_id: str
+    client_id: SecretStr
+    client_secret: SecretStr
+    refresh_token: SecretStr
+    endpoint: str = ""
+    token_url: str = "https://api.amazon.com/auth/o2/token"
+    quota: dict[str, tuple[float, int]] = Field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return (self.endpoint or AMAZON_REGIONS[self.region]).rstrip("/")
+
+
+class RoutingConfig(_Model):
+    default: Literal["self_ship", "fba", "hold"] = "self_ship"
+    sku_map: dict[str, str] = Field(default_factory=dict)
+    speeds: dict[str, str] = Field(default_factory=dict)
+    fba_countries: list[str] = Field(default_factory=lambda: ["US"])
+    split: bool = True
+    features: list[str] = Field(default_factory=list)
+
+    @field_validator("speeds")
+    @classmethod
+    def _known_speeds(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = sorted(s for s in v.values() if s not in MCF_SPEEDS)
+        if bad:
+            raise ValueError(f"unknown MCF speed {bad}; use one of {sorted(MCF_SPEEDS)}")
+        return v
+
+
+class StoreConfig(_Model):
+    platform: Literal["shopify", "woocommerce"]
+    shop_url: str
+    access_token: SecretStr | None = None
+    client_id: SecretStr | None = None
+    client_secret: SecretStr | None = None
+    consumer_key: SecretStr | None = None
+    consumer_secret: SecretStr | None = None
+    webhook_secret: SecretStr | None = None
+    api_version: str = "2026-01"
+    amazon: str | None = None
+    labels: str | None = None
+    order_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,12}$")]
+    hold_minutes: float = Field(0, ge=0)
+    notify_customer: bool = True
+    ship_when: list[str] = Field(default_factory=lambda: ["PAID", "PARTIALLY_REFUNDED"])
+    initial_lookback_hours: float = Field(24, gt=0)
+    packing_slip_comment: str = Field("Thank you for your order", max_length=250)
+    complete_on_ship: bool = True
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+
+    @field_validator("shop_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must start with https:// (or http:// for a local simulator)")
+        return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _credentials(self) -> StoreConfig:
+        if self.platform == "shopify":
+            if self.access_token is None and (self.client_id is None or self.client_secret is None):
+                raise ValueError("a shopify store needs access_token, or client_id and client_secret")
+        elif self.consumer_key is None or self.consumer_secret is None:
+            raise ValueError("a woocommerce store needs consumer_key and consumer_secret")
+        return self
+
+
+class Config(_Model):
+    service: ServiceConfig = Field(default_factory=ServiceConfig)
+    amazon: dict[str, AmazonConfig] = Field(default_factory=dict)
+    labels: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    stores: dict[str, StoreConfig] = Field(default_factory=dict)
+    base_dir: Path = Path(".")
+
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        problems = []
+        for name, store in self.stores.items():
+            if store.amazon is not None and store.amazon not in self.amazon:
+                problems.append(f"stores.{name}.amazon: no [amazon.{store.amazon}] block")
+            if store.labels is not None and store.labels not in self.labels:
+                problems.append(f"stores.{name}.labels: no [labels.{store.labels}] block")
+            if store.routing.sku_map and store.amazon is None:
+                problems.append(f"stores.{name}.amazon: sku_map sends lines to FBA, "
+                                "so the store needs an amazon account")
+        prefixes = [s.order_prefix for s in self.stores.values()]
+        for p in sorted({p for p in prefixes if prefixes.count(p) > 1}):
+            problems.append(f"stores: order_prefix {p!r} is used by more than one store")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def path(self, value: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        p = Path(value)
+        return p if p.is_absolute() else (self.base_dir / p)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.path(self.service.data_dir)
+
+    @property
+    def database_url(self) -> str:
+        return _relative_sqlite(self.service.database_url, self.base_dir)
+
+    @property
+    def broker_url(self) -> str:
+        if self.service.broker_url:
+            return _relative_sqlite(self.service.broker_url, self.base_dir)
+        return f"sqla+sqlite:///{(self.data_dir / 'broker.sqlite').resolve()}"
+
+    @property
+    def embedded_broker(self) -> bool:
+        return not self.service.broker_url
+
+    def store(self, name: str) -> StoreConfig:
+        try:
+            return self.stores[name]
+        except KeyError:
+            raise ConfigError([f"stores.{name}: no such store"]) from None
+
+
+def _relative_sqlite(url: str, base: Path) -> str:
+    for scheme in ("sqlite:///", "sqla+sqlite:///"):
+        if url.startswith(scheme) and not url[len(scheme):].startswith("/") and url != scheme:
+            rest = url[len(scheme):]
+            if rest and rest != ":memory:":
+                return scheme + str((base / rest).resolve())
+    return url
+
+
+def _resolve_env(node: Any, key: str, env: dict[str, str], problems: list[str]) -> Any:
+    if isinstance(node, dict):
+        return {k: _resolve_env(v, f"{key}.{k}" if key else k, env, problems)
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [_resolve_env(v, f"{key}[{i}]", env, problems) for i, v in enumerate(node)]
+    if isinstance(node, str) and node.startswith("env:"):
+        var = node[4:]
+        if var not in env or env[var] == "":
+            problems.append(f"{key}: environment variable {var} is not set")
+            return None
+        return env[var]
+    return node
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.startswith(("function-after", "function-before")):
+            continue
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+def parse_config(data: dict[str, Any], base_dir: Path, env: dict[str, str] | None = None) -> Config:
+    """Validate a config mapping; raises ConfigError with every problem found."""
+    problems: list[str] = []
+    resolved = _resolve_env(data, "", dict(os.environ) if env is None else env, problems)
+    missing = {p.split(":")[0] for p in problems}
+    try:
+        config = Config.model_validate({**resolved, "base_dir": base_dir})
+    except ValidationError as exc:
+        for err in exc.errors():
+            key = _loc(err["loc"]) or "(top level)"
+            if key in missing:
+                continue  # already reported as a missing environment variable
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key"
+            problems.append(f"{key}: {msg}")
+        raise ConfigError(problems) from None
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def config_path(explicit: str | None) -> Path:
+    return Path(explicit or os.environ.get("AUTOFULFILL_CONFIG") or DEFAULT_CONFIG_NAME)
+
+
+def load_config(path: Path, env: dict[str, str] | None = None) -> Config:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read config ({exc.strerror}); "
+                           "`autofulfill init` writes an example"]) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: not valid TOML ({exc})"]) from None
+    return parse_config(data, path.resolve().parent, env)

@@ -1,0 +1,148 @@
+"""The domain model: what an order, a line, an address, a shipment and a tracking number are.
+
+Frozen dataclasses, no I/O. Money is ``Decimal``; times are timezone-aware UTC. Connectors
+translate their payloads into these (``connectors/*/mapping.py``); the worker never sees JSON
+from a platform.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+
+@dataclass(frozen=True)
+class Address:
+    name: str
+    address1: str
+    address2: str = ""
+    city: str = ""
+    region: str = ""  # state / province code, e.g. "TX"
+    postal_code: str = ""
+    country: str = ""  # ISO 3166-1 alpha-2
+    phone: str = ""
+    company: str = ""
+
+    def redacted(self) -> str:
+        """City, region and country only: what logs and command output may show."""
+        return ", ".join(p for p in (self.city, self.region, self.country) if p)
+
+
+@dataclass(frozen=True)
+class Line:
+    line_id: str  # the platform's line item id (Shopify: numeric id as a string)
+    sku: str
+    quantity: int
+    title: str = ""
+    unit_price: Decimal = Decimal("0")
+
+
+@dataclass(frozen=True)
+class Order:
+    platform_order_id: str  # Shopify: numeric id (not the GID), as a string
+    number: str  # shown to the customer, without '#'
+    created_at: datetime
+    financial_status: str  # platform's own word, upper case (Shopify: PAID, PARTIALLY_REFUNDED, ...)
+    lines: tuple[Line, ...]
+    address: Address | None
+    cancelled: bool = False
+    fulfilled: bool = False  # nothing left to fulfill on the platform's side
+    shipping_title: str = ""
+    email: str = ""
+    tags: tuple[str, ...] = ()
+    currency: str = ""
+    total: Decimal = Decimal("0")
+    updated_at: datetime | None = None
+
+
+class Route(StrEnum):
+    FBA = "fba"
+    SELF_SHIP = "self_ship"
+    HOLD = "hold"
+
+
+class ShipmentState(StrEnum):
+    PENDING = "pending"
+    SUBMITTING = "submitting"
+    SUBMITTED = "submitted"
+    LABEL_BOUGHT = "label_bought"
+    SHIPPED = "shipped"
+    PUSHED = "pushed"
+    ATTENTION = "attention"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """One package's tracking as the carrier knows it; the store connector maps the carrier name."""
+
+    carrier: str  # raw carrier code, e.g. "UPS", "USPS", "FEDEX", "AMZN_US"
+    number: str
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class FulfillmentItem:
+    seller_sku: str
+    item_id: str  # sellerFulfillmentOrderItemId: we use the store's line id
+    quantity: int
+
+
+@dataclass(frozen=True)
+class FulfillmentRequest:
+    """What a fulfiller is asked to ship: one shipment of one order."""
+
+    seller_fulfillment_order_id: str
+    displayable_order_id: str
+    displayable_order_date: datetime
+    displayable_comment: str
+    speed: str  # MCF shippingSpeedCategory: Standard | Expedited | Priority | ScheduledDelivery
+    address: Address
+    items: tuple[FulfillmentItem, ...]
+    features: tuple[str, ...] = ()
+    notification_emails: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FulfillmentStatus:
+    """What the fulfiller says about one of our fulfillment orders."""
+
+    seller_fulfillment_order_id: str
+    status: str  # the provider's word, lower-cased for comparison (e.g. "received", "complete")
+    tracking: tuple[Tracking, ...] = ()
+    status_updated_at: datetime | None = None
+
+    @property
+    def is_shipped(self) -> bool:
+        return self.status in {"complete", "completepartialled"} and bool(self.tracking)
+
+    @property
+    def is_dead(self) -> bool:
+        return self.status in {"cancelled", "unfulfillable", "invalid"}
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """A verified webhook, parsed without calling any API."""
+
+    topic: str
+    event_id: str  # dedupe key for this delivery's event
+    order: Order | None  # None when the body carried no usable order (parked / ignored)
+    order_id: str = ""
+
+
+@dataclass(frozen=True)
+class PushResult:
+    fulfillment_id: str
+    already_there: bool = False  # the store already had this tracking number: nothing was written
+
+
+@dataclass(frozen=True)
+class PushRequest:
+    order_id: str  # platform order id
+    lines: tuple[tuple[str, int], ...]  # (platform line id, quantity) of this shipment
+    tracking: tuple[Tracking, ...]
+    notify_customer: bool = True
+    extra: dict[str, str] = field(default_factory=dict)
