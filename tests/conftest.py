@@ -13,3 +13,63 @@ SPECS = Path(os.environ.get("AUTOFULFILL_SPECS", ROOT.parent / "shared" / "specs
 def specs_dir() -> Path:
     assert SPECS.is_dir(), f"official specs not found at {SPECS} (set AUTOFULFILL_SPECS)"
     return SPECS
+
+import uuid  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+
+PG_ADMIN_URL = os.environ.get("AUTOFULFILL_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("AUTOFULFILL_TEST_REDIS", "redis://127.0.0.1:6379")
+IN_CI = bool(os.environ.get("CI"))
+
+
+def need(service: str, reachable: bool) -> None:
+    """Integration tests skip on a laptop without the service, and fail in CI."""
+    if reachable:
+        return
+    if IN_CI:
+        pytest.fail(f"{service} is not reachable (CI must start it)")
+    pytest.skip(f"{service} is not reachable")
+
+
+def redis_up() -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"autofulfill_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError:
+        need("PostgreSQL at " + PG_ADMIN_URL, False)
+    yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The same test against SQLite and against the PostgreSQL server (schema reset per test)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ledger.db'}"
+        return
+    from sqlalchemy import create_engine, text
+
+    url = request.getfixturevalue("pg_url")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+    yield url

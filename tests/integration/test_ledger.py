@@ -1,0 +1,235 @@
+"""The pipeline on a real ledger (SQLite and PostgreSQL) with fake connectors: idempotency,
+unknown outcomes, leases, exactly-once tracking."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from connectors.errors import AmbiguousOutcome, PermanentError, TransientError
+from tests.fakes import FakeFulfiller, FakeStore, make_order
+from worker import fulfill, pipeline, sweeper, tracking
+from worker.bootstrap import App
+from worker.config import parse_config
+from worker.ledger import EventRow, OrderRow, OutboxRow, ShipmentRow, make_engine, make_sessions
+from worker.migrate import ensure_schema
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def env(db_url: str, tmp_path: Path) -> Any:
+    config = parse_config({
+        "service": {"database_url": db_url, "task_time_limit_s": 10, "max_retries": 2},
+        "amazon": {"us": {"marketplace_id": "ATVPDKIKX0DER", "client_id": "c", "client_secret": "s",
+                          "refresh_token": "r"}},
+        "stores": {"acme": {"platform": "shopify", "shop_url": "https://acme.example", "access_token": "t",
+                            "order_prefix": "ACME", "amazon": "us",
+                            "routing": {"sku_map": {"TEE-RED-M": "AMZ-TEE"}}}},
+    }, tmp_path, env={})
+    engine = make_engine(config.database_url)
+    ensure_schema(engine)
+    published: list[tuple[str, list[Any]]] = []
+    clock = Clock()
+    store, amazon = FakeStore(), FakeFulfiller()
+    app = App(config=config, sessions=make_sessions(engine),
+              publisher=lambda name, args, _id: published.append((name, args)), limiter=None,  # type: ignore[arg-type]
+              clock=clock, stores={"acme": store}, fulfillers={"us": amazon})
+    yield app, store, amazon, published, clock
+    engine.dispose()
+
+
+def drain(app: App, published: list[tuple[str, list[Any]]]) -> None:
+    """Run published tasks in order, as a worker would (including ones they publish)."""
+    steps = {pipeline.RELEASE: pipeline.release, pipeline.SUBMIT: fulfill.submit,
+             tracking.PUSH: tracking.push}
+    while published:
+        name, args = published.pop(0)
+        steps[name](app, *args)
+
+
+def count(app: App, model: Any) -> int:
+    with app.sessions() as s:
+        return int(s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_same_order_ingested_many_times_is_one_order_and_one_shipment(env: Any) -> None:
+    app, store, amazon, published, _ = env
+    order = make_order("5001")
+    store.orders["5001"] = order
+    for source in ("webhook", "webhook", "poll"):
+        pipeline.ingest_and_publish(app, "acme", order, source=source)
+    assert count(app, OrderRow) == 1
+    assert [n for n, _ in published] == [pipeline.RELEASE]
+    drain(app, published)
+    pipeline.ingest_and_publish(app, "acme", order, source="poll")
+    assert published == []
+    assert count(app, ShipmentRow) == 1
+    assert list(amazon.created) == ["ACME-5001-1"]
+    req = amazon.created["ACME-5001-1"]
+    assert req.items[0].seller_sku == "AMZ-TEE" and req.speed == "Standard" and req.displayable_order_id == "5001"
+
+
+def test_unique_keys_hold_in_the_database(env: Any) -> None:
+    app, *_ = env
+    with app.sessions() as s:
+        s.add(OrderRow(store="acme", platform_order_id="1", number="1", status="held", payload={}))
+        s.commit()
+        s.add(OrderRow(store="acme", platform_order_id="1", number="1", status="held", payload={}))
+        with pytest.raises(IntegrityError):
+            s.commit()
+        s.rollback()
+        s.add(OutboxRow(dedupe_key="k", task="t"))
+        s.commit()
+        s.add(OutboxRow(dedupe_key="k", task="t"))
+        with pytest.raises(IntegrityError):
+            s.commit()
+
+
+def test_unpaid_order_waits_then_ships_when_paid(env: Any) -> None:
+    app, store, amazon, published, _ = env
+    pending = make_order("5002", financial_status="PENDING")
+    pipeline.ingest_and_publish(app, "acme", pending, source="webhook")
+    assert published == []
+    paid = replace(pending, financial_status="PAID")
+    store.orders["5002"] = paid
+    pipeline.ingest_and_publish(app, "acme", paid, source="webhook")
+    drain(app, published)
+    assert list(amazon.created) == ["ACME-5002-1"]
+
+
+def test_unmapped_lines_are_parked_with_a_reason(env: Any) -> None:
+    app, store, amazon, published, _ = env
+    order = make_order("5003", lines=(("TEE-RED-M", 1), ("POSTER", 2)))
+    store.orders["5003"] = order
+    pipeline.ingest_and_publish(app, "acme", order, source="webhook")
+    drain(app, published)
+    with app.sessions() as s:
+        ships = {r.route: r for r in s.scalars(select(ShipmentRow))}
+    assert ships["fba"].state == "submitted"
+    assert ships["self_ship"].state == "attention"
+    assert ships["self_ship"].reason == "no self-ship route configured"
+    assert [ln.seller_sku for ln in amazon.created["ACME-5003-1"].items] == ["AMZ-TEE"]
+
+
+def test_ambiguous_create_is_looked_up_not_repeated(env: Any) -> None:
+    app, store, amazon, published, clock = env
+    store.orders["5004"] = make_order("5004")
+    amazon.fail_submit.append(AmbiguousOutcome("read timeout"))
+    pipeline.ingest_and_publish(app, "acme", store.orders["5004"], source="webhook")
+    drain(app, published)
+    with app.sessions() as s:
+        row = s.scalar(select(ShipmentRow))
+        assert row is not None and row.state == "submitting" and row.next_attempt_at is not None
+        wait = (row.next_attempt_at - clock.now).total_seconds()
+    clock.advance(wait + 1)
+    assert sweeper.redrive_due(app) == 1
+    drain(app, published)
+    assert amazon.submits == 1  # found by lookup, not created again
+    with app.sessions() as s:
+        row = s.scalar(select(ShipmentRow))
+        assert row is not None and row.state == "submitted"
+        kinds = [e.kind for e in s.scalars(select(EventRow).order_by(EventRow.id))]
+    assert "retry_scheduled" in kinds
+
+
+def test_dead_worker_mid_submit_is_recovered_by_lookup(env: Any) -> None:
+    app, store, amazon, published, clock = env
+    store.orders["5005"] = make_order("5005")
+    pipeline.ingest_and_publish(app, "acme", store.orders["5005"], source="webhook")
+    name, args = published.pop(0)
+    pipeline.release(app, *args)
+    _, (shipment_pk,) = published.pop(0)
+    # A worker claims the shipment, Amazon creates the order, and the worker dies before commit.
+    with app.sessions() as s:
+        from worker import state
+
+        assert state.claim_shipment(s, shipment_pk, ("pending",), now=clock.now, lease_s=app.lease_s)
+        row = s.get(ShipmentRow, shipment_pk)
+        row.state = "submitting"
+        s.commit()
+    amazon.created["ACME-5005-1"] = fulfill.build_request(app, _load(app, shipment_pk))
+    # The redelivered message arrives while the lease is live: it does nothing.
+    assert fulfill.submit(app, shipment_pk) == "submitting"
+    clock.advance(app.lease_s + 1)
+    assert fulfill.submit(app, shipment_pk) == "submitted"
+    assert amazon.submits == 0 and amazon.lookups == 1
+
+
+def _load(app: App, pk: int) -> ShipmentRow:
+    with app.sessions() as s:
+        row = s.get(ShipmentRow, pk)
+        assert row is not None
+        _ = row.order.payload, row.lines, row.order.store
+        return row
+
+
+def test_tracking_is_pushed_exactly_once_and_order_done(env: Any) -> None:
+    app, store, amazon, published, clock = env
+    store.orders["5006"] = make_order("5006")
+    pipeline.ingest_and_publish(app, "acme", store.orders["5006"], source="webhook")
+    drain(app, published)
+    assert tracking.sweep(app, "us") == 0  # not shipped yet
+    amazon.shipped.add("ACME-5006-1")
+    store.fail_push.append(TransientError("fulfillment orders not ready yet"))
+    clock.advance(60)
+    assert tracking.sweep(app, "us") == 1
+    drain(app, published)
+    assert store.pushed == []  # first push attempt hit "not ready"
+    clock.advance(3600)
+    sweeper.redrive_due(app)
+    drain(app, published)
+    assert len(store.pushed) == 1
+    assert store.pushed[0].lines == (("50060", 1),)
+    assert tracking.sweep(app, "us") == 0  # already pushed: nothing moves
+    assert tracking.push(app, _load(app, 1).id) == "pushed"
+    assert len(store.pushed) == 1
+    with app.sessions() as s:
+        order = s.scalar(select(OrderRow))
+        assert order is not None and order.status == "done"
+
+
+def test_permanent_refusal_parks_and_retry_redrives(env: Any) -> None:
+    from worker.operations import retry_order
+
+    app, store, amazon, published, _ = env
+    store.orders["5007"] = make_order("5007")
+    amazon.fail_submit.append(PermanentError("InvalidInput: sellerSku AMZ-TEE is not known"))
+    pipeline.ingest_and_publish(app, "acme", store.orders["5007"], source="webhook")
+    drain(app, published)
+    with app.sessions() as s:
+        row = s.scalar(select(ShipmentRow))
+        assert row is not None and row.state == "attention" and "AMZ-TEE" in row.reason
+    assert "shipment 1" in retry_order(app, "acme", "5007")
+    drain(app, published)
+    assert list(amazon.created) == ["ACME-5007-1"]
+
+
+def test_transient_failures_give_up_into_attention(env: Any) -> None:
+    app, store, amazon, published, clock = env
+    store.orders["5008"] = make_order("5008")
+    amazon.fail_submit.extend(TransientError("HTTP 503") for _ in range(10))
+    pipeline.ingest_and_publish(app, "acme", store.orders["5008"], source="webhook")
+    drain(app, published)
+    for _ in range(5):
+        clock.advance(3600)
+        sweeper.redrive_due(app)
+        drain(app, published)
+    with app.sessions() as s:
+        row = s.scalar(select(ShipmentRow))
+        assert row is not None and row.state == "attention" and "gave up after" in row.reason

@@ -1,0 +1,302 @@
+"""The `autofulfill` command (DESIGN.md §5). Exit codes: 0 ok, 1 runtime failure, 2 bad usage/config."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from worker.config import Config, ConfigError, config_path, load_config
+from worker.example_config import EXAMPLE
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def config_option(fn: F) -> F:
+    return click.option("--config", "config_file", metavar="F", default=None,
+                        help="config file (else $AUTOFULFILL_CONFIG, else ./autofulfill.toml)")(fn)  # type: ignore[return-value]
+
+
+def _load(config_file: str | None) -> tuple[Path, Config]:
+    path = config_path(config_file)
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        click.echo(f"config {path}: {len(exc.problems)} problem(s):", err=True)
+        for p in exc.problems:
+            click.echo(f"  {p}", err=True)
+        sys.exit(2)
+    os.environ["AUTOFULFILL_CONFIG"] = str(path.resolve())
+    from worker import logs
+
+    logs.setup(config.service.log_format, config.service.log_level)
+    return path, config
+
+
+def _app(config: Config, *, schema: bool = True) -> Any:
+    from worker import tasks
+    from worker.bootstrap import bootstrap
+    from worker.migrate import SchemaOutOfDate, ensure_schema
+
+    tasks.configure(config)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    app = bootstrap(config, tasks.celery_publisher)
+    if schema:
+        try:
+            ensure_schema(app.sessions.kw["bind"])
+        except SchemaOutOfDate as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(1)
+    tasks.install(app)
+    return app
+
+
+@click.group()
+def main() -> None:
+    """autofulfill: ship every paid Shopify order through Amazon MCF, exactly once."""
+
+
+@main.command()
+@config_option
+@click.option("--force", is_flag=True, help="overwrite an existing file")
+def init(config_file: str | None, force: bool) -> None:
+    """Write a commented example config."""
+    path = config_path(config_file)
+    if path.exists() and not force:
+        click.echo(f"{path} exists; use --force to overwrite", err=True)
+        sys.exit(2)
+    path.write_text(EXAMPLE)
+    click.echo(f"wrote {path}; set the env: variables it names, then `autofulfill check`")
+
+
+@main.command()
+@config_option
+@click.option("--live", is_flag=True, help="also call each API once")
+def check(config_file: str | None, live: bool) -> None:
+    """Validate the config (every problem at once)."""
+    path, config = _load(config_file)
+    click.echo(f"{path}: ok ({len(config.stores)} store(s), {len(config.amazon)} Amazon account(s))")
+    if not live:
+        return
+    app = _app(config, schema=False)
+    failed = False
+    targets: list[tuple[str, Any]] = [(f"store {n}", app.store(n)) for n in config.stores]
+    targets += [(f"amazon {n}", app.fulfiller(n)) for n in config.amazon]
+    for label, client in targets:
+        try:
+            click.echo(f"{label}: {client.check()}")
+        except Exception as exc:
+            failed = True
+            click.echo(f"{label}: FAILED {exc}", err=True)
+    sys.exit(1 if failed else 0)
+
+
+@main.command()
+@config_option
+def migrate(config_file: str | None) -> None:
+    """Upgrade the ledger schema to this version (Alembic)."""
+    from worker.ledger import make_engine
+    from worker.migrate import current_revision, upgrade
+
+    _, config = _load(config_file)
+    engine = make_engine(config.database_url)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(engine)
+    click.echo(f"ledger schema at {current_revision(engine)}")
+
+
+@main.command()
+@config_option
+def worker(config_file: str | None) -> None:
+    """Run a Celery worker (start as many as you like, on as many machines)."""
+    _, config = _load(config_file)
+    _app(config)
+    from worker.tasks import celery
+
+    pool = "threads" if config.embedded_broker else "prefork"
+    celery.worker_main(["worker", "--loglevel", "WARNING", "--pool", pool,
+                        "--concurrency", str(config.service.worker_concurrency), "--without-gossip",
+                        "--without-mingle", "--hostname", f"autofulfill-{os.getpid()}@%h"])
+
+
+@main.command()
+@config_option
+def scheduler(config_file: str | None) -> None:
+    """Run the scheduler: outbox relay, releases, polls, tracking sweeps (run exactly one)."""
+    from worker.scheduler import run_forever
+
+    _, config = _load(config_file)
+    run_forever(_app(config))
+
+
+@main.command()
+@config_option
+@click.option("--workers", default=2, show_default=True, help="gunicorn worker processes")
+def web(config_file: str | None, workers: int) -> None:
+    """Run the webhook receiver (gunicorn) on [service].listen."""
+    from gunicorn.app.base import BaseApplication
+
+    from worker.web import create_app
+
+    _, config = _load(config_file)
+    flask_app = create_app(_app(config), broker_check=_broker_check(config))
+
+    class _Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", config.service.listen)
+            self.cfg.set("workers", workers)
+            self.cfg.set("timeout", 30)
+            self.cfg.set("accesslog", None)
+            self.cfg.set("loglevel", "warning")
+
+        def load(self) -> Any:
+            return flask_app
+
+    _Server().run()
+
+
+def _broker_check(config: Config) -> Callable[[], None]:
+    def check() -> None:
+        from kombu import Connection
+
+        with Connection(config.broker_url, connect_timeout=2) as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+
+    return check
+
+
+@main.command()
+@config_option
+def run(config_file: str | None) -> None:
+    """Everything in one foreground process group: web + worker + scheduler. Ctrl-C stops."""
+    path, config = _load(config_file)
+    _app(config)  # create / check the schema once, before the parts start
+    parts = [subprocess.Popen([sys.executable, "-m", "worker", part, "--config", str(path)])
+             for part in ("worker", "scheduler", "web")]
+
+    def _stop(_signum: int, _frame: Any) -> None:
+        for p in parts:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    code = 0
+    while parts:
+        for p in list(parts):
+            rc = p.wait()
+            parts.remove(p)
+            if rc not in (0, -signal.SIGTERM):
+                code = 1
+            _stop(0, None)
+    sys.exit(code)
+
+
+@main.command()
+@config_option
+@click.option("--store", default=None, help="only this store")
+def poll(config_file: str | None, store: str | None) -> None:
+    """One reconciliation pass now."""
+    from worker.sweeper import poll_store
+
+    _, config = _load(config_file)
+    app = _app(config)
+    for name in [store] if store else list(config.stores):
+        config.store(name)
+        click.echo(f"{name}: {poll_store(app, name, actor='cli:poll')} order(s) seen")
+
+
+@main.command()
+@config_option
+@click.option("--store", default=None)
+@click.option("--status", default=None, help="order status or shipment state")
+def orders(config_file: str | None, store: str | None, status: str | None) -> None:
+    """Table of orders and their state."""
+    from worker.views import orders_table
+
+    _, config = _load(config_file)
+    app = _app(config)
+    with app.sessions() as session:
+        click.echo(orders_table(session, store, status))
+
+
+@main.command()
+@config_option
+@click.argument("store")
+@click.argument("order")
+def show(config_file: str | None, store: str, order: str) -> None:
+    """The order's whole timeline."""
+    from worker.views import find_order, timeline
+
+    _, config = _load(config_file)
+    app = _app(config)
+    with app.sessions() as session:
+        row = find_order(session, store, order)
+        if row is None:
+            click.echo(f"no order {order} in store {store}", err=True)
+            sys.exit(1)
+        click.echo(timeline(session, row))
+
+
+@main.command()
+@config_option
+@click.argument("store")
+@click.argument("order")
+def retry(config_file: str | None, store: str, order: str) -> None:
+    """Re-drive a parked order from where it stopped."""
+    from worker.operations import retry_order
+
+    _, config = _load(config_file)
+    app = _app(config)
+    click.echo(retry_order(app, store, order))
+
+
+@main.command()
+@config_option
+@click.argument("store")
+@click.argument("order")
+def plan(config_file: str | None, store: str, order: str) -> None:
+    """Print the routing plan and its reasons, sending nothing."""
+    from worker import routing
+    from worker.views import find_order
+
+    _, config = _load(config_file)
+    app = _app(config)
+    ref = order
+    with app.sessions() as session:
+        row = find_order(session, store, order)
+        if row is not None:
+            ref = row.platform_order_id
+    fresh = app.store(store).fetch_order(ref)
+    if fresh is None:
+        click.echo(f"store {store} has no order {order}", err=True)
+        sys.exit(1)
+    ok, why = routing.eligible(fresh, config.store(store))
+    click.echo(f"order {fresh.number}: {'ships' if ok else 'does not ship'} ({why})")
+    result = routing.plan(fresh, config.store(store))
+    for reason in result.reasons:
+        click.echo(f"  - {reason}")
+    for n, s in enumerate(result.shipments, 1):
+        lines = ", ".join(f"{pl.line.sku} x{pl.line.quantity}" for pl in s.lines)
+        click.echo(f"  shipment {n}: {s.route} {s.speed} [{lines}] {s.parked_reason}".rstrip())
+
+
+@main.command()
+@config_option
+@click.option("--dir", "workdir", default=None, help="keep the demo's files here (default: a temp dir)")
+@click.option("--orders", "count", default=5, show_default=True, help="how many sample orders")
+def demo(config_file: str | None, workdir: str | None, count: int) -> None:
+    """The whole pipeline against built-in local simulators; no accounts needed."""
+    from worker.demo import run_demo
+
+    sys.exit(run_demo(workdir, count))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""What `autofulfill init` writes: the DESIGN.md §4 shape, secrets only as env: references."""
+
+EXAMPLE = '''\
+# autofulfill configuration. Secrets are never written here: "env:NAME" reads variable NAME.
+# Relative paths are relative to this file's folder.
+
+[service]
+database_url = "sqlite:///var/autofulfill.db"   # or postgresql+psycopg://user@host/db
+broker_url   = ""                               # "" = embedded SQLite broker under data_dir; production: redis://127.0.0.1:6379/0
+data_dir     = "var"                            # label PDFs, embedded broker, state
+listen       = "127.0.0.1:8000"                 # webhook receiver
+poll_interval_s     = 300                       # reconciliation poll per store
+tracking_interval_s = 600                       # tracking sweep per Amazon account
+release_interval_s  = 5                         # how often due work (holds, retries) is re-driven
+task_time_limit_s   = 300                       # a task running longer is killed and re-driven
+visibility_timeout_s = 3600                     # Redis broker: must exceed 2 x task_time_limit_s
+log_format   = "json"                           # or "text"
+
+[amazon.us]                                     # one block per seller account + region
+region         = "na"                           # na | eu | fe
+marketplace_id = "ATVPDKIKX0DER"
+client_id      = "env:AMZ_CLIENT_ID"
+client_secret  = "env:AMZ_CLIENT_SECRET"
+refresh_token  = "env:AMZ_REFRESH_TOKEN"
+# endpoint  = "https://sellingpartnerapi-na.amazon.com"   (default from region)
+# token_url = "https://api.amazon.com/auth/o2/token"
+# quota = { createFulfillmentOrder = [2, 30] }            (requests per second, burst)
+
+[stores.acme]
+platform       = "shopify"                      # shopify | woocommerce
+shop_url       = "https://acme.myshopify.com"
+access_token   = "env:ACME_SHOPIFY_TOKEN"       # an app made in the store admin (static token), or instead:
+# client_id = "env:ACME_CLIENT_ID"              # an app made in the Dev Dashboard: client-credentials grant
+# client_secret = "env:ACME_CLIENT_SECRET"
+webhook_secret = "env:ACME_SHOPIFY_SECRET"      # the app's client secret
+api_version    = "2026-01"
+amazon         = "us"
+order_prefix   = "ACME"                         # sellerFulfillmentOrderId = {prefix}-{order id}-{n}
+hold_minutes   = 0                              # may be fractional
+notify_customer = true
+ship_when      = ["PAID", "PARTIALLY_REFUNDED"]  # Shopify financial statuses that ship
+initial_lookback_hours = 24
+packing_slip_comment = "Thank you for your order"
+
+[stores.acme.routing]
+default  = "self_ship"                          # route for lines whose SKU is not mapped: self_ship | fba | hold
+sku_map  = { "TEE-RED-M" = "AMZ-TEE-RED-M" }    # store SKU -> Amazon seller SKU (these lines go to FBA)
+speeds   = { "Standard" = "Standard", "Express" = "Expedited", "Overnight" = "Priority" }
+fba_countries = ["US"]
+split    = true                                 # FBA and self-ship parts of one order may ship separately
+features = ["BLOCK_AMZL"]                       # MCF featureConstraints
+'''

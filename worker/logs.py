@@ -1,0 +1,75 @@
+"""Structured logs: one JSON object per line (or text), with context bound per task.
+
+``bind(store=..., order=...)`` sets context for everything logged in the current task or request;
+``log(event, **fields)`` writes one line. Tests read the records' ``event`` and fields.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+LOGGER = logging.getLogger("autofulfill")
+_context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "autofulfill_log", default=None)
+_FIELDS = ("store", "order", "shipment", "task_id", "route", "request_id")
+_SECRET_WORDS = ("token", "secret", "password", "hmac", "authorization", "address")
+
+
+@contextlib.contextmanager
+def bind(**fields: Any) -> Iterator[None]:
+    given = {k: v for k, v in fields.items() if v not in (None, "")}
+    reset = _context.set({**(_context.get() or {}), **given})
+    try:
+        yield
+    finally:
+        _context.reset(reset)
+
+
+def log(event: str, level: int = logging.INFO, **fields: Any) -> None:
+    safe = {k: ("[redacted]" if any(w in k.lower() for w in _SECRET_WORDS) else v)
+            for k, v in fields.items()}
+    LOGGER.log(level, event, extra={"af_event": event, "af_fields": {**(_context.get() or {}), **safe}})
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "event": getattr(record, "af_event", record.getMessage()),
+        }
+        out.update(getattr(record, "af_fields", {}))
+        if record.exc_info and record.exc_info[0] is not None:
+            out["error"] = f"{record.exc_info[0].__name__}: {record.exc_info[1]}"
+        if not hasattr(record, "af_event"):
+            out["logger"] = record.name
+        return json.dumps(out, default=str, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        fields = dict(getattr(record, "af_fields", {}))
+        head = " ".join(f"{k}={fields.pop(k)}" for k in _FIELDS if k in fields)
+        rest = " ".join(f"{k}={v}" for k, v in fields.items())
+        when = datetime.fromtimestamp(record.created, UTC).strftime("%H:%M:%S")
+        event = getattr(record, "af_event", record.getMessage())
+        return " ".join(p for p in (when, record.levelname.lower().ljust(7), event, head, rest) if p)
+
+
+def setup(fmt: str = "json", level: str = "INFO", stream: Any = None) -> None:
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for noisy in ("urllib3", "kombu", "celery", "amqp", "werkzeug", "alembic", "gunicorn"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

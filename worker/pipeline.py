@@ -1,0 +1,205 @@
+"""Ingest and release: the order's way from a webhook or a poll to a plan of shipments.
+
+``ingest`` is the one function both doors feed (webhook receiver, reconciliation poller): one
+transaction writes the order row and, when the order may ship now, an outbox row for ``release``.
+``release`` reads the order again from the store (the webhook was only a notification), routes it
+and writes the shipments with their submit tasks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from connectors.errors import PermanentError, TransientError
+from worker import routing, state
+from worker.bootstrap import App
+from worker.codec import order_from_json, order_to_json
+from worker.config import StoreConfig
+from worker.domain import Order, Route, ShipmentState
+from worker.ledger import LineRow, OrderRow, ShipmentLineRow, ShipmentRow
+from worker.outbox import enqueue, publish
+
+RELEASE = "autofulfill.release"
+SUBMIT = "autofulfill.submit"
+OPEN_STATUSES = ("waiting", "held")
+
+
+@dataclass(frozen=True)
+class Ingested:
+    order_pk: int
+    created: bool
+    status: str
+    outbox_ids: tuple[int, ...] = ()
+
+
+def external_id(store: StoreConfig, platform_order_id: str, n: int) -> str:
+    """``{order_prefix}-{platform order id}-{n}``: the MCF id and the label reference (≤ 40 chars)."""
+    value = f"{store.order_prefix}-{platform_order_id}-{n}"
+    if len(value) > 40:
+        raise PermanentError(f"fulfillment id {value!r} is longer than 40 characters: "
+                             "use a shorter order_prefix")
+    return value
+
+
+def ingest(app: App, session: Session, store_name: str, order: Order, *, source: str,
+           actor: str = "") -> Ingested:
+    """Record the order (once per store + id) and decide whether it waits, is held or goes on.
+
+    Runs inside the caller's transaction; the caller commits, then publishes ``outbox_ids``.
+    Idempotent: the same order seen again only refreshes what we know of it."""
+    cfg = app.config.store(store_name)
+    now = app.clock()
+    row = _order_row(session, store_name, order.platform_order_id)
+    created = row is None
+    if row is None:
+        row = OrderRow(store=store_name, platform_order_id=order.platform_order_id, number=order.number,
+                       status="waiting", payload=order_to_json(order), created_at=now, updated_at=now)
+        try:
+            with session.begin_nested():
+                session.add(row)
+        except IntegrityError:  # another door ingested it a moment ago
+            created = False
+            row = _order_row(session, store_name, order.platform_order_id)
+            assert row is not None
+        else:
+            state.event(session, row.id, "ingested", actor=actor, at=now, source=source,
+                        number=order.number, store=store_name)
+    if row.status not in OPEN_STATUSES:
+        if order.cancelled and not row.payload.get("cancelled") and row.status != "cancelled":
+            row.payload = {**row.payload, "cancelled": True}
+            state.event(session, row.id, "cancelled_in_store", actor=actor, at=now, source=source,
+                        note="order was already routed: cancel what was sent by hand (automatic "
+                             "cancellation arrives with the cancellations issue)")
+        return Ingested(row.id, created, row.status)
+    row.payload = order_to_json(order)
+    row.number = order.number
+    ok, why = routing.eligible(order, cfg)
+    outbox: list[int] = []
+    if order.cancelled:
+        row.status, row.reason = "cancelled", why
+        state.event(session, row.id, "cancelled", actor=actor, at=now, source=source)
+    elif not ok:
+        if row.status != "waiting" or created or row.reason != why:
+            state.event(session, row.id, "waiting", actor=actor, at=now, reason=why, source=source)
+        row.status, row.reason = "waiting", why
+    elif row.status == "waiting":
+        row.status, row.reason = "held", ""
+        row.hold_until = row.created_at + timedelta(minutes=cfg.hold_minutes)
+        state.event(session, row.id, "eligible", actor=actor, at=now, reason=why, source=source,
+                    hold_until=row.hold_until.isoformat() if cfg.hold_minutes else None)
+        if row.hold_until <= now:
+            oid = enqueue(session, RELEASE, [row.id], f"release:{row.id}")
+            outbox += [oid] if oid else []
+    return Ingested(row.id, created, row.status, tuple(outbox))
+
+
+def ingest_and_publish(app: App, store_name: str, order: Order, *, source: str,
+                       actor: str = "") -> Ingested:
+    with app.sessions() as session:
+        result = ingest(app, session, store_name, order, source=source, actor=actor)
+        session.commit()
+    if result.outbox_ids:
+        publish(app.sessions, app.publisher, result.outbox_ids, now=app.clock())
+    return result
+
+
+def _order_row(session: Session, store: str, platform_order_id: str) -> OrderRow | None:
+    return session.scalar(select(OrderRow).where(OrderRow.store == store,
+                                                 OrderRow.platform_order_id == platform_order_id))
+
+
+def release(app: App, order_pk: int, *, actor: str = "") -> str:
+    """Route a held order whose hold is over: read it again from the store, plan, write shipments.
+
+    Safe to call any number of times: only the worker holding the order's lease acts, and only
+    while the order is still ``held``. Returns the order's status afterwards."""
+    now = app.clock()
+    with app.sessions() as session:
+        token = state.claim_order(session, order_pk, "held", now=now, lease_s=app.lease_s)
+        row = session.get(OrderRow, order_pk)
+        if row is None:
+            return "missing"
+        if token is None:
+            return row.status
+        cfg = app.config.store(row.store)
+        try:
+            fresh = app.store(row.store).fetch_order(row.platform_order_id)
+        except TransientError as exc:
+            wait = state.backoff_s(row.attempts, retry_after=exc.retry_after)
+            row.hold_until = now + timedelta(seconds=wait)
+            state.release_lease(row)
+            state.event(session, row.id, "release_retry", actor=actor, at=now, error=str(exc),
+                        retry_in_s=round(wait, 1))
+            session.commit()
+            return row.status
+        except PermanentError as exc:
+            fresh = None
+            why = f"could not read the order from the store: {exc}"
+        else:
+            why = "order no longer exists in the store"
+        if fresh is None:
+            row.status, row.reason = "attention", why
+            state.release_lease(row)
+            state.event(session, row.id, "parked", actor=actor, at=now, reason=why)
+            session.commit()
+            return row.status
+        ok, reason = routing.eligible(fresh, cfg)
+        row.payload = order_to_json(fresh)
+        if not ok:
+            row.status, row.reason = ("cancelled" if fresh.cancelled else "waiting"), reason
+            state.release_lease(row)
+            state.event(session, row.id, row.status, actor=actor, at=now, reason=reason, source="release")
+            session.commit()
+            return row.status
+        outbox = _write_plan(app, session, row, fresh, cfg, actor=actor)
+        state.release_lease(row)
+        session.commit()
+    publish(app.sessions, app.publisher, outbox, now=now)
+    return row.status
+
+
+def _write_plan(app: App, session: Session, row: OrderRow, order: Order, cfg: StoreConfig, *,
+                actor: str) -> list[int]:
+    now = app.clock()
+    plan = routing.plan(order, cfg)
+    row.lines.clear()
+    session.flush()
+    for line in order.lines:
+        row.lines.append(LineRow(line_id=line.line_id, sku=line.sku, quantity=line.quantity,
+                                 title=line.title))
+    state.event(session, row.id, "routed", actor=actor, at=now, reasons=list(plan.reasons))
+    n = max((s.n for s in row.shipments), default=0)
+    outbox: list[int] = []
+    for planned in plan.shipments:
+        n += 1
+        shipment = ShipmentRow(
+            order_id=row.id, n=n, route=str(planned.route),
+            state=ShipmentState.PENDING, external_id=external_id(cfg, row.platform_order_id, n),
+            account=(cfg.amazon or "") if planned.route == Route.FBA else (cfg.labels or ""),
+            speed=planned.speed, next_attempt_at=now + timedelta(seconds=app.lease_s),
+            lines=[ShipmentLineRow(line_id=pl.line.line_id, sku=pl.line.sku, seller_sku=pl.seller_sku,
+                                   quantity=pl.line.quantity) for pl in planned.lines],
+        )
+        row.shipments.append(shipment)
+        session.flush()
+        state.event(session, row.id, "shipment_planned", shipment_id=shipment.id, actor=actor, at=now,
+                    shipment=shipment.external_id, route=shipment.route, speed=planned.speed,
+                    lines=[f"{pl.line.sku} x{pl.line.quantity}" for pl in planned.lines])
+        if planned.parked_reason:
+            state.park(session, shipment, planned.parked_reason, now=now, actor=actor)
+        else:
+            oid = enqueue(session, SUBMIT, [shipment.id], f"submit:{shipment.id}:0")
+            outbox += [oid] if oid else []
+    everything_parked = all(s.state == ShipmentState.ATTENTION for s in row.shipments)
+    row.status = "attention" if everything_parked else "routed"
+    row.reason = "every line is parked" if everything_parked else ""
+    return outbox
+
+
+def stored_order(row: OrderRow) -> Order:
+    return order_from_json(row.payload)

@@ -1,0 +1,57 @@
+"""The scheduler process (run exactly one): relays the outbox and keeps the clocks.
+
+Each tick publishes unpublished outbox rows; every ``release_interval_s`` it re-drives due work;
+per store every ``poll_interval_s`` a reconciliation poll; per Amazon account every
+``tracking_interval_s`` a tracking sweep. Polls and sweeps run as Celery tasks on the workers.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from types import FrameType
+
+from worker import outbox, sweeper
+from worker.bootstrap import App
+from worker.logs import log
+
+
+def tick(app: App, last: dict[str, float], now_mono: float) -> None:
+    svc = app.config.service
+    outbox.relay(app.sessions, app.publisher, now=app.clock())
+    if now_mono - last.get("redrive", 0.0) >= svc.release_interval_s:
+        last["redrive"] = now_mono
+        sweeper.redrive_due(app)
+    for name in app.config.stores:
+        key = f"poll:{name}"
+        if now_mono - last.get(key, 0.0) >= svc.poll_interval_s:
+            last[key] = now_mono
+            sweeper.enqueue_periodic(app, sweeper.POLL, name, [name], svc.poll_interval_s)
+    for account in app.config.amazon:
+        key = f"track:{account}"
+        if now_mono - last.get(key, 0.0) >= svc.tracking_interval_s:
+            last[key] = now_mono
+            sweeper.enqueue_periodic(app, sweeper.TRACK, account, [account], svc.tracking_interval_s)
+
+
+def run_forever(app: App, *, tick_s: float = 0.5, stop: threading.Event | None = None) -> None:
+    stop = stop or threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        log("scheduler.stopping", signal=signum)
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+    log("scheduler.started", stores=list(app.config.stores), amazon=list(app.config.amazon))
+    last: dict[str, float] = {}
+    while not stop.is_set():
+        try:
+            tick(app, last, time.monotonic())
+        except Exception as exc:  # the database or broker is away: say so, keep ticking
+            log("scheduler.tick_failed", level=40, error=f"{type(exc).__name__}: {str(exc)[:300]}")
+            stop.wait(min(5.0, app.config.service.release_interval_s))
+        stop.wait(tick_s)
+    log("scheduler.stopped")

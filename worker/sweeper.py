@@ -1,0 +1,83 @@
+"""What the scheduler does on its clock: publish the outbox, re-drive due work, poll stores,
+sweep tracking. Every long wait lives in the ledger (``hold_until``, ``next_attempt_at``), not in
+delayed broker messages, so a broker restart or a dead worker loses nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import or_, select
+
+from worker import pipeline, tracking
+from worker.bootstrap import App
+from worker.domain import ShipmentState
+from worker.ledger import OrderRow, ShipmentRow
+from worker.logs import log
+from worker.outbox import enqueue, publish
+
+S = ShipmentState
+POLL = "autofulfill.poll"
+TRACK = "autofulfill.track"
+STEP_TASKS = {S.PENDING: pipeline.SUBMIT, S.SUBMITTING: pipeline.SUBMIT, S.SHIPPED: tracking.PUSH}
+
+
+def redrive_due(app: App, *, limit: int = 500) -> int:
+    """Enqueue the release of held orders whose hold is over, and every shipment step whose
+    ``next_attempt_at`` has come (a retry, or the back-stop for a lost message / dead worker)."""
+    now = app.clock()
+    outbox: list[int] = []
+    with app.sessions() as session:
+        orders = session.scalars(select(OrderRow).where(
+            OrderRow.status == "held", OrderRow.hold_until <= now,
+            or_(OrderRow.lease_until.is_(None), OrderRow.lease_until < now)).limit(limit))
+        for order in orders:
+            oid = enqueue(session, pipeline.RELEASE, [order.id],
+                          f"release:{order.id}:{order.attempts}:{order.hold_until:%Y%m%d%H%M%S%f}")
+            outbox += [oid] if oid else []
+        shipments = session.scalars(select(ShipmentRow).where(
+            ShipmentRow.state.in_(list(STEP_TASKS)), ShipmentRow.next_attempt_at <= now,
+            or_(ShipmentRow.lease_until.is_(None), ShipmentRow.lease_until < now)).limit(limit))
+        for row in shipments:
+            oid = enqueue(session, STEP_TASKS[S(row.state)], [row.id],
+                          f"redrive:{row.id}:{row.state}:{row.attempts}:{row.next_attempt_at:%Y%m%d%H%M%S%f}")
+            if oid:
+                outbox.append(oid)
+                # The back-stop fires again only if this message, too, comes to nothing.
+                row.next_attempt_at = now + timedelta(seconds=app.lease_s)
+        session.commit()
+    publish(app.sessions, app.publisher, outbox, now=now)
+    return len(outbox)
+
+
+def enqueue_periodic(app: App, task: str, key: str, args: list[object], interval_s: float) -> bool:
+    """Enqueue a periodic task once per interval slot (dedupe key = slot number)."""
+    now = app.clock()
+    slot = int(now.timestamp() // interval_s)
+    with app.sessions() as session:
+        oid = enqueue(session, task, args, f"{task}:{key}:{slot}")
+        session.commit()
+    if oid:
+        publish(app.sessions, app.publisher, [oid], now=now)
+    return oid is not None
+
+
+def poll_store(app: App, store_name: str, *, actor: str = "") -> int:
+    """One reconciliation pass: every order updated since the cursor (minus an overlap) goes
+    through ``ingest``, exactly like a webhook. Returns how many orders were seen."""
+    started = app.clock()
+    cfg = app.config.store(store_name)
+    name = f"store:{store_name}:orders"
+    overlap = timedelta(seconds=app.config.service.poll_overlap_s)
+    with app.sessions() as session:
+        cursor = tracking.get_cursor(session, name)
+        since = (cursor.value - overlap) if cursor else started - timedelta(hours=cfg.initial_lookback_hours)
+    seen = 0
+    for order in app.store(store_name).iter_orders(since):
+        pipeline.ingest_and_publish(app, store_name, order, source="poll", actor=actor)
+        seen += 1
+    with app.sessions() as session:
+        tracking.set_cursor(session, name, started)
+        session.commit()
+    log("poll.done", store=store_name, seen=seen, since=since.isoformat())
+    return seen

@@ -1,0 +1,116 @@
+"""Celery: the app, its reliability settings, and thin tasks that take ids.
+
+Each task binds the log context, builds (once per process) the composition root from the config
+named by ``$AUTOFULFILL_CONFIG``, and calls one pipeline function. Tasks never retry through
+Celery: a step that must wait writes ``next_attempt_at`` in the ledger and the scheduler re-drives
+it, so nothing depends on a delayed message surviving in the broker.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from celery import Celery, Task
+
+from worker import fulfill, pipeline, sweeper, tracking
+from worker.bootstrap import App, bootstrap
+from worker.config import Config, load_config
+from worker.logs import bind, log
+
+celery = Celery("autofulfill")
+_app: App | None = None
+_lock = threading.Lock()
+
+
+def celery_settings(config: Config) -> dict[str, Any]:
+    svc = config.service
+    return {
+        "broker_url": config.broker_url,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {"visibility_timeout": svc.visibility_timeout_s,
+                                     "polling_interval": 0.2},
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_serializer": "json",
+        "task_ignore_result": True,
+        "task_time_limit": svc.task_time_limit_s,
+        "task_soft_time_limit": max(1.0, svc.task_time_limit_s - 5),
+        "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
+        "worker_hijack_root_logger": False,
+        "worker_redirect_stdouts": False,
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
+        "broker_pool_limit": 4,
+    }
+
+
+def configure(config: Config) -> Celery:
+    celery.conf.update(celery_settings(config))
+    return celery
+
+
+def celery_publisher(name: str, args: list[Any], task_id: str) -> None:
+    celery.send_task(name, args=args, task_id=f"{task_id}@{os.urandom(3).hex()}")
+
+
+def current_app() -> App:
+    """The composition root of this process, built on first use from $AUTOFULFILL_CONFIG."""
+    global _app
+    with _lock:
+        if _app is None:
+            config = load_config(Path(os.environ["AUTOFULFILL_CONFIG"]))
+            configure(config)
+            _app = bootstrap(config, celery_publisher)
+        return _app
+
+
+def install(app: App) -> None:
+    """Use an already-built App in this process (the CLI builds one before starting the worker)."""
+    global _app
+    with _lock:
+        _app = app
+
+
+def _run(task: Task, step: str, fn: Any, *args: Any) -> Any:
+    tid = task.request.id or ""
+    with bind(task_id=tid, step=step):
+        try:
+            return fn(current_app(), *args, actor=f"{step}:{tid}")
+        except Exception as exc:  # the ledger back-stop re-drives the step; make the failure visible
+            log("task.failed", level=40, error=f"{type(exc).__name__}: {str(exc)[:300]}")
+            raise
+
+
+@celery.task(name=pipeline.RELEASE, bind=True)
+def release(self: Task, order_pk: int) -> str:
+    """Route a held order whose hold is over. Idempotent (order lease + status check)."""
+    return str(_run(self, "release", pipeline.release, order_pk))
+
+
+@celery.task(name=pipeline.SUBMIT, bind=True)
+def submit(self: Task, shipment_pk: int) -> str:
+    """Submit one shipment to its fulfiller. Idempotent (lease; lookup before any re-create)."""
+    return str(_run(self, "submit", fulfill.submit, shipment_pk))
+
+
+@celery.task(name=tracking.PUSH, bind=True)
+def push(self: Task, shipment_pk: int) -> str:
+    """Push one shipment's tracking to its store. Idempotent (lease; the store is read first)."""
+    return str(_run(self, "push", tracking.push, shipment_pk))
+
+
+@celery.task(name=sweeper.POLL, bind=True)
+def poll(self: Task, store: str) -> int:
+    """One reconciliation pass over a store. Idempotent (ingest dedupes)."""
+    return int(_run(self, "poll", sweeper.poll_store, store))
+
+
+@celery.task(name=sweeper.TRACK, bind=True)
+def track(self: Task, account: str) -> int:
+    """One tracking sweep over an Amazon account. Idempotent (only `submitted` shipments move)."""
+    return int(_run(self, "track", tracking.sweep, account))
