@@ -87,8 +87,8 @@ class FakeFulfiller:
         if seller_fulfillment_order_id not in self.created:
             return None
         if seller_fulfillment_order_id in self.shipped:
-            return FulfillmentStatus(seller_fulfillment_order_id, "complete",
-                                     (Tracking("UPS", f"1Z{abs(hash(seller_fulfillment_order_id)) % 10**10}"),))
+            number = f"1Z{sum(map(ord, seller_fulfillment_order_id)):010d}"
+            return FulfillmentStatus(seller_fulfillment_order_id, "complete", (Tracking("UPS", number),))
         return FulfillmentStatus(seller_fulfillment_order_id, "received")
 
     def cancel(self, seller_fulfillment_order_id: str) -> None:

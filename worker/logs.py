@@ -34,7 +34,7 @@ def bind(**fields: Any) -> Iterator[None]:
 
 def log(event: str, level: int = logging.INFO, **fields: Any) -> None:
     safe = {k: ("[redacted]" if any(w in k.lower() for w in _SECRET_WORDS) else v)
-            for k, v in fields.items()}
+            for k, v in fields.items() if v is not None}
     LOGGER.log(level, event, extra={"af_event": event, "af_fields": {**(_context.get() or {}), **safe}})
 
 

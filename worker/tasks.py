@@ -30,8 +30,10 @@ def celery_settings(config: Config) -> dict[str, Any]:
     return {
         "broker_url": config.broker_url,
         "broker_connection_retry_on_startup": True,
-        "broker_transport_options": {"visibility_timeout": svc.visibility_timeout_s,
-                                     "polling_interval": 0.2},
+        # Redis redelivers an unacked task after visibility_timeout; the embedded SQLite broker
+        # takes only engine options here.
+        "broker_transport_options": ({} if config.embedded_broker
+                                     else {"visibility_timeout": svc.visibility_timeout_s}),
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from connectors.errors import AmbiguousOutcome, PermanentError, TransientError
+from connectors.ratelimit import LocalLimiter
 from tests.fakes import FakeFulfiller, FakeStore, make_order
 from worker import fulfill, pipeline, sweeper, tracking
 from worker.bootstrap import App
@@ -48,8 +49,8 @@ def env(db_url: str, tmp_path: Path) -> Any:
     clock = Clock()
     store, amazon = FakeStore(), FakeFulfiller()
     app = App(config=config, sessions=make_sessions(engine),
-              publisher=lambda name, args, _id: published.append((name, args)), limiter=None,  # type: ignore[arg-type]
-              clock=clock, stores={"acme": store}, fulfillers={"us": amazon})
+              publisher=lambda name, args, _id: published.append((name, args)),
+              limiter=LocalLimiter(), clock=clock, stores={"acme": store}, fulfillers={"us": amazon})
     yield app, store, amazon, published, clock
     engine.dispose()
 

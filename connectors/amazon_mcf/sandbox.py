@@ -1,0 +1,316 @@
+"""A local stand-in for SP-API Fulfillment Outbound v2020-07-01 and LWA, over real HTTP.
+
+For tests and ``autofulfill demo``: ``AmazonSandbox().start()`` listens on 127.0.0.1; use ``.url``
+as ``endpoint`` and ``.token_url`` as ``token_url``. It checks credentials and tokens, throttles
+per operation (429 QuotaExceeded, no Retry-After), validates create bodies, refuses a reused
+sellerFulfillmentOrderId, and moves orders Received → Planning → Processing → Complete over
+``ship_after_s`` seconds, then shows one package per shipment (UPS, USPS, AMZN_US in turn).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from connectors.amazon_mcf.sandbox_model import (
+    CANCELLABLE,
+    InvalidInput,
+    SandboxOrder,
+    parse_iso,
+    validate_create,
+)
+
+API = "/fba/outbound/2020-07-01"
+# Our best knowledge of the real answer to a reused id (see mapping._DUPLICATE_TEXT).
+DUPLICATE_MESSAGE = "Value {id} for parameter SellerFulfillmentOrderId is invalid. Reason: Duplicate."
+_ERRORS = {
+    400: ("InvalidInput", "Invalid input."),
+    403: ("Unauthorized", "Access to requested resource is denied."),
+    404: ("NotFound", "The requested resource was not found."),
+    429: ("QuotaExceeded", "You exceeded your quota for the requested resource."),
+    500: ("InternalFailure", "We encountered an internal error. Please try again."),
+    503: ("ServiceUnavailable", "Temporary overloading or maintenance of the server."),
+}
+Reply = tuple[int, dict[str, Any]]
+
+
+class AmazonSandbox:
+    def __init__(self, *, client_id: str = "sandbox-client", client_secret: str = "sandbox-secret",
+                 refresh_token: str = "sandbox-refresh", ship_after_s: float = 2.0, rate: float = 2.0,
+                 burst: float = 30, create_delay_s: float = 0.0, page_size: int = 10,
+                 token_ttl_s: int = 3600, clock: Callable[[], float] = time.time) -> None:
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.refresh_token = refresh_token
+        self.ship_after_s = ship_after_s
+        self.rate = rate
+        self.burst = burst
+        self.create_delay_s = create_delay_s
+        self.page_size = page_size
+        self.token_ttl_s = token_ttl_s
+        self._clock = clock
+        self._offset = 0.0
+        self._lock = threading.RLock()
+        self.orders: dict[str, SandboxOrder] = {}
+        self.create_calls = 0  # create requests that reached the handler (accepted, duplicate, invalid)
+        self.calls: list[str] = []  # operation names of authorised calls, throttled ones included
+        self.tokens_issued = 0
+        self._tokens: dict[str, float] = {}  # access token -> expiry
+        self._buckets: dict[str, tuple[float, float]] = {}  # operation -> (tokens, at)
+        self._failures: dict[str, list[tuple[int, bool]]] = {}  # operation -> [(status, after)]
+        self._pages: dict[str, list[str]] = {}  # nextToken -> remaining ids
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- life cycle ---------------------------------------------------------------------------------
+
+    def start(self) -> AmazonSandbox:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        server.daemon_threads = True
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="amazon-sandbox", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> AmazonSandbox:
+        return self.start() if self._server is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("sandbox not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def token_url(self) -> str:
+        return self.url + "/auth/o2/token"
+
+    # -- test and demo helpers --------------------------------------------------------------------
+
+    def now(self) -> float:
+        return self._clock() + self._offset
+
+    def set_time_offset(self, seconds: float) -> None:
+        """Move the sandbox's clock (order life cycle, token expiry) by ``seconds``."""
+        with self._lock:
+            self._offset = seconds
+
+    def ship_now(self, seller_fulfillment_order_id: str) -> None:
+        """Complete the order now, with its package and tracking number."""
+        with self._lock:
+            order = self.orders[seller_fulfillment_order_id]
+            status, _ = order.status_at(self.now())
+            if status not in ("Complete", "Cancelled"):
+                order.shipped_at = self.now()
+
+    def status(self, seller_fulfillment_order_id: str) -> str:
+        with self._lock:
+            return self.orders[seller_fulfillment_order_id].status_at(self.now())[0]
+
+    def fail_next(self, operation: str, status: int = 500, count: int = 1, *, after: bool = False) -> None:
+        """Answer the next ``count`` calls of ``operation`` with ``status`` (Amazon's error shape).
+
+        ``after=True`` performs the call first and then fails it: an outcome the caller cannot see."""
+        with self._lock:
+            self._failures.setdefault(operation, []).extend([(status, after)] * count)
+
+    def expire_tokens(self) -> None:
+        with self._lock:
+            self._tokens.clear()
+
+    # -- request handling (called by the HTTP handler threads) -------------------------------------
+
+    def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
+        parts = urlsplit(raw_path)
+        path, query = parts.path, parse_qs(parts.query)
+        if path == "/auth/o2/token" and method == "POST":
+            return self._token(parse_qs(body.decode("utf-8", "replace")))
+        route = self._route(method, path)
+        if route is None:
+            return _error(404, "NotFound", f"Resource {path} is not found.")
+        operation, handler, arg = route
+        with self._lock:
+            token = headers.get("x-amz-access-token", "")
+            if self._tokens.get(token, 0.0) <= self.now():
+                return _error(403, "Unauthorized", "Access to requested resource is denied.",
+                              "The access token you provided is revoked, malformed or invalid.")
+            self.calls.append(operation)
+            if not self._take(operation):
+                return _error(429, "QuotaExceeded", _ERRORS[429][1])
+            failures = self._failures.get(operation)
+            failure = failures.pop(0) if failures else None
+            if failure is not None and not failure[1]:
+                return _error(failure[0], *_ERRORS.get(failure[0], ("Error", "Injected failure.")))
+        try:
+            payload = json.loads(body) if body else None
+        except ValueError:
+            return _error(400, "InvalidInput", "The request body is not valid JSON.")
+        status, reply = handler(arg, query, payload)
+        if failure is not None:
+            return _error(failure[0], *_ERRORS.get(failure[0], ("Error", "Injected failure.")))
+        return status, reply
+
+    def _route(self, method: str, path: str) -> tuple[str, Callable[..., Reply], str] | None:
+        if not path.startswith(API + "/"):
+            return None
+        rest = [unquote(p) for p in path[len(API) + 1:].split("/")]
+        if rest == ["fulfillmentOrders"]:
+            if method == "POST":
+                return "createFulfillmentOrder", self._create, ""
+            if method == "GET":
+                return "listAllFulfillmentOrders", self._list, ""
+        if rest == ["tracking"] and method == "GET":
+            return "getPackageTrackingDetails", self._tracking, ""
+        if len(rest) == 2 and rest[0] == "fulfillmentOrders" and method == "GET" and rest[1] != "preview":
+            return "getFulfillmentOrder", self._get, rest[1]
+        if len(rest) == 3 and rest[0] == "fulfillmentOrders" and rest[2] == "cancel" and method == "PUT":
+            return "cancelFulfillmentOrder", self._cancel, rest[1]
+        return None
+
+    def _token(self, form: dict[str, list[str]]) -> tuple[int, Any]:
+        def one(key: str) -> str:
+            return form.get(key, [""])[0]
+        if one("client_id") != self.client_id or one("client_secret") != self.client_secret:
+            return 401, {"error": "invalid_client", "error_description": "Client authentication failed"}
+        if one("grant_type") != "refresh_token":
+            return 400, {"error": "unsupported_grant_type", "error_description": "Unsupported grant type"}
+        if one("refresh_token") != self.refresh_token:
+            return 400, {"error": "invalid_grant",
+                         "error_description": "The request has an invalid grant parameter : refresh_token"}
+        token = "Atza|" + secrets.token_urlsafe(24)
+        with self._lock:
+            self._tokens[token] = self.now() + self.token_ttl_s
+            self.tokens_issued += 1
+        return 200, {"access_token": token, "refresh_token": self.refresh_token, "token_type": "bearer",
+                     "expires_in": self.token_ttl_s}
+
+    def _take(self, operation: str) -> bool:
+        now = time.monotonic()
+        tokens, at = self._buckets.get(operation, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - at) * self.rate)
+        ok = tokens >= 1.0
+        self._buckets[operation] = (tokens - 1.0 if ok else tokens, now)
+        return ok
+
+    def _create(self, _: str, query: dict[str, list[str]], body: Any) -> Reply:
+        with self._lock:
+            self.create_calls += 1
+            try:
+                validate_create(body)
+            except InvalidInput as exc:
+                return _error(400, "InvalidInput", str(exc))
+            oid = body["sellerFulfillmentOrderId"]
+            if oid in self.orders:
+                return _error(400, "InvalidInput", DUPLICATE_MESSAGE.format(id=oid))
+            self.orders[oid] = SandboxOrder(request=body, created_at=self.now(), seq=len(self.orders) + 1,
+                                            ship_after_s=self.ship_after_s)
+        if self.create_delay_s > 0:
+            time.sleep(self.create_delay_s)  # recorded first: the caller may die while waiting
+        return 200, {}
+
+    def _get(self, oid: str, query: dict[str, list[str]], body: Any) -> Reply:
+        with self._lock:
+            order = self.orders.get(oid)
+            if order is None:
+                return _error(404, "NotFound", f"Requested order {oid} not found")
+            return 200, {"payload": order.payload(self.now())}
+
+    def _list(self, _: str, query: dict[str, list[str]], body: Any) -> Reply:
+        with self._lock:
+            token = query.get("nextToken", [""])[0]
+            if token:
+                ids = self._pages.pop(token, None)
+                if ids is None:
+                    return _error(400, "InvalidInput", "Value for parameter nextToken is invalid.")
+            else:
+                raw = query.get("queryStartDate", [""])[0]
+                start = parse_iso(raw) if raw else self.now() - 36 * 3600
+                if start is None:
+                    return _error(400, "InvalidInput", "Value for parameter queryStartDate is invalid. "
+                                  "Reason: not an ISO 8601 date-time.")
+                now = self.now()
+                rows = [(int(o.status_at(now)[1]), o.id) for o in self.orders.values()]
+                ids = [oid for updated, oid in sorted(rows) if updated >= start]
+            page, rest = ids[:self.page_size], ids[self.page_size:]
+            result: dict[str, Any] = {"fulfillmentOrders": [
+                self.orders[oid].order_json(self.now()) for oid in page]}
+            if rest:
+                next_token = secrets.token_urlsafe(16)
+                self._pages[next_token] = rest
+                result["nextToken"] = next_token
+            return 200, {"payload": result}
+
+    def _tracking(self, _: str, query: dict[str, list[str]], body: Any) -> Reply:
+        raw = query.get("packageNumber", [""])[0]
+        if not raw.isdigit():
+            return _error(400, "InvalidInput", "Value for parameter packageNumber is invalid.")
+        with self._lock:
+            now = self.now()
+            for order in self.orders.values():
+                if order.package_number == int(raw) and order.status_at(now)[0] == "Complete":
+                    return 200, {"payload": order.tracking_payload(now)}
+        return _error(404, "NotFound", f"Package {raw} not found")
+
+    def _cancel(self, oid: str, query: dict[str, list[str]], body: Any) -> Reply:
+        with self._lock:
+            order = self.orders.get(oid)
+            if order is None:
+                return _error(404, "NotFound", f"Requested order {oid} not found")
+            status, _ = order.status_at(self.now())
+            if status not in CANCELLABLE:
+                return _error(400, "InvalidInput", f"Fulfillment order {oid} cannot be cancelled "
+                              f"in its current status: {status}.")
+            order.cancelled_at = self.now()
+        return 200, {}
+
+
+def _error(status: int, code: str, message: str, details: str = "") -> tuple[int, Any]:
+    return status, {"errors": [{"code": code, "message": message, "details": details}]}
+
+
+def _handler(sandbox: AmazonSandbox) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "AmazonSandbox/1.0"
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            try:
+                status, reply = sandbox.handle(self.command, self.path, headers, body)
+            except Exception as exc:  # a sandbox bug must look like a 500, not a dropped connection
+                status, reply = _error(500, "InternalFailure", f"sandbox error: {type(exc).__name__}")
+            data = json.dumps(reply).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+            if not self.path.startswith("/auth/"):
+                self.send_header("x-amzn-RateLimit-Limit", f"{sandbox.rate:g}")
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+            pass  # quiet: tests assert on behaviour, not on access logs
+
+    return Handler

@@ -1,0 +1,228 @@
+"""The sandbox's fulfillment orders: validation, time-driven life cycle and Amazon-shaped payloads.
+
+Used by ``sandbox.AmazonSandbox`` only. Times are epoch seconds from the sandbox's clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+SPEEDS = {"Standard", "Expedited", "Priority", "ScheduledDelivery"}
+ACTIONS = {"Ship", "Hold"}
+POLICIES = {"FillOrKill", "FillAll", "FillAllAvailable"}
+CARRIERS = ("UPS", "USPS", "AMZN_US")
+# Fractions of ship_after_s at which an order enters each status.
+PHASES = (("Received", 0.0), ("Planning", 0.25), ("Processing", 0.5), ("Complete", 1.0))
+CANCELLABLE = {"Received", "Planning"}
+TRACKING_SITES = {
+    "UPS": "https://www.ups.com/track?tracknum={}",
+    "USPS": "https://tools.usps.com/go/TrackConfirmAction?tLabels={}",
+    "AMZN_US": "https://www.swiship.com/track?id={}",
+}
+CARRIER_SITES = {"UPS": "https://www.ups.com", "USPS": "https://www.usps.com",
+                 "AMZN_US": "https://logistics.amazon.com/"}
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(value: object) -> float | None:
+    if not isinstance(value, str) or "T" not in value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return None
+    return parsed.timestamp()
+
+
+class InvalidInput(Exception):
+    """A create body the real API would refuse; ``str(exc)`` names the field."""
+
+
+def _require_str(obj: dict[str, Any], key: str, where: str, max_len: int | None = None) -> None:
+    value = obj.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"Value for parameter {where}{key} is invalid. Reason: Missing.")
+    if max_len is not None and len(value) > max_len:
+        raise InvalidInput(f"Value for parameter {where}{key} is invalid. Reason: longer than {max_len}.")
+
+
+def validate_create(body: object) -> None:
+    """The CreateFulfillmentOrderRequest checks of the v2020-07-01 model (required, enums, lengths)."""
+    if not isinstance(body, dict):
+        raise InvalidInput("Request body must be a JSON object.")
+    for key, limit in (("sellerFulfillmentOrderId", 40), ("displayableOrderId", 40),
+                       ("displayableOrderComment", 750)):
+        _require_str(body, key, "", limit)
+    if parse_iso(body.get("displayableOrderDate")) is None:
+        raise InvalidInput("Value for parameter displayableOrderDate is invalid. Reason: not an "
+                           "ISO 8601 date-time.")
+    if body.get("shippingSpeedCategory") not in SPEEDS:
+        raise InvalidInput("Value for parameter shippingSpeedCategory is invalid. Reason: InvalidValue.")
+    for key, allowed in (("fulfillmentAction", ACTIONS), ("fulfillmentPolicy", POLICIES)):
+        if key in body and body[key] not in allowed:
+            raise InvalidInput(f"Value for parameter {key} is invalid. Reason: InvalidValue.")
+    address = body.get("destinationAddress")
+    if not isinstance(address, dict):
+        raise InvalidInput("Value for parameter destinationAddress is invalid. Reason: Missing.")
+    for key in ("name", "addressLine1", "postalCode", "countryCode"):
+        _require_str(address, key, "destinationAddress.")
+    for key, value in address.items():
+        if not isinstance(value, str):
+            raise InvalidInput(f"Value for parameter destinationAddress.{key} is invalid. "
+                               "Reason: not a string.")
+    items = body.get("items")
+    if not isinstance(items, list) or not items:
+        raise InvalidInput("Value for parameter items is invalid. Reason: Missing.")
+    item_ids: set[str] = set()
+    for i, item in enumerate(items):
+        where = f"items[{i}]."
+        if not isinstance(item, dict):
+            raise InvalidInput(f"Value for parameter items[{i}] is invalid. Reason: not an object.")
+        _require_str(item, "sellerSku", where, 50)
+        _require_str(item, "sellerFulfillmentOrderItemId", where, 50)
+        qty = item.get("quantity")
+        if not isinstance(qty, int) or isinstance(qty, bool) or qty < 1:
+            raise InvalidInput(f"Value for parameter {where}quantity is invalid. Reason: InvalidValue.")
+        if item["sellerFulfillmentOrderItemId"] in item_ids:
+            raise InvalidInput(f"Value for parameter {where}sellerFulfillmentOrderItemId is invalid. "
+                               "Reason: Duplicate sellerFulfillmentOrderItemId.")
+        item_ids.add(item["sellerFulfillmentOrderItemId"])
+    features = body.get("featureConstraints", [])
+    if not isinstance(features, list) or any(
+            not isinstance(f, dict) or f.get("featureFulfillmentPolicy", "Required")
+            not in ("Required", "NotRequired") for f in features):
+        raise InvalidInput("Value for parameter featureConstraints is invalid. Reason: InvalidValue.")
+    emails = body.get("notificationEmails", [])
+    if not isinstance(emails, list) or any(not isinstance(e, str) or len(e) > 64 for e in emails):
+        raise InvalidInput("Value for parameter notificationEmails is invalid. Reason: InvalidValue.")
+
+
+def _digits(seed: str, n: int) -> str:
+    out = ""
+    counter = 0
+    while len(out) < n:
+        out += str(int(hashlib.sha256(f"{seed}:{counter}".encode()).hexdigest(), 16))
+        counter += 1
+    return out[:n]
+
+
+def tracking_number(carrier: str, seed: str) -> str:
+    """Realistic shapes: UPS 1Z + 16, USPS 22 digits (9400...), Amazon Logistics TBA + 12 digits."""
+    if carrier == "UPS":
+        alnum = hashlib.sha256(seed.encode()).hexdigest().upper()[:6]
+        return f"1Z{alnum}03{_digits(seed, 8)}"
+    if carrier == "USPS":
+        return "9400" + _digits(seed, 18)
+    return "TBA" + _digits(seed, 12)
+
+
+@dataclass
+class SandboxOrder:
+    request: dict[str, Any]
+    created_at: float
+    seq: int
+    ship_after_s: float
+    shipped_at: float | None = None  # set by ship_now; otherwise created_at + ship_after_s
+    cancelled_at: float | None = None
+    package_number: int = 0
+    carrier: str = ""
+    tracking: str = ""
+
+    def __post_init__(self) -> None:
+        self.package_number = 100_000_000 + self.seq
+        self.carrier = CARRIERS[(self.seq - 1) % len(CARRIERS)]
+        self.tracking = tracking_number(self.carrier, self.request["sellerFulfillmentOrderId"])
+
+    @property
+    def id(self) -> str:
+        return str(self.request["sellerFulfillmentOrderId"])
+
+    def status_at(self, now: float) -> tuple[str, float]:
+        """(status, statusUpdated) at ``now``, from the creation time and the overrides."""
+        if self.cancelled_at is not None and self.cancelled_at <= now:
+            return "Cancelled", self.cancelled_at
+        complete_at = self.shipped_at if self.shipped_at is not None else (
+            self.created_at + self.ship_after_s)
+        if complete_at <= now:
+            return "Complete", complete_at
+        current = ("Received", self.created_at)
+        for name, fraction in PHASES[1:-1]:
+            start = self.created_at + fraction * self.ship_after_s
+            if start <= now and start < complete_at:
+                current = (name, start)
+        return current
+
+    def order_json(self, now: float) -> dict[str, Any]:
+        status, updated = self.status_at(now)
+        req = self.request
+        out: dict[str, Any] = {k: req[k] for k in (
+            "sellerFulfillmentOrderId", "marketplaceId", "displayableOrderId", "displayableOrderDate",
+            "displayableOrderComment", "shippingSpeedCategory", "destinationAddress",
+            "fulfillmentAction", "fulfillmentPolicy", "notificationEmails", "featureConstraints",
+        ) if k in req}
+        out.setdefault("marketplaceId", "ATVPDKIKX0DER")
+        out.setdefault("fulfillmentAction", "Ship")
+        out.setdefault("fulfillmentPolicy", "FillOrKill")
+        out.update({"receivedDate": iso(self.created_at), "fulfillmentOrderStatus": status,
+                    "statusUpdatedDate": iso(updated)})
+        return out
+
+    def payload(self, now: float) -> dict[str, Any]:
+        status, updated = self.status_at(now)
+        cancelled = status == "Cancelled"
+        items = [{
+            "sellerSku": i["sellerSku"], "sellerFulfillmentOrderItemId": i["sellerFulfillmentOrderItemId"],
+            "quantity": i["quantity"], "cancelledQuantity": i["quantity"] if cancelled else 0,
+            "unfulfillableQuantity": 0,
+        } for i in self.request["items"]]
+        shipments = []
+        if status == "Complete":
+            shipments.append({
+                "amazonShipmentId": hashlib.sha256(self.id.encode()).hexdigest()[:33],
+                "fulfillmentCenterId": "PHX3",
+                "fulfillmentShipmentStatus": "SHIPPED",
+                "shippingDate": iso(updated),
+                "estimatedArrivalDate": iso(updated + 3 * 86400),
+                "fulfillmentShipmentItem": [{
+                    "sellerSku": i["sellerSku"],
+                    "sellerFulfillmentOrderItemId": i["sellerFulfillmentOrderItemId"],
+                    "quantity": i["quantity"], "packageNumber": self.package_number,
+                } for i in self.request["items"]],
+                "fulfillmentShipmentPackage": [{
+                    "packageNumber": self.package_number, "carrierCode": self.carrier,
+                    "trackingNumber": self.tracking, "estimatedArrivalDate": iso(updated + 3 * 86400),
+                }],
+            })
+        return {"fulfillmentOrder": self.order_json(now), "fulfillmentOrderItems": items,
+                "fulfillmentShipments": shipments, "returnItems": [], "returnAuthorizations": []}
+
+    def tracking_payload(self, now: float) -> dict[str, Any]:
+        _, shipped = self.status_at(now)
+        address = self.request["destinationAddress"]
+        delivered = now >= shipped + 2.0
+        return {
+            "packageNumber": self.package_number,
+            "trackingNumber": self.tracking,
+            "customerTrackingLink": TRACKING_SITES[self.carrier].format(self.tracking),
+            "carrierCode": self.carrier,
+            "carrierPhoneNumber": "1-877-250-0485",
+            "carrierURL": CARRIER_SITES[self.carrier],
+            "shipDate": iso(shipped),
+            "estimatedArrivalDate": iso(shipped + 3 * 86400),
+            "shipToAddress": {"city": address.get("city", ""), "state": address.get("stateOrRegion", ""),
+                              "country": address.get("countryCode", "")},
+            "currentStatus": "DELIVERED" if delivered else "IN_TRANSIT",
+            "trackingEvents": [{
+                "eventDate": iso(shipped), "eventCode": "EVENT_101",
+                "eventAddress": {"city": "Phoenix", "state": "AZ", "country": "US"},
+                "eventDescription": "Carrier notified to pick up package.",
+            }],
+        }
