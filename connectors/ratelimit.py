@@ -51,7 +51,7 @@ class LocalLimiter:
                 self._buckets[key] = (tokens - cost, now)
                 return 0.0
             self._buckets[key] = (tokens, now)
-            return (cost - tokens) / rate
+            return max((cost - tokens) / rate, 0.001)  # never a zero wait: a coarse clock must move
 
     def acquire(self, key: str, *, rate: float, burst: float, cost: float = 1.0) -> None:
         cost = min(cost, burst)

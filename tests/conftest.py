@@ -59,17 +59,21 @@ def pg_url() -> Iterator[str]:
     admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The same test against SQLite and against the PostgreSQL server (schema reset per test)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ledger.db'}"
-        return
+@pytest.fixture
+def pg_fresh(pg_url: str) -> str:
+    """The session's PostgreSQL database with an empty schema, for one test."""
     from sqlalchemy import create_engine, text
 
-    url = request.getfixturevalue("pg_url")
-    engine = create_engine(url)
+    engine = create_engine(pg_url)
     with engine.begin() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     engine.dispose()
-    yield url
+    return pg_url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same test against SQLite and against the PostgreSQL server (schema reset per test)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.db'}"
+    return str(request.getfixturevalue("pg_fresh"))

@@ -137,9 +137,11 @@ def scheduler(config_file: str | None) -> None:
 
 @main.command()
 @config_option
-@click.option("--workers", default=2, show_default=True, help="gunicorn worker processes")
-def web(config_file: str | None, workers: int) -> None:
-    """Run the webhook receiver (gunicorn) on [service].listen."""
+@click.option("--threads", default=8, show_default=True, help="request threads")
+def web(config_file: str | None, threads: int) -> None:
+    """Run the webhook receiver (gunicorn, one process, threads) on [service].listen.
+
+    One process keeps /metrics counters whole; run more instances behind a proxy to scale."""
     from gunicorn.app.base import BaseApplication
 
     from worker.web import create_app
@@ -150,7 +152,9 @@ def web(config_file: str | None, workers: int) -> None:
     class _Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             self.cfg.set("bind", config.service.listen)
-            self.cfg.set("workers", workers)
+            self.cfg.set("workers", 1)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", threads)
             self.cfg.set("timeout", 30)
             self.cfg.set("accesslog", None)
             self.cfg.set("loglevel", "warning")

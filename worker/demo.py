@@ -14,6 +14,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
@@ -45,6 +46,7 @@ release_interval_s = 1
 task_time_limit_s = {task_time_limit_s}
 visibility_timeout_s = {visibility_timeout_s}
 log_format = "{log_format}"
+queue = "{queue}"
 
 [amazon.us]
 region = "na"
@@ -106,7 +108,8 @@ class Stack:
         self.settings = dict(database_url=database_url, broker_url=broker_url,
                              poll_interval_s=poll_interval_s, tracking_interval_s=tracking_interval_s,
                              task_time_limit_s=task_time_limit_s,
-                             visibility_timeout_s=max(3600, task_time_limit_s * 3), log_format=log_format)
+                             visibility_timeout_s=max(3600, task_time_limit_s * 3), log_format=log_format,
+                             queue=f"autofulfill-{uuid.uuid4().hex[:8]}")
         self.output = output
         self.procs: dict[str, subprocess.Popen[str]] = {}
         self.config_path = workdir / "autofulfill.toml"
@@ -159,6 +162,8 @@ class Stack:
         proc = self.procs.pop(part)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
     def stop(self) -> None:
         for proc in self.procs.values():
@@ -169,6 +174,9 @@ class Stack:
                 proc.wait(20)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+            if proc.stdout is not None:
+                proc.stdout.close()
         self.procs.clear()
         self.shop.stop()
         self.amazon.stop()
@@ -238,15 +246,15 @@ def run_demo(workdir: str | None, count: int = 5, out: TextIO = sys.stdout) -> i
         rows = []
         for order, s in stack.shipments():
             tracking = ", ".join(f"{t['carrier']} {t['number']}" for t in s.tracking) or "-"
-            in_store = sum(len(f.get("trackingNumbers", f.get("numbers", [])) or [])
-                           for f in stack.shop.fulfillments(order.platform_order_id))
+            fulfillments = stack.shop.fulfillments(order.platform_order_id)
+            in_store = sum(len(f["tracking_numbers"]) for f in fulfillments)
             rows.append((order.number, stories.get(order.platform_order_id, ""), s.route, s.state,
                          s.external_id if s.route == "fba" else "-", tracking,
                          "yes" if s.state == "pushed" else (s.reason or "no"), in_store))
         out.write("\n" + table(("order", "story", "route", "state", "Amazon id", "tracking",
                                 "pushed", "numbers in Shopify"), rows) + "\n")
         out.write(f"\nAmazon create calls: {stack.amazon.create_calls}; "
-                  f"Shopify fulfillmentCreate calls: {stack.shop.calls.count('fulfillmentCreate')}\n")
+                  f"Shopify fulfillmentCreate calls: {stack.shop.calls.count('CreateFulfillment')}\n")
         out.write(f"demo: {'OK' if ok else 'INCOMPLETE'} — try `autofulfill show demo <order> "
                   f"--config {stack.config_path}` while the files remain\n")
         return 0 if ok else 1

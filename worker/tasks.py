@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery, Task
+from celery.signals import worker_process_init
 
 from worker import fulfill, pipeline, sweeper, tracking
 from worker.bootstrap import App, bootstrap
@@ -34,6 +35,7 @@ def celery_settings(config: Config) -> dict[str, Any]:
         # takes only engine options here.
         "broker_transport_options": ({} if config.embedded_broker
                                      else {"visibility_timeout": svc.visibility_timeout_s}),
+        "task_default_queue": svc.queue,
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
@@ -76,6 +78,13 @@ def install(app: App) -> None:
     global _app
     with _lock:
         _app = app
+
+
+@worker_process_init.connect
+def _after_fork(**_: Any) -> None:
+    """A prefork child must not share the parent's database connections."""
+    if _app is not None:
+        _app.sessions.kw["bind"].dispose(close=False)
 
 
 def _run(task: Task, step: str, fn: Any, *args: Any) -> Any:

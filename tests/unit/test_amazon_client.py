@@ -444,7 +444,7 @@ def test_redis_limiter_holds_two_threads_to_rate_plus_burst() -> None:
     r = _redis()
     prefix = f"autofulfill-test:amazon:{uuid.uuid4().hex}:"
     try:
-        rate, burst, window = 4.0, 5.0, 1.5
+        rate, burst, window = 4.0, 5.0, 3.0
         counts = [0, 0]
         start = time.monotonic()
 

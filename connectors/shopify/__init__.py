@@ -1,0 +1,1 @@
+"""Shopify Admin GraphQL connector: ``ShopifyStore`` (client), pure mapping, webhooks, a sandbox."""

@@ -1,0 +1,283 @@
+"""``ShopifyStore``: the Admin GraphQL API on ``requests``, behind the worker's ``Store`` Protocol.
+
+Cost-based throttling: Shopify keeps a leaky bucket of query-cost points per app and shop and
+reports it in ``extensions.cost.throttleStatus``. Every call first takes its estimated cost from
+the shared Limiter bucket ``shopify:{shop host}`` (refill = restoreRate, size = maximumAvailable,
+both learned from the answers). The estimate is the cost the operation last actually drew
+(Shopify checks the *requested* cost but charges the *actual* one, which for a short page is far
+smaller); a THROTTLED answer pauses the bucket for as long as Shopify needs to refill the
+requested cost and the call is retried, a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from connectors.base import Limiter
+from connectors.errors import AmbiguousOutcome, PermanentError, TransientError
+from connectors.http import send
+from connectors.shopify import mapping, queries, webhooks
+from connectors.shopify.errors import (
+    ShopifyAuthError,
+    ShopifyGraphQLError,
+    ShopifyPayloadError,
+    ShopifyThrottled,
+    ShopifyUserError,
+)
+from connectors.shopify.queries import Operation
+from worker.config import StoreConfig
+from worker.domain import Line, Order, PushRequest, PushResult, WebhookEvent
+
+MAX_TRIES = 5
+TOKEN_MARGIN_S = 300.0  # renew a client-credentials token this long before it expires
+DEFAULT_BUCKET = 1000.0  # until Shopify's first answer tells us the real size and rate
+DEFAULT_RESTORE = 50.0
+TIMEOUT = (5.0, 30.0)
+
+
+class ShopifyStore:
+    """One Shopify shop. Thread-safe; one ``requests.Session`` per instance."""
+
+    def __init__(self, name: str, config: StoreConfig, limiter: Limiter,
+                 session: requests.Session | None = None, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.name = name
+        self._config = config
+        self._limiter = limiter
+        self._session = session or requests.Session()
+        self._clock = clock
+        base = config.shop_url.rstrip("/")
+        self._base = base
+        self._endpoint = f"{base}/admin/api/{config.api_version}/graphql.json"
+        self._bucket = f"shopify:{urlsplit(base).netloc}"
+        self._rate = DEFAULT_RESTORE
+        self._burst = DEFAULT_BUCKET
+        self._drawn: dict[str, float] = {}  # operation -> cost it last drew from the bucket
+        self._lock = threading.Lock()
+        self._token = ""
+        self._token_expires = 0.0
+
+    # --- Store Protocol ----------------------------------------------------------------------
+
+    def fetch_order(self, order_id: str) -> Order | None:
+        lines: list[Line] = []
+        after: str | None = None
+        while True:
+            data = self._call(queries.GET_ORDER, {"id": mapping.order_gid(order_id),
+                                                  "lines": queries.ORDER_LINES, "linesAfter": after})
+            node = data.get("order")
+            if node is None:
+                return None
+            lines.extend(mapping.lines_from_graphql(node.get("lineItems")))
+            page = (node.get("lineItems") or {}).get("pageInfo") or {}
+            if not page.get("hasNextPage"):
+                return mapping.order_from_graphql(node, lines)
+            after = page.get("endCursor")
+
+    def iter_orders(self, updated_since: datetime) -> Iterator[Order]:
+        search = mapping.orders_search_query(updated_since, self._config.ship_when)
+        after: str | None = None
+        while True:
+            data = self._call(queries.LIST_ORDERS, {"first": queries.ORDERS_PAGE_SIZE, "after": after,
+                                                    "query": search, "lines": queries.POLL_LINES})
+            conn = data.get("orders") or {}
+            for node in conn.get("nodes") or ():
+                if ((node.get("lineItems") or {}).get("pageInfo") or {}).get("hasNextPage"):
+                    full = self.fetch_order(mapping.gid_to_id(node["id"]))  # more lines than a page
+                    if full is not None:
+                        yield full
+                else:
+                    yield mapping.order_from_graphql(node)
+            page = conn.get("pageInfo") or {}
+            if not page.get("hasNextPage"):
+                return
+            after = page.get("endCursor")
+
+    def verify_webhook(self, body: bytes, headers: Mapping[str, str]) -> bool:
+        secret = self._config.webhook_secret or self._config.client_secret
+        if secret is None:
+            return False
+        return webhooks.verify(body, webhooks.header(headers, webhooks.HMAC_HEADER),
+                               secret.get_secret_value())
+
+    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+        return webhooks.parse(body, headers)
+
+    def push_tracking(self, request: PushRequest) -> PushResult:
+        """Create one fulfillment holding the shipment's lines and tracking, unless it is there.
+
+        Not idempotent by itself; made safe by reading first: a tracking number already on a live
+        fulfillment returns ``already_there`` and writes nothing. Raises ShopifyNotReady
+        (TransientError) without an OPEN fulfillment order yet, ShopifyAlreadyFulfilled when the
+        lines have nothing remaining, ShopifyUserError for userErrors, AmbiguousOutcome when the
+        create was sent without an answer (calling again is safe: it reads first).
+        """
+        if not request.tracking:
+            raise PermanentError(f"order {request.order_id}: no tracking number to push")
+        data = self._call(queries.FULFILLMENT_STATE, {"id": mapping.order_gid(request.order_id)})
+        order = data.get("order")
+        if order is None:
+            raise PermanentError(f"order {request.order_id} not found on Shopify")
+        existing = mapping.existing_tracking(order)
+        for t in request.tracking:
+            ful_id = existing.get(mapping.normalise_number(t.number))
+            if ful_id is not None:
+                return PushResult(fulfillment_id=ful_id, already_there=True)
+        allocation = mapping.allocate(mapping.fulfillment_orders_from_graphql(order), request.lines)
+        variables = {"fulfillment": mapping.fulfillment_input(allocation, request.tracking,
+                                                              request.notify_customer),
+                     "message": None}
+        result = self._call(queries.CREATE_FULFILLMENT, variables).get("fulfillmentCreate") or {}
+        errors = result.get("userErrors") or []
+        if errors:
+            raise ShopifyUserError(f"order {request.order_id}: fulfillmentCreate refused: " + "; ".join(
+                f"{'.'.join(e.get('field') or [])}: {e.get('message')}".lstrip(": ") for e in errors))
+        fulfillment = result.get("fulfillment")
+        if not fulfillment:
+            raise ShopifyPayloadError(f"order {request.order_id}: fulfillmentCreate returned nothing")
+        return PushResult(fulfillment_id=mapping.gid_to_id(fulfillment["id"]))
+
+    def check(self) -> str:
+        """One cheap read for ``autofulfill check --live``: the shop's name."""
+        shop = self._call(queries.SHOP_NAME, {}).get("shop") or {}
+        return str(shop.get("name", ""))
+
+    # --- transport ---------------------------------------------------------------------------
+
+    def _call(self, op: Operation, variables: dict[str, Any]) -> dict[str, Any]:
+        """POST one operation; returns ``data``. Retries THROTTLED and 429 inside, bounded."""
+        wait = 0.0
+        for _ in range(MAX_TRIES):
+            self._limiter.acquire(self._bucket, rate=self._rate, burst=self._burst,
+                                  cost=min(self._drawn.get(op.name, op.expected_cost), self._burst))
+            resp = self._post(op, variables)
+            if resp is None:  # HTTP 429
+                continue
+            try:
+                body = resp.json()
+            except ValueError as exc:
+                raise TransientError(f"shopify {op.name}: answer is not JSON",
+                                     status=resp.status_code) from exc
+            if not isinstance(body, dict):
+                raise ShopifyPayloadError(f"shopify {op.name}: answer is not a JSON object")
+            requested = self._learn(op, body.get("extensions"))
+            errors = body.get("errors")
+            if not errors:
+                data = body.get("data")
+                if not isinstance(data, dict):
+                    raise ShopifyPayloadError(f"shopify {op.name}: answer has no data")
+                return data
+            if _is_throttled(errors):
+                wait = self._throttle_wait(body.get("extensions"), requested)
+                self._limiter.pause(self._bucket, wait)
+                continue
+            raise ShopifyGraphQLError(f"shopify {op.name}: {_messages(errors)}")
+        raise ShopifyThrottled(f"shopify {op.name}: still throttled after {MAX_TRIES} tries",
+                               retry_after=wait or None)
+
+    def _post(self, op: Operation, variables: dict[str, Any]) -> requests.Response | None:
+        body = {"query": op.document, "operationName": op.name, "variables": variables}
+        for attempt in (1, 2):
+            headers = {"X-Shopify-Access-Token": self._access_token(),
+                       "Content-Type": "application/json", "Accept": "application/json"}
+            try:
+                return send(self._session, "POST", self._endpoint, what=f"shopify {op.name}",
+                            timeout=TIMEOUT, request_id_header="X-Request-Id", json=body, headers=headers)
+            except AmbiguousOutcome as exc:
+                if op.mutation:
+                    raise
+                # A query changes nothing: an unanswered one is simply retried later.
+                raise TransientError(str(exc), request_id=exc.request_id) from exc
+            except TransientError as exc:
+                if exc.status != 429:
+                    raise
+                self._limiter.pause(self._bucket, exc.retry_after or 1.0)
+                return None
+            except PermanentError as exc:
+                if exc.status not in (401, 403):
+                    raise
+                if exc.status == 401 and attempt == 1 and self._config.access_token is None:
+                    self._drop_token()  # a client-credentials token may have been revoked: renew once
+                    continue
+                raise ShopifyAuthError(
+                    f"shopify {op.name}: HTTP {exc.status} from {urlsplit(self._base).netloc}: check "
+                    "the store's access token (or client id/secret) and the app's scopes "
+                    "(read_orders, write_merchant_managed_fulfillment_orders)",
+                    request_id=exc.request_id, status=exc.status) from exc
+        raise AssertionError("unreachable")
+
+    def _learn(self, op: Operation, extensions: Any) -> float:
+        """Record bucket size, refill rate and this operation's cost; returns the requested cost."""
+        cost = (extensions or {}).get("cost") or {}
+        status = cost.get("throttleStatus") or {}
+        if status.get("maximumAvailable"):
+            self._burst = float(status["maximumAvailable"])
+        if status.get("restoreRate"):
+            self._rate = float(status["restoreRate"])
+        requested = float(cost.get("requestedQueryCost") or op.requested_cost)
+        actual = cost.get("actualQueryCost")
+        if actual is not None:
+            self._drawn[op.name] = max(1.0, float(actual))
+        return requested
+
+    def _throttle_wait(self, extensions: Any, requested: float) -> float:
+        status = ((extensions or {}).get("cost") or {}).get("throttleStatus") or {}
+        available = float(status.get("currentlyAvailable") or 0.0)
+        return max(0.1, (requested - available) / self._rate)
+
+    def _access_token(self) -> str:
+        if self._config.access_token is not None:
+            return self._config.access_token.get_secret_value()
+        with self._lock:
+            if self._token and self._clock() < self._token_expires:
+                return self._token
+            assert self._config.client_id is not None and self._config.client_secret is not None
+            form = {"grant_type": "client_credentials",
+                    "client_id": self._config.client_id.get_secret_value(),
+                    "client_secret": self._config.client_secret.get_secret_value()}
+            what = "shopify access token (client credentials)"
+            try:
+                resp = send(self._session, "POST", f"{self._base}/admin/oauth/access_token", what=what,
+                            timeout=TIMEOUT, data=form, headers={"Accept": "application/json"})
+            except AmbiguousOutcome as exc:  # asking for a token twice does no harm
+                raise TransientError(str(exc)) from exc
+            except TransientError:
+                raise
+            except PermanentError as exc:
+                raise ShopifyAuthError(
+                    f"{what}: refused (HTTP {exc.status}): check client_id/client_secret and that the "
+                    "app is installed on the shop", status=exc.status) from exc
+            try:
+                body = resp.json()
+                token = str(body["access_token"])
+                expires_in = float(body.get("expires_in") or 86399)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ShopifyPayloadError(f"{what}: answer has no access_token") from exc
+            self._token = token
+            self._token_expires = self._clock() + max(0.0, expires_in - TOKEN_MARGIN_S)
+            return token
+
+    def _drop_token(self) -> None:
+        with self._lock:
+            self._token = ""
+            self._token_expires = 0.0
+
+
+def _is_throttled(errors: Any) -> bool:
+    return isinstance(errors, list) and any(
+        isinstance(e, dict) and (e.get("extensions") or {}).get("code") == "THROTTLED" for e in errors)
+
+
+def _messages(errors: Any) -> str:
+    if isinstance(errors, str):
+        return errors[:300]
+    if isinstance(errors, list):
+        return "; ".join(str(e.get("message", e) if isinstance(e, dict) else e) for e in errors)[:500]
+    return str(errors)[:300]

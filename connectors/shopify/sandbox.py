@@ -1,0 +1,196 @@
+"""``ShopifySandbox``: a local Shopify for tests and ``autofulfill demo``.
+
+A real HTTP server on 127.0.0.1 that answers the calls ``ShopifyStore`` makes the way Shopify
+does: the access-token header (401 otherwise), the client-credentials grant, GraphQL dispatched
+by ``operationName`` (no GraphQL parser: each operation in ``queries.py`` has a handler here)
+with ``data`` / ``errors`` / ``extensions.cost.throttleStatus`` from a real leaky bucket, GIDs
+as node ids, fulfillment orders that close as fulfillments consume them. It also signs and
+delivers webhooks. State lives in ``_SandboxState`` (``sandbox_state.py``) behind one lock.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+import requests
+
+from connectors.shopify.sandbox_state import SandboxState
+
+
+class ShopifySandbox:
+    """Start with ``start()`` (returns self) or ``with ShopifySandbox() as shop:``; ``.url``."""
+
+    def __init__(self, access_token: str = "sandbox-token", webhook_secret: str = "sandbox-secret",
+                 api_version: str = "2026-01", bucket_max: float = 1000, restore_rate: float = 50,
+                 fulfillment_orders_delay_s: float = 0.0, client_id: str | None = None,
+                 client_secret: str | None = None, shop_name: str = "Sandbox Shop") -> None:
+        self.access_token = access_token
+        self.webhook_secret = webhook_secret
+        self.api_version = api_version
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.state = SandboxState(bucket_max=bucket_max, restore_rate=restore_rate,
+                                  fulfillment_orders_delay_s=fulfillment_orders_delay_s,
+                                  shop_name=shop_name, webhook_secret=webhook_secret,
+                                  api_version=api_version)
+        self._issued: dict[str, float] = {}  # client-credentials token -> expiry (time.time())
+        self.token_requests = 0
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.url = ""
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> ShopifySandbox:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="shopify-sandbox", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> ShopifySandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def shop_domain(self) -> str:
+        return self.url.split("://", 1)[-1]
+
+    # --- helpers for tests and the demo --------------------------------------------------------
+
+    def add_order(self, lines: list[tuple[Any, ...]], shipping_title: str = "Standard",
+                  country: str = "US", financial_status: str = "paid",
+                  email: str = "customer@example.com", name: str | None = None,
+                  address: dict[str, Any] | None = None, tags: str = "") -> dict[str, Any]:
+        """Create an order with one OPEN fulfillment order; returns it REST-shaped (a webhook body).
+
+        ``lines`` are ``(sku, qty)`` or ``(sku, qty, title)`` or ``(sku, qty, title, price)``.
+        """
+        return self.state.add_order(lines, shipping_title=shipping_title, country=country,
+                                    financial_status=financial_status, email=email, name=name,
+                                    address=address, tags=tags)
+
+    def order(self, order_id: int | str) -> dict[str, Any]:
+        """The order as REST JSON now."""
+        return self.state.rest_order(int(order_id))
+
+    def cancel_order(self, order_id: int | str) -> dict[str, Any]:
+        return self.state.cancel_order(int(order_id))
+
+    def hold(self, order_id: int | str, status: str = "ON_HOLD") -> None:
+        """Put the order's open fulfillment orders ON_HOLD (or SCHEDULED); ``status="OPEN"`` releases."""
+        self.state.set_fulfillment_order_status(int(order_id), status)
+
+    def fulfillments(self, order_id: int | str) -> list[dict[str, Any]]:
+        """What fulfillmentCreate wrote for the order (copies)."""
+        return self.state.fulfillments_of(int(order_id))
+
+    def drain(self, to: float = 0.0) -> None:
+        """Set the cost bucket to ``to`` points now (to provoke THROTTLED answers)."""
+        self.state.drain(to)
+
+    @property
+    def calls(self) -> list[str]:
+        """operationName of every GraphQL request received, in order (throttled ones too)."""
+        return list(self.state.calls)
+
+    def signed_webhook(self, topic: str, order_id: int | str,
+                       event_id: str | None = None) -> tuple[bytes, dict[str, str]]:
+        return self.state.signed_webhook(topic, int(order_id), event_id, self.shop_domain)
+
+    def deliver(self, url: str, topic: str, order_id: int | str, event_id: str | None = None) -> int:
+        """POST the signed webhook to ``url``; returns the HTTP status code."""
+        body, headers = self.signed_webhook(topic, order_id, event_id)
+        return requests.post(url, data=body, headers=headers, timeout=(5, 30)).status_code
+
+    # --- request handling (called from server threads) ------------------------------------------
+
+    def _authorised(self, token: str) -> bool:
+        if token and token == self.access_token:
+            return True
+        with self.state.lock:
+            expiry = self._issued.get(token)
+        return expiry is not None and expiry > time.time()
+
+    def _grant(self, form: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        def one(key: str) -> str:
+            return (form.get(key) or [""])[0]
+        with self.state.lock:
+            self.token_requests += 1
+        if one("grant_type") != "client_credentials":
+            return 400, {"error": "unsupported_grant_type",
+                         "error_description": "grant_type must be client_credentials"}
+        if (self.client_id is None or one("client_id") != self.client_id
+                or one("client_secret") != self.client_secret):
+            return 400, {"error": "invalid_client",
+                         "error_description": "Client authentication failed."}
+        token = f"shpat_sandbox_{len(self._issued) + 1:06d}"
+        with self.state.lock:
+            self._issued[token] = time.time() + 86399
+        return 200, {"access_token": token, "scope": "read_orders,write_merchant_managed_fulfillment_orders",
+                     "expires_in": 86399}
+
+
+def _handler_for(sandbox: ShopifySandbox) -> type[BaseHTTPRequestHandler]:
+    graphql_path = f"/admin/api/{sandbox.api_version}/graphql.json"
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet, no stderr
+            return
+
+        def _reply(self, code: int, body: dict[str, Any]) -> None:
+            raw = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(raw)))
+            self.send_header("X-Request-Id", f"sandbox-{time.monotonic_ns()}")
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            self._reply(404, {"errors": "Not Found"})
+
+        def do_POST(self) -> None:  # noqa: N802
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            path = self.path.split("?", 1)[0]
+            if path == "/admin/oauth/access_token":
+                code, body = sandbox._grant(parse_qs(raw.decode("utf-8", "replace")))
+                self._reply(code, body)
+                return
+            if path != graphql_path:
+                self._reply(404, {"errors": "Not Found"})
+                return
+            if not sandbox._authorised(self.headers.get("X-Shopify-Access-Token", "")):
+                self._reply(401, {"errors": "[API] Invalid API key or access token "
+                                            "(unrecognized login or wrong password)"})
+                return
+            try:
+                request = json.loads(raw)
+                assert isinstance(request, dict)
+            except (ValueError, AssertionError):
+                self._reply(400, {"errors": {"query": "Required parameter missing or invalid"}})
+                return
+            self._reply(200, sandbox.state.graphql(request))
+
+    return Handler
