@@ -20,7 +20,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def config_option(fn: F) -> F:
     return click.option("--config", "config_file", metavar="F", default=None,
-                        help="config file (else $AUTOFULFILL_CONFIG, else ./autofulfill.toml)")(fn)  # type: ignore[return-value]
+                        help="config file (else $AUTOFULFILL_CONFIG, else ./autofulfill.toml)")(fn)
 
 
 def _load(config_file: str | None) -> tuple[Path, Config]:
@@ -167,7 +167,7 @@ def web(config_file: str | None, threads: int) -> None:
 
 def _broker_check(config: Config) -> Callable[[], None]:
     def check() -> None:
-        from kombu import Connection
+        from kombu.connection import Connection
 
         with Connection(config.broker_url, connect_timeout=2) as conn:
             conn.ensure_connection(max_retries=1, timeout=2)

@@ -17,6 +17,7 @@ from worker.bootstrap import App
 from worker.domain import FulfillmentItem, FulfillmentRequest, ShipmentState
 from worker.ledger import ShipmentRow
 from worker.pipeline import stored_order
+from worker.routing import NO_SELF_SHIP
 
 S = ShipmentState
 
@@ -52,6 +53,12 @@ def submit(app: App, shipment_pk: int, *, actor: str = "") -> str:
         if claimed is None:
             return row.state
         token, was = claimed
+        if row.route != "fba" or row.account not in app.config.amazon:
+            # Labels (self-ship) arrive with their own issue; until then nothing can take it.
+            state.park(session, row, NO_SELF_SHIP if row.route != "fba" else
+                       f"no [amazon.{row.account}] account configured", now=now, actor=actor)
+            session.commit()
+            return row.state
         fulfiller = app.fulfiller(row.account)
         row.state = S.SUBMITTING
         row.next_attempt_at = now + timedelta(seconds=app.lease_s)

@@ -66,9 +66,11 @@ class TextFormatter(logging.Formatter):
 def setup(fmt: str = "json", level: str = "INFO", stream: Any = None) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.set_name("autofulfill")
     root = logging.getLogger()
     for h in list(root.handlers):
-        root.removeHandler(h)
+        if h.get_name() == "autofulfill":  # ours from an earlier setup; others stay (pytest's)
+            root.removeHandler(h)
     root.addHandler(handler)
     root.setLevel(level)
     for noisy in ("urllib3", "kombu", "celery", "amqp", "werkzeug", "alembic", "gunicorn"):

@@ -8,7 +8,7 @@ and writes the shipments with their submit tasks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -156,22 +156,24 @@ def release(app: App, order_pk: int, *, actor: str = "") -> str:
             state.event(session, row.id, row.status, actor=actor, at=now, reason=reason, source="release")
             session.commit()
             return row.status
-        outbox = _write_plan(app, session, row, fresh, cfg, actor=actor)
+        row.lines.clear()
+        session.flush()
+        for line in fresh.lines:
+            row.lines.append(LineRow(line_id=line.line_id, sku=line.sku, quantity=line.quantity,
+                                     title=line.title))
+        outbox = plan_shipments(app, session, row, fresh, cfg, actor=actor)
         state.release_lease(row)
         session.commit()
     publish(app.sessions, app.publisher, outbox, now=now)
     return row.status
 
 
-def _write_plan(app: App, session: Session, row: OrderRow, order: Order, cfg: StoreConfig, *,
-                actor: str) -> list[int]:
+def plan_shipments(app: App, session: Session, row: OrderRow, order: Order, cfg: StoreConfig, *,
+                   actor: str) -> list[int]:
+    """Route ``order``'s lines and write the shipments (numbered after any existing ones), parking
+    what cannot go anywhere and enqueueing the rest. Returns outbox ids to publish after commit."""
     now = app.clock()
     plan = routing.plan(order, cfg)
-    row.lines.clear()
-    session.flush()
-    for line in order.lines:
-        row.lines.append(LineRow(line_id=line.line_id, sku=line.sku, quantity=line.quantity,
-                                 title=line.title))
     state.event(session, row.id, "routed", actor=actor, at=now, reasons=list(plan.reasons))
     n = max((s.n for s in row.shipments), default=0)
     outbox: list[int] = []
@@ -195,10 +197,26 @@ def _write_plan(app: App, session: Session, row: OrderRow, order: Order, cfg: St
         else:
             oid = enqueue(session, SUBMIT, [shipment.id], f"submit:{shipment.id}:0")
             outbox += [oid] if oid else []
-    everything_parked = all(s.state == ShipmentState.ATTENTION for s in row.shipments)
+    live = [s for s in row.shipments if s.state != ShipmentState.CANCELLED]
+    everything_parked = all(s.state == ShipmentState.ATTENTION for s in live)
     row.status = "attention" if everything_parked else "routed"
     row.reason = "every line is parked" if everything_parked else ""
     return outbox
+
+
+def replan_parked(app: App, session: Session, row: OrderRow, parked: list[ShipmentRow], *,
+                  actor: str) -> list[int]:
+    """Route the lines of shipments parked before anything was sent again, under the current
+    config (e.g. after a SKU was added to sku_map). The old shipments are closed as cancelled."""
+    now = app.clock()
+    wanted = {ln.line_id for s in parked for ln in s.lines}
+    for s in parked:
+        s.state, s.reason, s.next_attempt_at = ShipmentState.CANCELLED, "re-planned by retry", None
+        state.event(session, row.id, "replanned", shipment_id=s.id, actor=actor, at=now,
+                    shipment=s.external_id)
+    order = stored_order(row)
+    subset = replace(order, lines=tuple(ln for ln in order.lines if ln.line_id in wanted))
+    return plan_shipments(app, session, row, subset, app.config.store(row.store), actor=actor)
 
 
 def stored_order(row: OrderRow) -> Order:

@@ -27,7 +27,9 @@ def event(session: Session, order_id: int, kind: str, *, shipment_id: int | None
     clean = {k: v for k, v in detail.items() if v not in (None, "")}
     session.add(EventRow(order_id=order_id, shipment_id=shipment_id, kind=kind, actor=actor,
                          at=at, detail=clean))
-    log(kind, order_pk=order_id, shipment_pk=shipment_id, **clean)
+    order = session.get(OrderRow, order_id)  # in the session already: no query
+    where = {"store": order.store, "order": order.number} if order is not None else {"order_pk": order_id}
+    log(kind, **{**where, **clean})
 
 
 def claim_shipment(session: Session, shipment_id: int, states: tuple[str, ...], *, now: datetime,

@@ -235,3 +235,24 @@ def test_transient_failures_give_up_into_attention(env: Any) -> None:
     with app.sessions() as s:
         row = s.scalar(select(ShipmentRow))
         assert row is not None and row.state == "attention" and "gave up after" in row.reason
+
+
+def test_retry_routes_parked_lines_again_once_the_sku_is_mapped(env: Any) -> None:
+    from worker.operations import retry_order
+
+    app, store, amazon, published, _ = env
+    store.orders["5009"] = make_order("5009", lines=(("POSTER", 1),))
+    pipeline.ingest_and_publish(app, "acme", store.orders["5009"], source="webhook")
+    drain(app, published)
+    assert amazon.created == {}
+    acme = app.config.stores["acme"]
+    routing = acme.routing.model_copy(update={"sku_map": {"POSTER": "AMZ-POSTER"}})
+    app.config = app.config.model_copy(
+        update={"stores": {"acme": acme.model_copy(update={"routing": routing})}})
+    assert "re-planned shipment 1" in retry_order(app, "acme", "5009")
+    drain(app, published)
+    assert list(amazon.created) == ["ACME-5009-2"]
+    with app.sessions() as s:
+        order = s.scalar(select(OrderRow))
+        assert order is not None and order.status == "routed"
+        assert [(r.n, r.state) for r in order.shipments] == [(1, "cancelled"), (2, "submitted")]

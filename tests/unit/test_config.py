@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from worker.config import ConfigError, load_config, parse_config
+from worker.example_config import EXAMPLE
+
+ENV = {"AMZ_CLIENT_ID": "cid", "AMZ_CLIENT_SECRET": "csecret", "AMZ_REFRESH_TOKEN": "rtoken",
+       "ACME_SHOPIFY_TOKEN": "shpat_x", "ACME_SHOPIFY_SECRET": "whsec"}
+
+
+def test_example_config_is_valid_and_reads_secrets_from_env(tmp_path: Path) -> None:
+    path = tmp_path / "autofulfill.toml"
+    path.write_text(EXAMPLE)
+    config = load_config(path, env=ENV)
+    store = config.store("acme")
+    assert store.access_token is not None and store.access_token.get_secret_value() == "shpat_x"
+    assert store.routing.sku_map == {"TEE-RED-M": "AMZ-TEE-RED-M"}
+    assert config.amazon["us"].base_url == "https://sellingpartnerapi-na.amazon.com"
+    # relative paths are relative to the config file's folder
+    assert config.data_dir == tmp_path / "var"
+    assert config.database_url == f"sqlite:///{tmp_path / 'var' / 'autofulfill.db'}"
+    assert config.broker_url.startswith("sqla+sqlite:///") and config.embedded_broker
+    assert "shpat_x" not in repr(config) and "csecret" not in str(config)
+
+
+def test_every_problem_is_reported_at_once_naming_key_and_variable(tmp_path: Path) -> None:
+    data = tomllib.loads(EXAMPLE)
+    data["service"]["poll_interval_s"] = -1
+    data["service"]["colour"] = "blue"
+    data["stores"]["acme"]["routing"]["speeds"]["Express"] = "Warp"
+    data["stores"]["acme"]["order_prefix"] = "AC ME"
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, tmp_path, env={k: v for k, v in ENV.items() if k != "AMZ_REFRESH_TOKEN"})
+    problems = "\n".join(err.value.problems)
+    assert "amazon.us.refresh_token: environment variable AMZ_REFRESH_TOKEN is not set" in problems
+    assert "service.poll_interval_s:" in problems
+    assert "service.colour: unknown key" in problems
+    assert "stores.acme.routing.speeds: unknown MCF speed ['Warp']" in problems
+    assert "stores.acme.order_prefix:" in problems
+    assert len(err.value.problems) == 5
+
+
+def test_cross_references_are_checked(tmp_path: Path) -> None:
+    data = tomllib.loads(EXAMPLE)
+    data["stores"]["acme"]["amazon"] = "eu"
+    data["stores"]["second"] = {**data["stores"]["acme"], "amazon": "us"}
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, tmp_path, env=ENV)
+    problems = "\n".join(err.value.problems)
+    assert "stores.acme.amazon: no [amazon.eu] block" in problems
+    assert "order_prefix 'ACME' is used by more than one store" in problems
+
+
+def test_shopify_store_needs_a_credential(tmp_path: Path) -> None:
+    data = tomllib.loads(EXAMPLE)
+    del data["stores"]["acme"]["access_token"]
+    with pytest.raises(ConfigError, match="needs access_token, or client_id and client_secret"):
+        parse_config(data, tmp_path, env=ENV)
+
+
+def test_bad_toml_and_missing_file_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[service\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
+
+
+def test_visibility_timeout_must_exceed_task_limits(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="visibility_timeout_s must exceed"):
+        parse_config({"service": {"task_time_limit_s": 600, "visibility_timeout_s": 900}}, tmp_path, env={})

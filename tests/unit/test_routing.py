@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.fakes import make_order
+from worker.config import StoreConfig
+from worker.domain import Address, Route
+from worker.routing import NO_SELF_SHIP, eligible, plan
+
+
+def store(**routing: object) -> StoreConfig:
+    return StoreConfig.model_validate({
+        "platform": "shopify", "shop_url": "https://a.example", "access_token": "t", "order_prefix": "A",
+        "amazon": "us", "routing": {"sku_map": {"TEE": "AMZ-TEE", "MUG": "AMZ-MUG"},
+                                    "speeds": {"Express": "Expedited"}, **routing}})
+
+
+def test_mapped_lines_go_to_fba_with_the_mapped_speed() -> None:
+    order = make_order("1", lines=(("TEE", 2), ("MUG", 1)), shipping_title="Express")
+    result = plan(order, store())
+    assert [s.route for s in result.shipments] == [Route.FBA]
+    fba = result.shipments[0]
+    assert fba.speed == "Expedited"
+    assert [(pl.line.sku, pl.seller_sku, pl.line.quantity) for pl in fba.lines] == [
+        ("TEE", "AMZ-TEE", 2), ("MUG", "AMZ-MUG", 1)]
+    assert any("maps to MCF speed Expedited" in r for r in result.reasons)
+
+
+def test_unknown_shipping_title_falls_back_to_standard() -> None:
+    result = plan(make_order("1", lines=(("TEE", 1),), shipping_title="Pigeon"), store())
+    assert result.shipments[0].speed == "Standard"
+
+
+def test_unmapped_lines_are_parked_until_labels_exist() -> None:
+    result = plan(make_order("1", lines=(("TEE", 1), ("POSTER", 1), ("", 1))), store())
+    routes = [(s.route, s.parked_reason, [pl.line.sku for pl in s.lines]) for s in result.shipments]
+    assert routes == [(Route.FBA, "", ["TEE"]), (Route.SELF_SHIP, NO_SELF_SHIP, ["POSTER", ""])]
+    assert any("SKU POSTER is not in sku_map" in r for r in result.reasons)
+    assert any("line has no SKU" in r for r in result.reasons)
+
+
+def test_destination_outside_fba_countries_is_not_sent_to_amazon() -> None:
+    order = make_order("1", lines=(("TEE", 1),),
+                       address=Address(name="A", address1="1 Rue", city="Paris", country="FR"))
+    result = plan(order, store())
+    assert [s.route for s in result.shipments] == [Route.SELF_SHIP]
+    assert any("country FR is not in fba_countries" in r for r in result.reasons)
+
+
+def test_split_false_parks_a_mixed_order_whole() -> None:
+    result = plan(make_order("1", lines=(("TEE", 1), ("POSTER", 1))), store(split=False))
+    assert len(result.shipments) == 1 and result.shipments[0].route == Route.HOLD
+    assert len(result.shipments[0].lines) == 2
+
+
+def test_eligibility_follows_ship_when() -> None:
+    cfg = store()
+    assert eligible(make_order("1"), cfg)[0]
+    assert not eligible(make_order("1", financial_status="PENDING"), cfg)[0]
+    assert not eligible(make_order("1", cancelled=True), cfg)[0]
+    assert not eligible(make_order("1", fulfilled=True), cfg)[0]
+    authorized = cfg.model_copy(update={"ship_when": ["PAID", "AUTHORIZED"]})
+    assert eligible(make_order("1", financial_status="AUTHORIZED"), authorized)[0]
+
+
+@given(st.lists(st.tuples(st.sampled_from(["TEE", "MUG", "POSTER", "HAT", ""]), st.integers(0, 5)),
+                min_size=1, max_size=8))
+def test_every_line_with_quantity_is_planned_exactly_once(lines: list[tuple[str, int]]) -> None:
+    order = make_order("9", lines=tuple(lines))
+    result = plan(order, store())
+    planned = [pl.line.line_id for s in result.shipments for pl in s.lines]
+    assert sorted(planned) == sorted(ln.line_id for ln in order.lines if ln.quantity > 0)
+    assert len(planned) == len(set(planned))
+
+
+def test_plan_is_pure(tmp_path: Path) -> None:
+    order = make_order("1", lines=(("TEE", 1), ("POSTER", 1)))
+    assert plan(order, store()) == plan(replace(order), store())
