@@ -120,7 +120,7 @@ def worker(config_file: str | None) -> None:
     from worker.tasks import celery
 
     pool = "threads" if config.embedded_broker else "prefork"
-    celery.worker_main(["worker", "--loglevel", "WARNING", "--pool", pool,
+    celery.worker_main(["--quiet", "worker", "--loglevel", "WARNING", "--pool", pool,
                         "--concurrency", str(config.service.worker_concurrency), "--without-gossip",
                         "--without-mingle", "--hostname", f"autofulfill-{os.getpid()}@%h"])
 

@@ -27,12 +27,9 @@ from worker.bootstrap import App, bootstrap
 from worker.config import load_config
 from worker.ledger import OrderRow, ShipmentRow
 from worker.migrate import ensure_schema
-from worker.views import table
+from worker.views import table, timeline
 
 SKU_MAP = {"TEE-RED-M": "AMZ-TEE-RED-M", "MUG-BLK": "AMZ-MUG-BLK", "CAP-NAVY": "AMZ-CAP-NAVY"}
-SECRETS = {"DEMO_SHOPIFY_TOKEN": "sandbox-token", "DEMO_SHOPIFY_SECRET": "sandbox-secret",
-           "DEMO_AMZ_CLIENT_ID": "sandbox-client", "DEMO_AMZ_CLIENT_SECRET": "sandbox-secret",
-           "DEMO_AMZ_REFRESH_TOKEN": "sandbox-refresh"}
 
 CONFIG = """\
 [service]
@@ -48,20 +45,21 @@ visibility_timeout_s = {visibility_timeout_s}
 log_format = "{log_format}"
 queue = "{queue}"
 
+# The sandboxes' fixed, public credentials; a real config reads secrets with "env:NAME".
 [amazon.us]
 region = "na"
 marketplace_id = "ATVPDKIKX0DER"
-client_id = "env:DEMO_AMZ_CLIENT_ID"
-client_secret = "env:DEMO_AMZ_CLIENT_SECRET"
-refresh_token = "env:DEMO_AMZ_REFRESH_TOKEN"
+client_id = "sandbox-client"
+client_secret = "sandbox-secret"
+refresh_token = "sandbox-refresh"
 endpoint = "{amazon_url}"
 token_url = "{amazon_token_url}"
 
 [stores.demo]
 platform = "shopify"
 shop_url = "{shop_url}"
-access_token = "env:DEMO_SHOPIFY_TOKEN"
-webhook_secret = "env:DEMO_SHOPIFY_SECRET"
+access_token = "sandbox-token"
+webhook_secret = "sandbox-secret"
 api_version = "2026-01"
 amazon = "us"
 order_prefix = "DEMO"
@@ -113,7 +111,7 @@ class Stack:
         self.output = output
         self.procs: dict[str, subprocess.Popen[str]] = {}
         self.config_path = workdir / "autofulfill.toml"
-        self.env = {**os.environ, **SECRETS, "PYTHONUNBUFFERED": "1"}
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.app: App | None = None
 
     @property
@@ -246,17 +244,27 @@ def run_demo(workdir: str | None, count: int = 5, out: TextIO = sys.stdout) -> i
         rows = []
         for order, s in stack.shipments():
             tracking = ", ".join(f"{t['carrier']} {t['number']}" for t in s.tracking) or "-"
-            fulfillments = stack.shop.fulfillments(order.platform_order_id)
-            in_store = sum(len(f["tracking_numbers"]) for f in fulfillments)
+            numbers = {t["number"] for t in s.tracking}
+            in_store = sum(1 for f in stack.shop.fulfillments(order.platform_order_id)
+                           if numbers & set(f["tracking_numbers"]))
             rows.append((order.number, stories.get(order.platform_order_id, ""), s.route, s.state,
                          s.external_id if s.route == "fba" else "-", tracking,
                          "yes" if s.state == "pushed" else (s.reason or "no"), in_store))
         out.write("\n" + table(("order", "story", "route", "state", "Amazon id", "tracking",
-                                "pushed", "numbers in Shopify"), rows) + "\n")
+                                "pushed", "Shopify fulfillments"), rows) + "\n")
         out.write(f"\nAmazon create calls: {stack.amazon.create_calls}; "
                   f"Shopify fulfillmentCreate calls: {stack.shop.calls.count('CreateFulfillment')}\n")
-        out.write(f"demo: {'OK' if ok else 'INCOMPLETE'} — try `autofulfill show demo <order> "
-                  f"--config {stack.config_path}` while the files remain\n")
+        mixed = next((o for o in stack.orders() if stories.get(o.platform_order_id, "").startswith("mixed")),
+                     None)
+        if mixed is not None and stack.app is not None:
+            with stack.app.sessions() as session:
+                row = session.get(OrderRow, mixed.id)
+                assert row is not None
+                out.write(f"\nThe timeline of order {row.number} (`autofulfill show demo {row.number}`):\n")
+                out.write(timeline(session, row) + "\n")
+        out.write(f"\ndemo: {'OK' if ok else 'INCOMPLETE'} — the files stay in {base}; try\n"
+                  f"  autofulfill orders --config {stack.config_path}\n"
+                  f"  autofulfill show demo 1001 --config {stack.config_path}\n")
         return 0 if ok else 1
     except Exception as exc:
         out.write(f"demo: failed: {type(exc).__name__}: {exc}\n")

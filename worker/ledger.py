@@ -162,9 +162,13 @@ class OutboxRow(Base):
 
 
 class CursorRow(Base):
+    """Where a periodic pass (store poll, tracking sweep) got to; its lease keeps passes single."""
+
     __tablename__ = "cursors"
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
-    value: Mapped[datetime]
+    value: Mapped[datetime | None]  # None: never completed a pass
+    lease_token: Mapped[str] = mapped_column(String(64), default="")
+    lease_until: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

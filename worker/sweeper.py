@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select
 
-from worker import pipeline, tracking
+from worker import cursors, pipeline, tracking
 from worker.bootstrap import App
 from worker.domain import ShipmentState
 from worker.ledger import OrderRow, ShipmentRow
@@ -64,20 +64,26 @@ def enqueue_periodic(app: App, task: str, key: str, args: list[object], interval
 
 def poll_store(app: App, store_name: str, *, actor: str = "") -> int:
     """One reconciliation pass: every order updated since the cursor (minus an overlap) goes
-    through ``ingest``, exactly like a webhook. Returns how many orders were seen."""
+    through ``ingest``, exactly like a webhook. One pass per store at a time; returns how many
+    orders were seen (0 when another pass is running)."""
     started = app.clock()
     cfg = app.config.store(store_name)
     name = f"store:{store_name}:orders"
+    claim = cursors.take(app, name)
+    if claim is None:
+        log("poll.skipped", store=store_name, reason="another poll of this store is running")
+        return 0
+    token, last = claim
     overlap = timedelta(seconds=app.config.service.poll_overlap_s)
-    with app.sessions() as session:
-        cursor = tracking.get_cursor(session, name)
-        since = (cursor.value - overlap) if cursor else started - timedelta(hours=cfg.initial_lookback_hours)
+    since = (last - overlap) if last else started - timedelta(hours=cfg.initial_lookback_hours)
     seen = 0
-    for order in app.store(store_name).iter_orders(since):
-        pipeline.ingest_and_publish(app, store_name, order, source="poll", actor=actor)
-        seen += 1
-    with app.sessions() as session:
-        tracking.set_cursor(session, name, started)
-        session.commit()
+    try:
+        for order in app.store(store_name).iter_orders(since):
+            pipeline.ingest_and_publish(app, store_name, order, source="poll", actor=actor)
+            seen += 1
+    except BaseException:
+        cursors.give_back(app, name, token)
+        raise
+    cursors.advance(app, name, token, started)
     log("poll.done", store=store_name, seen=seen, since=since.isoformat())
     return seen

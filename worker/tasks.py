@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import worker_process_init
+from celery.signals import setup_logging, worker_process_init
 
 from worker import fulfill, pipeline, sweeper, tracking
 from worker.bootstrap import App, bootstrap
@@ -80,6 +80,11 @@ def install(app: App) -> None:
         _app = app
 
 
+@setup_logging.connect
+def _keep_our_logging(**_: Any) -> None:
+    """Connected, so Celery leaves logging as `worker.logs.setup` made it (JSON or text lines)."""
+
+
 @worker_process_init.connect
 def _after_fork(**_: Any) -> None:
     """A prefork child must not share the parent's database connections."""
@@ -91,7 +96,7 @@ def _run(task: Task, step: str, fn: Any, *args: Any) -> Any:
     tid = task.request.id or ""
     with bind(task_id=tid, step=step):
         try:
-            return fn(current_app(), *args, actor=f"{step}:{tid}")
+            return fn(current_app(), *args, actor=tid)
         except Exception as exc:  # the ledger back-stop re-drives the step; make the failure visible
             log("task.failed", level=40, error=f"{type(exc).__name__}: {str(exc)[:300]}")
             raise

@@ -6,17 +6,18 @@ ledger, with an overlap), so its cost grows with changed orders, not with all op
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from connectors.errors import AmbiguousOutcome, PermanentError, TransientError
-from worker import state
+from worker import cursors, state
 from worker.bootstrap import App
 from worker.domain import FulfillmentStatus, PushRequest, ShipmentState, Tracking
 from worker.fulfill import retry_later
-from worker.ledger import CursorRow, OrderRow, ShipmentRow
+from worker.ledger import OrderRow, ShipmentRow
+from worker.logs import log
 from worker.outbox import enqueue, publish
 
 S = ShipmentState
@@ -24,33 +25,36 @@ PUSH = "autofulfill.push"
 TRACKING_OVERLAP = timedelta(minutes=10)
 
 
-def get_cursor(session: Session, name: str) -> CursorRow | None:
-    return session.get(CursorRow, name)
-
-
-def set_cursor(session: Session, name: str, value: object) -> None:
-    row = session.get(CursorRow, name)
-    if row is None:
-        session.add(CursorRow(name=name, value=value))
-    else:
-        row.value = value  # type: ignore[assignment]
-
-
 def sweep(app: App, account: str, *, actor: str = "") -> int:
     """Look at this account's fulfillment orders changed since the last sweep; returns how many
-    of our shipments got tracking. The cursor moves only when the whole sweep succeeded."""
+    of our shipments got tracking. One sweep per account at a time; the cursor moves only when
+    the whole sweep succeeded."""
     started = app.clock()
     name = f"amazon:{account}:tracking"
+    claim = cursors.take(app, name)
+    if claim is None:
+        log("track.skipped", account=account, reason="another sweep of this account is running")
+        return 0
+    token, last = claim
+    try:
+        shipped = _sweep(app, account, last, started, actor=actor)
+    except BaseException:
+        cursors.give_back(app, name, token)
+        raise
+    cursors.advance(app, name, token, started)
+    return shipped
+
+
+def _sweep(app: App, account: str, last: datetime | None, started: datetime, *, actor: str) -> int:
     fulfiller = app.fulfiller(account)
-    with app.sessions() as session:
-        cursor = get_cursor(session, name)
-        if cursor is not None:
-            since = cursor.value - TRACKING_OVERLAP
-        else:  # first sweep: as far back as our oldest shipment still waiting for tracking
+    if last is not None:
+        since = last - TRACKING_OVERLAP
+    else:  # first sweep: as far back as our oldest shipment still waiting for tracking
+        with app.sessions() as session:
             oldest = session.scalar(select(ShipmentRow.created_at).where(
                 ShipmentRow.account == account, ShipmentRow.state == S.SUBMITTED)
                 .order_by(ShipmentRow.created_at).limit(1))
-            since = (oldest or started) - TRACKING_OVERLAP
+        since = (oldest or started) - TRACKING_OVERLAP
     changed = list(fulfiller.changed_since(since))
     shipped = 0
     outbox: list[int] = []
@@ -65,25 +69,33 @@ def sweep(app: App, account: str, *, actor: str = "") -> int:
             oid = record_status(app, session, row, status, actor=actor)
             if oid:
                 outbox.append(oid)
-            shipped += row.state == S.SHIPPED
+                shipped += 1
             session.commit()
-        set_cursor(session, name, started)
-        session.commit()
     publish(app.sessions, app.publisher, outbox, now=app.clock())
+    log("track.done", account=account, changed=len(changed), ours=len(ours), shipped=shipped)
     return shipped
 
 
 def record_status(app: App, session: Session, row: ShipmentRow, status: FulfillmentStatus, *,
                   actor: str) -> int | None:
-    """Apply what Amazon says to a submitted shipment; returns an outbox id when a push is due."""
+    """Apply what Amazon says to a submitted shipment; returns an outbox id when a push is due.
+
+    The move out of ``submitted`` is a compare-and-set, so two sweeps never both record it."""
     now = app.clock()
+    if not (status.is_dead or status.is_shipped):
+        return None
+    moved = session.execute(
+        update(ShipmentRow).where(ShipmentRow.id == row.id, ShipmentRow.state == S.SUBMITTED)
+        .values(state=S.SHIPPED if status.is_shipped else S.ATTENTION)
+        .execution_options(synchronize_session=False))
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    session.refresh(row)
     if status.is_dead:
+        row.state = S.SUBMITTED  # park() records where it came from
         state.park(session, row, f"Amazon reports the fulfillment order {status.status}", now=now,
                    actor=actor)
         return None
-    if not status.is_shipped:
-        return None
-    row.state = S.SHIPPED
     row.tracking = [{"carrier": t.carrier, "number": t.number, "url": t.url} for t in status.tracking]
     row.attempts = 0
     row.next_attempt_at = now + timedelta(seconds=app.lease_s)

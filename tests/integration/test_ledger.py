@@ -256,3 +256,35 @@ def test_retry_routes_parked_lines_again_once_the_sku_is_mapped(env: Any) -> Non
         order = s.scalar(select(OrderRow))
         assert order is not None and order.status == "routed"
         assert [(r.n, r.state) for r in order.shipments] == [(1, "cancelled"), (2, "submitted")]
+
+
+def test_one_pass_per_cursor_and_one_shipped_record(env: Any) -> None:
+    from worker import cursors
+
+    app, store, amazon, published, clock = env
+    first = cursors.take(app, "amazon:us:tracking")
+    assert first is not None and first[1] is None
+    assert cursors.take(app, "amazon:us:tracking") is None  # a second sweep skips
+    assert tracking.sweep(app, "us") == 0
+    cursors.advance(app, "amazon:us:tracking", first[0], clock.now)
+    again = cursors.take(app, "amazon:us:tracking")
+    assert again is not None and again[1] == clock.now
+    cursors.give_back(app, "amazon:us:tracking", again[0])
+
+    store.orders["5010"] = make_order("5010")
+    pipeline.ingest_and_publish(app, "acme", store.orders["5010"], source="webhook")
+    drain(app, published)
+    amazon.shipped.add("ACME-5010-1")
+    status = amazon.lookup("ACME-5010-1")
+    assert status is not None
+    with app.sessions() as s1, app.sessions() as s2:
+        a = s1.scalar(select(ShipmentRow))
+        b = s2.scalar(select(ShipmentRow))
+        assert a is not None and b is not None
+        assert tracking.record_status(app, s1, a, status, actor="sweep-1") is not None
+        s1.commit()
+        assert tracking.record_status(app, s2, b, status, actor="sweep-2") is None
+        s2.commit()
+    with app.sessions() as s:
+        kinds = [e.kind for e in s.scalars(select(EventRow))]
+    assert kinds.count("shipped") == 1
