@@ -8,14 +8,14 @@ what the outbox prevents.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from worker.ledger import OutboxRow
+from worker.ledger import OutboxRow, WebhookReceiptRow
 from worker.logs import log
 
 Publisher = Callable[[str, list[Any], str], None]  # (task name, args, task id)
@@ -61,3 +61,16 @@ def relay(sessions: sessionmaker[Session], publisher: Publisher, *, now: datetim
         ids = list(session.scalars(select(OutboxRow.id).where(OutboxRow.published_at.is_(None))
                                    .order_by(OutboxRow.id).limit(batch)))
     return publish(sessions, publisher, ids, now=now) if ids else 0
+
+
+def prune(sessions: sessionmaker[Session], *, now: datetime, outbox_days: float = 7,
+          receipts_days: float = 30) -> tuple[int, int]:
+    """Forget published outbox rows and old webhook receipts (platforms stop retrying after
+    48 hours). Every dedupe key still in use is younger than these ages."""
+    with sessions() as session:
+        rows = session.execute(delete(OutboxRow).where(
+            OutboxRow.published_at < now - timedelta(days=outbox_days)))
+        receipts = session.execute(delete(WebhookReceiptRow).where(
+            WebhookReceiptRow.received_at < now - timedelta(days=receipts_days)))
+        session.commit()
+    return rows.rowcount, receipts.rowcount  # type: ignore[attr-defined]

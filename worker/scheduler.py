@@ -16,10 +16,15 @@ from worker import outbox, sweeper
 from worker.bootstrap import App
 from worker.logs import log
 
+PRUNE_EVERY_S = 3600.0
+
 
 def tick(app: App, last: dict[str, float], now_mono: float) -> None:
     svc = app.config.service
     outbox.relay(app.sessions, app.publisher, now=app.clock())
+    if now_mono - last.get("prune", -PRUNE_EVERY_S) >= PRUNE_EVERY_S:
+        last["prune"] = now_mono
+        outbox.prune(app.sessions, now=app.clock())
     if now_mono - last.get("redrive", 0.0) >= svc.release_interval_s:
         last["redrive"] = now_mono
         sweeper.redrive_due(app)

@@ -288,3 +288,56 @@ def test_one_pass_per_cursor_and_one_shipped_record(env: Any) -> None:
     with app.sessions() as s:
         kinds = [e.kind for e in s.scalars(select(EventRow))]
     assert kinds.count("shipped") == 1
+
+
+def test_hold_window_waits_in_the_ledger_and_release_reads_the_store_again(env: Any) -> None:
+    app, store, amazon, published, clock = env
+    acme = app.config.stores["acme"]
+    app.config = app.config.model_copy(
+        update={"stores": {"acme": acme.model_copy(update={"hold_minutes": 0.5})}})
+    order = make_order("5011", lines=(("TEE-RED-M", 1),))
+    pipeline.ingest_and_publish(app, "acme", order, source="webhook")
+    assert published == []  # held: no task waits in the broker
+    clock.advance(20)
+    assert sweeper.redrive_due(app) == 0
+    # The customer edits the order during the hold: quantity 3 now.
+    store.orders["5011"] = replace(order, lines=(replace(order.lines[0], quantity=3),))
+    clock.advance(11)
+    assert sweeper.redrive_due(app) == 1
+    drain(app, published)
+    assert amazon.created["ACME-5011-1"].items[0].quantity == 3
+
+
+def test_cancelled_during_the_hold_sends_nothing(env: Any) -> None:
+    app, store, amazon, published, clock = env
+    acme = app.config.stores["acme"]
+    app.config = app.config.model_copy(
+        update={"stores": {"acme": acme.model_copy(update={"hold_minutes": 1})}})
+    order = make_order("5012")
+    pipeline.ingest_and_publish(app, "acme", order, source="webhook")
+    store.orders["5012"] = replace(order, cancelled=True)
+    clock.advance(61)
+    sweeper.redrive_due(app)
+    drain(app, published)
+    assert amazon.created == {}
+    with app.sessions() as s:
+        row = s.scalar(select(OrderRow))
+        assert row is not None and row.status == "cancelled"
+
+
+def test_scheduler_tick_relays_the_outbox_and_prunes_old_rows(env: Any) -> None:
+    from worker import outbox, scheduler
+    from worker.ledger import WebhookReceiptRow
+
+    app, store, amazon, published, clock = env
+    with app.sessions() as s:
+        oid = outbox.enqueue(s, pipeline.RELEASE, [42], "release:42")
+        s.add(WebhookReceiptRow(store="acme", dedupe_key="old", topic="orders/paid",
+                                received_at=clock.now - timedelta(days=31)))
+        s.commit()
+    assert oid is not None
+    scheduler.tick(app, {}, 0.0)
+    assert (pipeline.RELEASE, [42]) in published
+    assert count(app, OutboxRow) == 1 and count(app, WebhookReceiptRow) == 0
+    clock.advance(8 * 86400)
+    assert outbox.prune(app.sessions, now=clock.now) == (1, 0)
