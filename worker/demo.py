@@ -44,6 +44,7 @@ task_time_limit_s = {task_time_limit_s}
 visibility_timeout_s = {visibility_timeout_s}
 log_format = "{log_format}"
 queue = "{queue}"
+worker_concurrency = {worker_concurrency}
 
 # The sandboxes' fixed, public credentials; a real config reads secrets with "env:NAME".
 [amazon.us]
@@ -97,7 +98,7 @@ class Stack:
     def __init__(self, workdir: Path, *, database_url: str = "sqlite:///var/ledger.db",
                  broker_url: str = "", ship_after_s: float = 4.0, create_delay_s: float = 0.0,
                  poll_interval_s: float = 30, tracking_interval_s: float = 2,
-                 task_time_limit_s: float = 60, log_format: str = "text",
+                 task_time_limit_s: float = 60, log_format: str = "text", worker_concurrency: int = 2,
                  output: TextIO | None = None) -> None:
         self.workdir = workdir
         self.shop = ShopifySandbox()
@@ -105,7 +106,7 @@ class Stack:
         self.port = free_port()
         self.settings = dict(database_url=database_url, broker_url=broker_url,
                              poll_interval_s=poll_interval_s, tracking_interval_s=tracking_interval_s,
-                             task_time_limit_s=task_time_limit_s,
+                             task_time_limit_s=task_time_limit_s, worker_concurrency=worker_concurrency,
                              visibility_timeout_s=max(3600, task_time_limit_s * 3), log_format=log_format,
                              queue=f"autofulfill-{uuid.uuid4().hex[:8]}")
         self.output = output
