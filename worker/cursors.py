@@ -1,19 +1,24 @@
 """Cursors of periodic passes (store polls, tracking sweeps), one pass at a time per cursor.
 
-``take`` leases the cursor (or returns None when another pass holds it); ``advance`` moves it and
-lets go; ``give_back`` lets go without moving it, so a failed pass is redone from the same point.
+``run_pass`` is what callers use. Underneath, ``take`` leases the cursor (or returns None when
+another pass holds it); ``advance`` moves it and lets go; ``give_back`` lets go without moving
+it, so a failed pass is redone from the same point.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 
 from worker.bootstrap import App
 from worker.ledger import CursorRow
+
+T = TypeVar("T")
 
 
 def take(app: App, name: str) -> tuple[str, datetime | None] | None:
@@ -58,3 +63,20 @@ def advance(app: App, name: str, token: str, value: datetime) -> None:
 
 def give_back(app: App, name: str, token: str) -> None:
     _let_go(app, name, token, None)
+
+
+def run_pass(app: App, name: str, work: Callable[[datetime | None, datetime], T]) -> T | None:
+    """Run ``work(last cursor value, start time)`` while holding the cursor; on success the cursor
+    moves to the start time. None when another pass holds the cursor."""
+    started = app.clock()
+    claim = take(app, name)
+    if claim is None:
+        return None
+    token, last = claim
+    try:
+        result = work(last, started)
+    except BaseException:
+        give_back(app, name, token)
+        raise
+    advance(app, name, token, started)
+    return result

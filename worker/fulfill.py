@@ -45,14 +45,11 @@ def submit(app: App, shipment_pk: int, *, actor: str = "") -> str:
     """Create the MCF order for this shipment unless it exists; returns the state afterwards."""
     now = app.clock()
     with app.sessions() as session:
-        claimed = state.claim_shipment(session, shipment_pk, (S.PENDING, S.SUBMITTING), now=now,
-                                       lease_s=app.lease_s)
-        row = session.get(ShipmentRow, shipment_pk)
-        if row is None:
-            return "missing"
-        if claimed is None:
-            return row.state
-        token, was = claimed
+        claim = state.claim_shipment(session, shipment_pk, (S.PENDING, S.SUBMITTING), now=now,
+                                     lease_s=app.lease_s)
+        if isinstance(claim, str):
+            return claim
+        row, token, was = claim.row, claim.token, claim.was
         if row.route != "fba" or row.account not in app.config.amazon:
             # Labels (self-ship) arrive with their own issue; until then nothing can take it.
             state.park(session, row, NO_SELF_SHIP if row.route != "fba" else

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,16 +33,26 @@ def event(session: Session, order_id: int, kind: str, *, shipment_id: int | None
     log(kind, **{**where, **clean})
 
 
-def claim_shipment(session: Session, shipment_id: int, states: tuple[str, ...], *, now: datetime,
-                   lease_s: float) -> tuple[str, str] | None:
-    """Take the shipment's lease when it is in one of ``states`` and nobody holds it.
+@dataclass(frozen=True)
+class Claim:
+    row: ShipmentRow
+    token: str
+    was: str  # the state the shipment was in when we took it
 
-    Returns (token, state it was in) or None. Commits."""
+
+def claim_shipment(session: Session, shipment_id: int, states: tuple[str, ...], *, now: datetime,
+                   lease_s: float) -> Claim | str:
+    """Take the shipment's lease when it is in one of ``states`` and nobody holds it. Commits.
+
+    Returns the claim, or, when the shipment is not ours to work on, its state ("missing" when
+    there is no such shipment)."""
     token = uuid.uuid4().hex
     row = session.get(ShipmentRow, shipment_id)
-    if row is None or row.state not in states:
-        return None
+    if row is None:
+        return "missing"
     was = row.state
+    if was not in states:
+        return was
     result = session.execute(
         update(ShipmentRow)
         .where(ShipmentRow.id == shipment_id, ShipmentRow.state == was,
@@ -52,10 +63,10 @@ def claim_shipment(session: Session, shipment_id: int, states: tuple[str, ...], 
         .execution_options(synchronize_session=False)
     )
     session.commit()
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        return None
     session.refresh(row)
-    return token, was
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return row.state
+    return Claim(row, token, was)
 
 
 def claim_order(session: Session, order_id: int, status: str, *, now: datetime,

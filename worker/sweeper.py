@@ -5,7 +5,7 @@ delayed broker messages, so a broker restart or a dead worker loses nothing.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select
 
@@ -66,24 +66,19 @@ def poll_store(app: App, store_name: str, *, actor: str = "") -> int:
     """One reconciliation pass: every order updated since the cursor (minus an overlap) goes
     through ``ingest``, exactly like a webhook. One pass per store at a time; returns how many
     orders were seen (0 when another pass is running)."""
-    started = app.clock()
     cfg = app.config.store(store_name)
-    name = f"store:{store_name}:orders"
-    claim = cursors.take(app, name)
-    if claim is None:
-        log("poll.skipped", store=store_name, reason="another poll of this store is running")
-        return 0
-    token, last = claim
     overlap = timedelta(seconds=app.config.service.poll_overlap_s)
-    since = (last - overlap) if last else started - timedelta(hours=cfg.initial_lookback_hours)
-    seen = 0
-    try:
+
+    def one_pass(last: datetime | None, started: datetime) -> int:
+        since = (last - overlap) if last else started - timedelta(hours=cfg.initial_lookback_hours)
+        seen = 0
         for order in app.store(store_name).iter_orders(since):
             pipeline.ingest_and_publish(app, store_name, order, source="poll", actor=actor)
             seen += 1
-    except BaseException:
-        cursors.give_back(app, name, token)
-        raise
-    cursors.advance(app, name, token, started)
-    log("poll.done", store=store_name, seen=seen, since=since.isoformat())
-    return seen
+        log("poll.done", store=store_name, seen=seen, since=since.isoformat())
+        return seen
+
+    seen = cursors.run_pass(app, f"store:{store_name}:orders", one_pass)
+    if seen is None:
+        log("poll.skipped", store=store_name, reason="another poll of this store is running")
+    return seen or 0

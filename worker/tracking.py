@@ -29,20 +29,11 @@ def sweep(app: App, account: str, *, actor: str = "") -> int:
     """Look at this account's fulfillment orders changed since the last sweep; returns how many
     of our shipments got tracking. One sweep per account at a time; the cursor moves only when
     the whole sweep succeeded."""
-    started = app.clock()
-    name = f"amazon:{account}:tracking"
-    claim = cursors.take(app, name)
-    if claim is None:
+    shipped = cursors.run_pass(app, f"amazon:{account}:tracking",
+                               lambda last, started: _sweep(app, account, last, started, actor=actor))
+    if shipped is None:
         log("track.skipped", account=account, reason="another sweep of this account is running")
-        return 0
-    token, last = claim
-    try:
-        shipped = _sweep(app, account, last, started, actor=actor)
-    except BaseException:
-        cursors.give_back(app, name, token)
-        raise
-    cursors.advance(app, name, token, started)
-    return shipped
+    return shipped or 0
 
 
 def _sweep(app: App, account: str, last: datetime | None, started: datetime, *, actor: str) -> int:
@@ -108,13 +99,10 @@ def push(app: App, shipment_pk: int, *, actor: str = "") -> str:
     """Write the shipment's tracking to the store, once; returns the state afterwards."""
     now = app.clock()
     with app.sessions() as session:
-        claimed = state.claim_shipment(session, shipment_pk, (S.SHIPPED,), now=now, lease_s=app.lease_s)
-        row = session.get(ShipmentRow, shipment_pk)
-        if row is None:
-            return "missing"
-        if claimed is None:
-            return row.state
-        token, _ = claimed
+        claim = state.claim_shipment(session, shipment_pk, (S.SHIPPED,), now=now, lease_s=app.lease_s)
+        if isinstance(claim, str):
+            return claim
+        row, token = claim.row, claim.token
         order: OrderRow = row.order
         cfg = app.config.store(order.store)
         request = PushRequest(

@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -26,6 +26,7 @@ from connectors.amazon_mcf.sandbox_model import (
     parse_iso,
     validate_create,
 )
+from connectors.sandbox_server import LoopbackServer
 
 API = "/fba/outbound/2020-07-01"
 # Our best knowledge of the real answer to a reused id (see mapping._DUPLICATE_TEXT).
@@ -41,11 +42,14 @@ _ERRORS = {
 Reply = tuple[int, dict[str, Any]]
 
 
-class AmazonSandbox:
+class AmazonSandbox(LoopbackServer):
+    thread_name = "amazon-sandbox"
+
     def __init__(self, *, client_id: str = "sandbox-client", client_secret: str = "sandbox-secret",
                  refresh_token: str = "sandbox-refresh", ship_after_s: float = 2.0, rate: float = 2.0,
                  burst: float = 30, create_delay_s: float = 0.0, page_size: int = 10,
                  token_ttl_s: int = 3600, clock: Callable[[], float] = time.time) -> None:
+        super().__init__()
         self.client_id = client_id
         self.client_secret = client_secret
         self.refresh_token = refresh_token
@@ -66,37 +70,9 @@ class AmazonSandbox:
         self._buckets: dict[str, tuple[float, float]] = {}  # operation -> (tokens, at)
         self._failures: dict[str, list[tuple[int, bool]]] = {}  # operation -> [(status, after)]
         self._pages: dict[str, list[str]] = {}  # nextToken -> remaining ids
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- life cycle ---------------------------------------------------------------------------------
-
-    def start(self) -> AmazonSandbox:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="amazon-sandbox", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> AmazonSandbox:
-        return self.start() if self._server is None else self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("sandbox not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler(self)
 
     @property
     def token_url(self) -> str:

@@ -11,24 +11,27 @@ delivers webhooks. State lives in ``_SandboxState`` (``sandbox_state.py``) behin
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
 
 import requests
 
+from connectors.sandbox_server import LoopbackServer
 from connectors.shopify.sandbox_state import SandboxState
 
 
-class ShopifySandbox:
+class ShopifySandbox(LoopbackServer):
+    thread_name = "shopify-sandbox"
+
     """Start with ``start()`` (returns self) or ``with ShopifySandbox() as shop:``; ``.url``."""
 
     def __init__(self, access_token: str = "sandbox-token", webhook_secret: str = "sandbox-secret",
                  api_version: str = "2026-01", bucket_max: float = 1000, restore_rate: float = 50,
                  fulfillment_orders_delay_s: float = 0.0, client_id: str | None = None,
                  client_secret: str | None = None, shop_name: str = "Sandbox Shop") -> None:
+        super().__init__()
         self.access_token = access_token
         self.webhook_secret = webhook_secret
         self.api_version = api_version
@@ -40,35 +43,9 @@ class ShopifySandbox:
                                   api_version=api_version)
         self._issued: dict[str, float] = {}  # client-credentials token -> expiry (time.time())
         self.token_requests = 0
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self.url = ""
 
-    # --- lifecycle ---------------------------------------------------------------------------
-
-    def start(self) -> ShopifySandbox:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="shopify-sandbox", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> ShopifySandbox:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     @property
     def shop_domain(self) -> str:

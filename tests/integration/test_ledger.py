@@ -161,7 +161,8 @@ def test_dead_worker_mid_submit_is_recovered_by_lookup(env: Any) -> None:
     with app.sessions() as s:
         from worker import state
 
-        assert state.claim_shipment(s, shipment_pk, ("pending",), now=clock.now, lease_s=app.lease_s)
+        claim = state.claim_shipment(s, shipment_pk, ("pending",), now=clock.now, lease_s=app.lease_s)
+        assert isinstance(claim, state.Claim)
         row = s.get(ShipmentRow, shipment_pk)
         row.state = "submitting"
         s.commit()
