@@ -19,6 +19,7 @@ LOGGER = logging.getLogger("autofulfill")
 _context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "autofulfill_log", default=None)
 _FIELDS = ("store", "order", "shipment", "task_id", "route", "request_id")
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 _SECRET_WORDS = ("token", "secret", "password", "hmac", "authorization", "address")
 
 
@@ -30,6 +31,14 @@ def bind(**fields: Any) -> Iterator[None]:
         yield
     finally:
         _context.reset(reset)
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    """Our bound fields, or, for a library's record, what it passed as ``extra=``."""
+    ours = getattr(record, "af_fields", None)
+    if ours is not None:
+        return dict(ours)
+    return {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
 
 
 def log(event: str, level: int = logging.INFO, **fields: Any) -> None:
@@ -45,7 +54,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "event": getattr(record, "af_event", record.getMessage()),
         }
-        out.update(getattr(record, "af_fields", {}))
+        out.update(_fields(record))
         if record.exc_info and record.exc_info[0] is not None:
             out["error"] = f"{record.exc_info[0].__name__}: {record.exc_info[1]}"
         if not hasattr(record, "af_event"):
@@ -55,7 +64,7 @@ class JsonFormatter(logging.Formatter):
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        fields = dict(getattr(record, "af_fields", {}))
+        fields = _fields(record)
         head = " ".join(f"{k}={fields.pop(k)}" for k in _FIELDS if k in fields)
         rest = " ".join(f"{k}={v}" for k, v in fields.items())
         when = datetime.fromtimestamp(record.created, UTC).strftime("%H:%M:%S")
