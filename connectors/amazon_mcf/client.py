@@ -161,7 +161,7 @@ class AmazonMCF:
         resp = self._call("listAllFulfillmentOrders", "GET", "/fulfillmentOrders",
                           params={"queryStartDate": mapping.iso_z(now)})
         mapping.ids_from_list(_json(resp))  # the answer has Amazon's shape
-        return (f"amazon {self.name}: ok ({self._config.base_url}, marketplace "
+        return (f"ok ({self._config.base_url}, marketplace "
                 f"{self._config.marketplace_id}, request id {self.last_request_id or '-'})")
 
     # -- internals ---------------------------------------------------------------------------------
