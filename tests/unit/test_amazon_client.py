@@ -355,7 +355,7 @@ def test_sandbox_changed_since_pages(sandbox: AmazonSandbox, session: requests.S
     assert sorted(client.changed_since(start)) == sorted(ids)
     assert sandbox.calls.count("listAllFulfillmentOrders") == 3  # pages of 3, 3, 1
     assert list(client.changed_since(datetime.now(UTC) + timedelta(hours=1))) == []
-    assert client.check().startswith("amazon sandbox: ok")
+    assert client.check().startswith("ok (")
 
 
 def test_sandbox_cancel(sandbox: AmazonSandbox, session: requests.Session) -> None:
