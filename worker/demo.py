@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import requests
 
@@ -229,50 +229,56 @@ def run_demo(workdir: str | None, count: int = 5, out: TextIO = sys.stdout) -> i
         stack.start("run")
         out.write(f"demo: service running, webhooks at {stack.webhook_url}\n")
         stories = _sample_orders(stack, count, out)
-        expected_fba = len(stories)
-
-        def pushed() -> int:
-            return sum(1 for _, s in stack.shipments() if s.route == "fba" and s.state == "pushed")
-
-        last = -1
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and (n := pushed()) < expected_fba:
-            if n != last:
-                out.write(f"demo: progress {n}/{expected_fba} FBA shipments tracked in Shopify\n")
-                last = n
-            time.sleep(1)
-        ok = pushed() == expected_fba
-        rows = []
-        for order, s in stack.shipments():
-            tracking = ", ".join(f"{t['carrier']} {t['number']}" for t in s.tracking) or "-"
-            numbers = {t["number"] for t in s.tracking}
-            in_store = sum(1 for f in stack.shop.fulfillments(order.platform_order_id)
-                           if numbers & set(f["tracking_numbers"]))
-            rows.append((order.number, stories.get(order.platform_order_id, ""), s.route, s.state,
-                         s.external_id if s.route == "fba" else "-", tracking,
-                         "yes" if s.state == "pushed" else (s.reason or "no"), in_store))
-        out.write("\n" + table(("order", "story", "route", "state", "Amazon id", "tracking",
-                                "pushed", "Shopify fulfillments"), rows) + "\n")
-        out.write(f"\nAmazon create calls: {stack.amazon.create_calls}; "
-                  f"Shopify fulfillmentCreate calls: {stack.shop.calls.count('CreateFulfillment')}\n")
-        mixed = next((o for o in stack.orders() if stories.get(o.platform_order_id, "").startswith("mixed")),
-                     None)
-        if mixed is not None and stack.app is not None:
-            with stack.app.sessions() as session:
-                row = session.get(OrderRow, mixed.id)
-                assert row is not None
-                out.write(f"\nThe timeline of order {row.number} (`autofulfill show demo {row.number}`):\n")
-                out.write(timeline(session, row) + "\n")
-        out.write(f"\ndemo: {'OK' if ok else 'INCOMPLETE'} — the files stay in {base}; try\n"
-                  f"  autofulfill orders --config {stack.config_path}\n"
-                  f"  autofulfill show demo 1001 --config {stack.config_path}\n")
-        return 0 if ok else 1
+        ok = _wait_for_tracking(stack, len(stories), out)
+        report = _report(stack, stories)
     except Exception as exc:
         out.write(f"demo: failed: {type(exc).__name__}: {exc}\n")
         return 1
     finally:
         stack.stop()
+    cli = os.path.relpath(sys.argv[0]) if sys.argv[0].endswith("autofulfill") else "autofulfill"
+    out.write(report)
+    out.write(f"\ndemo: {'OK' if ok else 'INCOMPLETE'} — the files stay in {base}; try\n"
+              f"  {cli} orders --config {stack.config_path}\n"
+              f"  {cli} show demo 1001 --config {stack.config_path}\n")
+    return 0 if ok else 1
 
 
-def main(argv: list[str] | None = None) -> Any:  # pragma: no cover - convenience
-    return run_demo(None)
+def _wait_for_tracking(stack: Stack, expected: int, out: TextIO, timeout_s: float = 120) -> bool:
+    def pushed() -> int:
+        return sum(1 for _, s in stack.shipments() if s.route == "fba" and s.state == "pushed")
+
+    last = -1
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and (n := pushed()) < expected:
+        if n != last:
+            out.write(f"demo: progress {n}/{expected} FBA shipments tracked in Shopify\n")
+            last = n
+        time.sleep(1)
+    return pushed() == expected
+
+
+def _report(stack: Stack, stories: dict[str, str]) -> str:
+    """The final table, the call counts and one order's timeline, read from the ledger."""
+    rows = []
+    for order, s in stack.shipments():
+        tracking = ", ".join(f"{t['carrier']} {t['number']}" for t in s.tracking) or "-"
+        numbers = {t["number"] for t in s.tracking}
+        in_store = sum(1 for f in stack.shop.fulfillments(order.platform_order_id)
+                       if numbers & set(f["tracking_numbers"]))
+        rows.append((order.number, stories.get(order.platform_order_id, ""), s.route, s.state,
+                     s.external_id if s.route == "fba" else "-", tracking,
+                     "yes" if s.state == "pushed" else (s.reason or "no"), in_store))
+    text = "\n" + table(("order", "story", "route", "state", "Amazon id", "tracking", "pushed",
+                         "Shopify fulfillments"), rows) + "\n"
+    text += (f"\nAmazon create calls: {stack.amazon.create_calls}; "
+             f"Shopify fulfillmentCreate calls: {stack.shop.calls.count('CreateFulfillment')}\n")
+    mixed = next((o for o in stack.orders() if stories.get(o.platform_order_id, "").startswith("mixed")),
+                 None)
+    if mixed is not None and stack.app is not None:
+        with stack.app.sessions() as session:
+            row = session.get(OrderRow, mixed.id)
+            assert row is not None
+            text += f"\nThe timeline of order {row.number} (`autofulfill show demo {row.number}`):\n"
+            text += timeline(session, row) + "\n"
+    return text
