@@ -39,6 +39,14 @@ class Store(Protocol):
 
         Pages through the store's API; read-only. Raises TransientError/PermanentError."""
 
+    def is_ping(self, body: bytes, headers: Mapping[str, str]) -> bool:
+        """True for the platform's unsigned hello when a webhook is created (WooCommerce);
+        answered 200 before any signature check. Shopify has none."""
+
+    def warnings(self) -> list[str]:
+        """Problems a person should fix, found by one read (e.g. a WooCommerce webhook that is
+        no longer active). Empty when all is well; raises TransientError/PermanentError."""
+
     def verify_webhook(self, body: bytes, headers: Mapping[str, str]) -> bool:
         """True when the body is signed with this store's webhook secret (constant-time)."""
 
@@ -48,7 +56,8 @@ class Store(Protocol):
         Raises PermanentError when the body cannot be understood."""
 
     def push_tracking(self, request: PushRequest) -> PushResult:
-        """Write tracking for these lines to the store, once.
+        """Write tracking for these lines to the store, once (and, when ``request.final`` and the
+        store is configured so, mark the order complete — also when the tracking was there).
 
         Reads the store's fulfillments first: a tracking number already there is not written
         again (``already_there``). Raises TransientError when the store is not ready yet

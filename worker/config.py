@@ -27,6 +27,7 @@ AMAZON_REGIONS = {
     "eu": "https://sellingpartnerapi-eu.amazon.com",
     "fe": "https://sellingpartnerapi-fe.amazon.com",
 }
+SHIP_WHEN_DEFAULTS = {"shopify": ["PAID", "PARTIALLY_REFUNDED"], "woocommerce": ["PROCESSING"]}
 MCF_SPEEDS = {"Standard", "Expedited", "Priority", "ScheduledDelivery"}
 
 
@@ -112,6 +113,7 @@ class StoreConfig(_Model):
     client_secret: SecretStr | None = None
     consumer_key: SecretStr | None = None
     consumer_secret: SecretStr | None = None
+    query_string_auth: bool = False  # WooCommerce keys in the query string (hosts that drop Authorization)
     webhook_secret: SecretStr | None = None
     api_version: str = "2026-01"
     amazon: str | None = None
@@ -119,11 +121,17 @@ class StoreConfig(_Model):
     order_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,12}$")]
     hold_minutes: float = Field(0, ge=0)
     notify_customer: bool = True
-    ship_when: list[str] = Field(default_factory=lambda: ["PAID", "PARTIALLY_REFUNDED"])
+    # Statuses that ship: Shopify financial statuses; WooCommerce order statuses. None = the
+    # platform's default (see SHIP_WHEN_DEFAULTS).
+    ship_when: list[str] | None = None
     initial_lookback_hours: float = Field(24, gt=0)
     packing_slip_comment: str = Field("Thank you for your order", max_length=250)
     complete_on_ship: bool = True
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
+
+    @property
+    def ship_statuses(self) -> list[str]:
+        return [s.upper() for s in (self.ship_when or SHIP_WHEN_DEFAULTS[self.platform])]
 
     @field_validator("shop_url")
     @classmethod

@@ -7,7 +7,7 @@ from a platform.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -145,4 +145,4 @@ class PushRequest:
     lines: tuple[tuple[str, int], ...]  # (platform line id, quantity) of this shipment
     tracking: tuple[Tracking, ...]
     notify_customer: bool = True
-    extra: dict[str, str] = field(default_factory=dict)
+    final: bool = False  # with this push every line of the order has shipped (Woo: may complete it)

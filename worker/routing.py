@@ -39,12 +39,12 @@ def eligible(order: Order, store: StoreConfig) -> tuple[bool, str]:
         return False, "order is cancelled"
     if order.fulfilled:
         return False, "order is already fulfilled in the store"
-    wanted = [s.upper() for s in store.ship_when]
+    wanted = store.ship_statuses
     if order.financial_status.upper() not in wanted:
-        return False, f"financial status {order.financial_status} is not in ship_when {wanted}"
+        return False, f"status {order.financial_status} is not in ship_when {wanted}"
     if not any(line.quantity > 0 for line in order.lines):
         return False, "order has no lines left to ship"
-    return True, f"financial status {order.financial_status} ships"
+    return True, f"status {order.financial_status} ships"
 
 
 def speed_for(order: Order, store: StoreConfig) -> tuple[str, str]:

@@ -110,6 +110,7 @@ def push(app: App, shipment_pk: int, *, actor: str = "") -> str:
             lines=tuple((ln.line_id, ln.quantity) for ln in row.lines),
             tracking=tuple(Tracking(t["carrier"], t["number"], t.get("url", "")) for t in row.tracking),
             notify_customer=cfg.notify_customer,
+            final=all(s.state in (S.PUSHED, S.CANCELLED) for s in order.shipments if s.id != row.id),
         )
         try:
             result = app.store(order.store).push_tracking(request)

@@ -50,14 +50,20 @@ def create_app(app: App, broker_check: Any = None) -> Flask:
         store = app.store(store_name)
         headers = {k.lower(): v for k, v in request.headers.items()}
         with bind(store=store_name):
-            if not store.verify_webhook(body, headers):
+            try:
+                verified = store.verify_webhook(body, headers)
+            except Exception:  # a malformed signature header must not become a 500
+                verified = False
+            if not verified:
                 log("webhook.rejected", reason="bad signature", topic=headers.get("x-shopify-topic", ""))
                 return answer(platform, 401, error="bad signature")
             try:
                 event = store.parse_webhook(body, headers)
-            except PermanentError as exc:
-                log("webhook.unparseable", reason=str(exc)[:200])
-                return answer(platform, 400, error=str(exc)[:200])
+            except Exception as exc:  # PermanentError, or a body shaped like nothing we know
+                reason = str(exc)[:200] if isinstance(exc, PermanentError) else (
+                    f"body could not be understood ({type(exc).__name__})")
+                log("webhook.unparseable", reason=reason)
+                return answer(platform, 400, error=reason)
             try:
                 return answer(platform, 200, **_receive(app, store_name, event))
             except Exception as exc:  # our database is away: 503 lets the platform retry

@@ -82,7 +82,7 @@ class ShopifyStore:
             after = page.get("endCursor")
 
     def iter_orders(self, updated_since: datetime) -> Iterator[Order]:
-        search = mapping.orders_search_query(updated_since, self._config.ship_when)
+        search = mapping.orders_search_query(updated_since, self._config.ship_statuses)
         after: str | None = None
         while True:
             data = self._call(queries.LIST_ORDERS, {"first": queries.ORDERS_PAGE_SIZE, "after": after,
@@ -99,6 +99,12 @@ class ShopifyStore:
             if not page.get("hasNextPage"):
                 return
             after = page.get("endCursor")
+
+    def is_ping(self, body: bytes, headers: Mapping[str, str]) -> bool:
+        return False  # Shopify sends no unsigned hello
+
+    def warnings(self) -> list[str]:
+        return []  # webhook subscriptions are not read yet
 
     def verify_webhook(self, body: bytes, headers: Mapping[str, str]) -> bool:
         secret = self._config.webhook_secret or self._config.client_secret

@@ -63,7 +63,7 @@ def test_eligibility_follows_ship_when() -> None:
     assert not eligible(make_order("1", financial_status="PENDING"), cfg)[0]
     assert not eligible(make_order("1", cancelled=True), cfg)[0]
     assert not eligible(make_order("1", fulfilled=True), cfg)[0]
-    authorized = cfg.model_copy(update={"ship_when": ["PAID", "AUTHORIZED"]})
+    authorized = cfg.model_copy(update={"ship_when": ["paid", "authorized"]})
     assert eligible(make_order("1", financial_status="AUTHORIZED"), authorized)[0]
 
 
