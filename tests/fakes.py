@@ -47,6 +47,12 @@ class FakeStore:
     def iter_orders(self, updated_since: datetime) -> Iterator[Order]:
         yield from self.orders.values()
 
+    def is_ping(self, body: bytes, headers: Mapping[str, str]) -> bool:
+        return False
+
+    def warnings(self) -> list[str]:
+        return []
+
     def verify_webhook(self, body: bytes, headers: Mapping[str, str]) -> bool:
         return True
 

@@ -18,7 +18,8 @@ from worker.config import Config
 from worker.ledger import make_engine, make_sessions, utcnow
 from worker.outbox import Publisher
 
-STORE_TYPES: dict[str, str] = {"shopify": "connectors.shopify.client:ShopifyStore"}
+STORE_TYPES: dict[str, str] = {"shopify": "connectors.shopify.client:ShopifyStore",
+                               "woocommerce": "connectors.woocommerce.client:WooStore"}
 FULFILLER_TYPES: dict[str, str] = {"amazon": "connectors.amazon_mcf.client:AmazonMCF"}
 
 

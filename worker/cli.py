@@ -91,6 +91,8 @@ def check(config_file: str | None, live: bool) -> None:
     for label, client in targets:
         try:
             click.echo(f"{label}: {client.check()}")
+            for warning in client.warnings() if hasattr(client, "warnings") else []:
+                click.echo(f"{label}: WARNING {warning}", err=True)
         except Exception as exc:
             failed = True
             click.echo(f"{label}: FAILED {exc}", err=True)

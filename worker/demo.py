@@ -1,221 +1,49 @@
-"""`autofulfill demo`: the real service against the connectors' local sandboxes.
-
-``Stack`` (also used by the integration tests) starts the Shopify and Amazon sandboxes in this
-process, writes a config that points at them, and runs the service's parts as real processes.
+"""`autofulfill demo`: the real service against the local sandboxes, with a handful of orders
+that show the guarantees: webhooks, a duplicate delivery, a lost webhook found by the poller, a
+mixed order whose unmapped line is parked, a Shopify and a WooCommerce store.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-import requests
-
-from connectors.amazon_mcf.sandbox import AmazonSandbox
-from connectors.shopify.sandbox import ShopifySandbox
-from worker.bootstrap import App, bootstrap
-from worker.config import load_config
 from worker.ledger import OrderRow, ShipmentRow
-from worker.migrate import ensure_schema
+from worker.stack import SKU_MAP, Stack
 from worker.views import table, timeline
 
-SKU_MAP = {"TEE-RED-M": "AMZ-TEE-RED-M", "MUG-BLK": "AMZ-MUG-BLK", "CAP-NAVY": "AMZ-CAP-NAVY"}
-
-CONFIG = """\
-[service]
-database_url = "{database_url}"
-broker_url = "{broker_url}"
-data_dir = "var"
-listen = "127.0.0.1:{port}"
-poll_interval_s = {poll_interval_s}
-tracking_interval_s = {tracking_interval_s}
-release_interval_s = 1
-task_time_limit_s = {task_time_limit_s}
-visibility_timeout_s = {visibility_timeout_s}
-log_format = "{log_format}"
-queue = "{queue}"
-worker_concurrency = {worker_concurrency}
-
-# The sandboxes' fixed, public credentials; a real config reads secrets with "env:NAME".
-[amazon.us]
-region = "na"
-marketplace_id = "ATVPDKIKX0DER"
-client_id = "sandbox-client"
-client_secret = "sandbox-secret"
-refresh_token = "sandbox-refresh"
-endpoint = "{amazon_url}"
-token_url = "{amazon_token_url}"
-
-[stores.demo]
-platform = "shopify"
-shop_url = "{shop_url}"
-access_token = "sandbox-token"
-webhook_secret = "sandbox-secret"
-api_version = "2026-01"
-amazon = "us"
-order_prefix = "DEMO"
-hold_minutes = 0
-notify_customer = true
-
-[stores.demo.routing]
-default = "self_ship"
-sku_map = {{ {sku_map} }}
-speeds = {{ "Standard" = "Standard", "Express" = "Expedited", "Overnight" = "Priority" }}
-fba_countries = ["US"]
-split = true
-features = []
-"""
+Stories = dict[tuple[str, str], str]  # (store, platform order id) -> what the order shows
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str, every: float = 0.3) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(every)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
-class Stack:
-    """Sandboxes + config + service processes. ``parts`` are `autofulfill` subcommands."""
-
-    def __init__(self, workdir: Path, *, database_url: str = "sqlite:///var/ledger.db",
-                 broker_url: str = "", ship_after_s: float = 4.0, create_delay_s: float = 0.0,
-                 poll_interval_s: float = 30, tracking_interval_s: float = 2,
-                 task_time_limit_s: float = 60, log_format: str = "text", worker_concurrency: int = 2,
-                 output: TextIO | None = None) -> None:
-        self.workdir = workdir
-        self.shop = ShopifySandbox()
-        self.amazon = AmazonSandbox(ship_after_s=ship_after_s, create_delay_s=create_delay_s)
-        self.port = free_port()
-        self.settings = dict(database_url=database_url, broker_url=broker_url,
-                             poll_interval_s=poll_interval_s, tracking_interval_s=tracking_interval_s,
-                             task_time_limit_s=task_time_limit_s, worker_concurrency=worker_concurrency,
-                             visibility_timeout_s=max(3600, task_time_limit_s * 3), log_format=log_format,
-                             queue=f"autofulfill-{uuid.uuid4().hex[:8]}")
-        self.output = output
-        self.procs: dict[str, subprocess.Popen[str]] = {}
-        self.config_path = workdir / "autofulfill.toml"
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.app: App | None = None
-
-    @property
-    def webhook_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/webhooks/shopify/demo"
-
-    def start_sandboxes(self) -> None:
-        self.shop.start()
-        self.amazon.start()
-        sku_map = ", ".join(f'"{k}" = "{v}"' for k, v in SKU_MAP.items())
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(CONFIG.format(
-            port=self.port, shop_url=self.shop.url, amazon_url=self.amazon.url,
-            amazon_token_url=self.amazon.token_url, sku_map=sku_map, **self.settings))
-        config = load_config(self.config_path, env=self.env)
-        config.data_dir.mkdir(parents=True, exist_ok=True)
-        self.app = bootstrap(config, publisher=lambda *_: None)
-        ensure_schema(self.app.sessions.kw["bind"])
-
-    def start(self, *parts: str) -> None:
-        for part in parts:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "worker", part, "--config", str(self.config_path)],
-                env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                start_new_session=True)
-            self.procs[part] = proc
-            threading.Thread(target=self._pump, args=(part, proc), daemon=True).start()
-        if "web" in parts or "run" in parts:
-            wait_for(self.healthy, 60, "the webhook receiver's /healthz")
-
-    def _pump(self, part: str, proc: subprocess.Popen[str]) -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if self.output is not None:
-                self.output.write(f"  {part:9} | {line}")
-                self.output.flush()
-
-    def healthy(self) -> bool:
-        try:
-            return requests.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
-    def kill(self, part: str) -> None:
-        """kill -9 the part and every process it started."""
-        proc = self.procs.pop(part)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-        if proc.stdout is not None:
-            proc.stdout.close()
-
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
-            if proc.stdout is not None:
-                proc.stdout.close()
-        self.procs.clear()
-        self.shop.stop()
-        self.amazon.stop()
-        if self.app is not None:
-            self.app.sessions.kw["bind"].dispose()
-
-    def shipments(self) -> list[tuple[OrderRow, ShipmentRow]]:
-        assert self.app is not None
-        with self.app.sessions() as session:
-            rows = session.query(OrderRow, ShipmentRow).join(ShipmentRow).order_by(ShipmentRow.id).all()
-            for order, shipment in rows:
-                _ = order.lines, shipment.lines
-            return [(o, s) for o, s in rows]
-
-    def orders(self) -> list[OrderRow]:
-        assert self.app is not None
-        with self.app.sessions() as session:
-            return list(session.query(OrderRow).order_by(OrderRow.id))
-
-
-def _sample_orders(stack: Stack, count: int, out: TextIO) -> dict[str, str]:
-    """Create sample orders and deliver their webhooks as Shopify would; returns id -> story."""
-    stories: dict[str, str] = {}
+def _sample_orders(stack: Stack, count: int, out: TextIO) -> Stories:
+    """Create sample orders and deliver their webhooks as the platforms would."""
+    stories: Stories = {}
     skus = list(SKU_MAP)
     speeds = ["Standard", "Express", "Overnight"]
     for i in range(max(1, count - 3)):
         order = stack.shop.add_order([(skus[i % 3], 1 + i % 2)], shipping_title=speeds[i % 3])
         stack.shop.deliver(stack.webhook_url, "orders/paid", order["id"])
-        stories[str(order["id"])] = "webhook"
+        stories["demo", str(order["id"])] = "webhook"
     mixed = stack.shop.add_order([("MUG-BLK", 1), ("POSTER-A2", 1)])
     stack.shop.deliver(stack.webhook_url, "orders/paid", mixed["id"])
-    stories[str(mixed["id"])] = "mixed: FBA + an unmapped line (parked)"
+    stories["demo", str(mixed["id"])] = "mixed: FBA + an unmapped line (parked)"
     thrice = stack.shop.add_order([("CAP-NAVY", 2)], shipping_title="Express")
-    event_id = "demo-duplicate-event"
     for _ in range(3):
-        stack.shop.deliver(stack.webhook_url, "orders/paid", thrice["id"], event_id=event_id)
-    stories[str(thrice["id"])] = "same webhook delivered 3 times"
+        stack.shop.deliver(stack.webhook_url, "orders/paid", thrice["id"], event_id="demo-duplicate-event")
+    stories["demo", str(thrice["id"])] = "same webhook delivered 3 times"
     lost = stack.shop.add_order([("TEE-RED-M", 1)])
-    stories[str(lost["id"])] = "webhook lost: found by the poller"
-    out.write(f"demo: {len(stories)} orders placed in the Shopify sandbox\n")
+    stories["demo", str(lost["id"])] = "webhook lost: found by the poller"
+    woo = stack.woo.add_order([("MUG-BLK", 1), ("TEE-RED-M", 1)], customer_name="Zoë Ångström")
+    for _ in range(3):  # WooCommerce: one order.created, delivered three times
+        stack.woo.deliver(stack.woo_webhook_url, "order.created", woo["id"])
+    stories["bolt", str(woo["id"])] = "WooCommerce webhook x3"
+    woo_lost = stack.woo.add_order([("CAP-NAVY", 1)], shipping_title="Express")
+    stories["bolt", str(woo_lost["id"])] = "WooCommerce, found by the poller"
+    out.write(f"demo: {len(stories)} orders placed in the Shopify and WooCommerce sandboxes\n")
     return stories
 
 
@@ -252,29 +80,29 @@ def _wait_for_tracking(stack: Stack, expected: int, out: TextIO, timeout_s: floa
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and (n := pushed()) < expected:
         if n != last:
-            out.write(f"demo: progress {n}/{expected} FBA shipments tracked in Shopify\n")
+            out.write(f"demo: progress {n}/{expected} FBA shipments tracked in their store\n")
             last = n
         time.sleep(1)
     return pushed() == expected
 
 
-def _report(stack: Stack, stories: dict[str, str]) -> str:
+def _report(stack: Stack, stories: Stories) -> str:
     """The final table, the call counts and one order's timeline, read from the ledger."""
     rows = []
     for order, s in stack.shipments():
         tracking = ", ".join(f"{t['carrier']} {t['number']}" for t in s.tracking) or "-"
-        numbers = {t["number"] for t in s.tracking}
-        in_store = sum(1 for f in stack.shop.fulfillments(order.platform_order_id)
-                       if numbers & set(f["tracking_numbers"]))
-        rows.append((order.number, stories.get(order.platform_order_id, ""), s.route, s.state,
+        in_store = _in_store(stack, order, s)
+        rows.append((order.store, order.number, stories.get((order.store, order.platform_order_id), ""),
+                     s.route, s.state,
                      s.external_id if s.route == "fba" else "-", tracking,
                      "yes" if s.state == "pushed" else (s.reason or "no"), in_store))
-    text = "\n" + table(("order", "story", "route", "state", "Amazon id", "tracking", "pushed",
-                         "Shopify fulfillments"), rows) + "\n"
+    text = "\n" + table(("store", "order", "story", "route", "state", "Amazon id", "tracking", "pushed",
+                         "in the store"), rows) + "\n"
     text += (f"\nAmazon create calls: {stack.amazon.create_calls}; "
-             f"Shopify fulfillmentCreate calls: {stack.shop.calls.count('CreateFulfillment')}\n")
-    mixed = next((o for o in stack.orders() if stories.get(o.platform_order_id, "").startswith("mixed")),
-                 None)
+             f"Shopify fulfillmentCreate calls: {stack.shop.calls.count('CreateFulfillment')}; "
+             f"WooCommerce orders completed: {_woo_completed(stack)}\n")
+    mixed = next((o for o in stack.orders()
+                  if stories.get((o.store, o.platform_order_id), "").startswith("mixed")), None)
     if mixed is not None and stack.app is not None:
         with stack.app.sessions() as session:
             row = session.get(OrderRow, mixed.id)
@@ -282,3 +110,23 @@ def _report(stack: Stack, stories: dict[str, str]) -> str:
             text += f"\nThe timeline of order {row.number} (`autofulfill show demo {row.number}`):\n"
             text += timeline(session, row) + "\n"
     return text
+
+
+def _in_store(stack: Stack, order: OrderRow, shipment: ShipmentRow) -> str:
+    """Where the shipment's tracking shows in the store: Shopify fulfillments or Woo notes/items."""
+    numbers = {t["number"] for t in shipment.tracking}
+    if not numbers:
+        return "-"
+    if order.store == "demo":
+        found = sum(1 for f in stack.shop.fulfillments(order.platform_order_id)
+                    if numbers & set(f["tracking_numbers"]))
+        return f"{found} fulfillment(s)"
+    notes = sum(1 for n in stack.woo.notes(order.platform_order_id)
+                if any(num in n["note"] for num in numbers))
+    status = stack.woo.order(order.platform_order_id)["status"]
+    return f"{notes} note(s), {status}"
+
+
+def _woo_completed(stack: Stack) -> int:
+    return sum(1 for o in stack.orders() if o.store == "bolt"
+               and stack.woo.order(o.platform_order_id)["status"] == "completed")

@@ -49,4 +49,19 @@ speeds   = { "Standard" = "Standard", "Express" = "Expedited", "Overnight" = "Pr
 fba_countries = ["US"]
 split    = true                                 # FBA and self-ship parts of one order may ship separately
 features = ["BLOCK_AMZL"]                       # MCF featureConstraints
+
+[stores.bolt]
+platform        = "woocommerce"
+shop_url        = "https://bolt.example"        # REST = {shop_url}/wp-json/wc/v3/...
+consumer_key    = "env:BOLT_WC_KEY"             # WooCommerce > Settings > Advanced > REST API (Read/Write)
+consumer_secret = "env:BOLT_WC_SECRET"
+# query_string_auth = true                      # if your host strips the Authorization header
+webhook_secret  = "env:BOLT_WC_WEBHOOK_SECRET"  # the secret you typed into the WooCommerce webhook
+amazon          = "us"
+order_prefix    = "BOLT"
+complete_on_ship = true                         # set the order completed once every line shipped
+# ship_when     = ["PROCESSING"]                # WooCommerce order statuses that ship (the default)
+
+[stores.bolt.routing]
+sku_map  = { "BOLT-CHARGER" = "AMZ-BOLT-CHARGER" }
 '''

@@ -68,11 +68,15 @@ def poll_store(app: App, store_name: str, *, actor: str = "") -> int:
     orders were seen (0 when another pass is running)."""
     cfg = app.config.store(store_name)
     overlap = timedelta(seconds=app.config.service.poll_overlap_s)
+    store = app.store(store_name)
 
     def one_pass(last: datetime | None, started: datetime) -> int:
         since = (last - overlap) if last else started - timedelta(hours=cfg.initial_lookback_hours)
+        # WooCommerce disables a webhook after repeated failures: say so every pass until fixed.
+        for warning in store.warnings():
+            log("store.warning", level=30, store=store_name, warning=warning)
         seen = 0
-        for order in app.store(store_name).iter_orders(since):
+        for order in store.iter_orders(since):
             pipeline.ingest_and_publish(app, store_name, order, source="poll", actor=actor)
             seen += 1
         log("poll.done", store=store_name, seen=seen, since=since.isoformat())

@@ -23,7 +23,10 @@ from worker.logs import bind, log
 from worker.outbox import publish
 
 MAX_BODY = 1024 * 1024
-INGEST_TOPICS = {"orders/create", "orders/paid", "orders/updated", "orders/cancelled"}
+INGEST_TOPICS = {
+    "orders/create", "orders/paid", "orders/updated", "orders/cancelled",  # Shopify
+    "order.created", "order.updated",  # WooCommerce: the body is the order at delivery time
+}
 
 
 def create_app(app: App, broker_check: Any = None) -> Flask:
@@ -50,12 +53,16 @@ def create_app(app: App, broker_check: Any = None) -> Flask:
         store = app.store(store_name)
         headers = {k.lower(): v for k, v in request.headers.items()}
         with bind(store=store_name):
+            if store.is_ping(body, headers):  # WooCommerce's unsigned hello when a webhook is made
+                log("webhook.ping")
+                return answer(platform, 200, outcome="ping")
             try:
                 verified = store.verify_webhook(body, headers)
             except Exception:  # a malformed signature header must not become a 500
                 verified = False
             if not verified:
-                log("webhook.rejected", reason="bad signature", topic=headers.get("x-shopify-topic", ""))
+                topic = headers.get("x-shopify-topic") or headers.get("x-wc-webhook-topic", "")
+                log("webhook.rejected", reason="bad signature", topic=topic)
                 return answer(platform, 401, error="bad signature")
             try:
                 event = store.parse_webhook(body, headers)

@@ -3,48 +3,15 @@ and a real ledger, talking HTTP to the Shopify and Amazon sandboxes on loopback.
 
 from __future__ import annotations
 
-import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 import requests
 
-from tests.conftest import REDIS_URL, need, redis_up
-from worker.demo import Stack, wait_for
+from tests.integration.support import fba_shipments, make_stack, stop
+from worker.stack import wait_for
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def redis_db() -> Iterator[str]:
-    """A Redis database of its own for this test, emptied before and after."""
-    need("Redis at " + REDIS_URL, redis_up())
-    url = f"{REDIS_URL}/9"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
-
-
-def make_stack(tmp_path: Path, broker: str, database_url: str, **kw: object) -> Stack:
-    log = io.StringIO()
-    stack = Stack(tmp_path / "stack", broker_url=broker, database_url=database_url, output=log,
-                  log_format="json", **kw)  # type: ignore[arg-type]
-    stack.log = log  # type: ignore[attr-defined]
-    stack.start_sandboxes()
-    return stack
-
-
-def stop(stack: Stack) -> None:
-    stack.stop()
-    print(stack.log.getvalue()[-30000:])  # type: ignore[attr-defined]  # shown when a test fails
-
-
-def fba_shipments(stack: Stack, state: str) -> int:
-    return sum(1 for _, s in stack.shipments() if s.route == "fba" and s.state == state)
 
 
 def test_webhook_to_mcf_to_tracking_exactly_once(tmp_path: Path, redis_db: str, pg_fresh: str) -> None:

@@ -16,7 +16,8 @@ from worker.config import load_config
 from worker.migrate import ensure_schema
 
 ENV = {"AMZ_CLIENT_ID": "cid", "AMZ_CLIENT_SECRET": "csecret", "AMZ_REFRESH_TOKEN": "rtoken",
-       "ACME_SHOPIFY_TOKEN": "shpat_secret_value", "ACME_SHOPIFY_SECRET": "whsec"}
+       "ACME_SHOPIFY_TOKEN": "shpat_secret_value", "ACME_SHOPIFY_SECRET": "whsec",
+       "BOLT_WC_KEY": "ck_x", "BOLT_WC_SECRET": "cs_x", "BOLT_WC_WEBHOOK_SECRET": "wcwh"}
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ def test_check_passes_with_the_environment(config_file: Path, monkeypatch: pytes
     for k, v in ENV.items():
         monkeypatch.setenv(k, v)
     result = CliRunner().invoke(main, ["check", "--config", str(config_file)])
-    assert result.exit_code == 0 and "1 store(s), 1 Amazon account(s)" in result.output
+    assert result.exit_code == 0 and "2 store(s), 1 Amazon account(s)" in result.output
 
 
 def test_orders_show_and_retry_print_the_ledger_without_secrets_or_street(

@@ -9,7 +9,8 @@ from worker.config import ConfigError, load_config, parse_config
 from worker.example_config import EXAMPLE
 
 ENV = {"AMZ_CLIENT_ID": "cid", "AMZ_CLIENT_SECRET": "csecret", "AMZ_REFRESH_TOKEN": "rtoken",
-       "ACME_SHOPIFY_TOKEN": "shpat_x", "ACME_SHOPIFY_SECRET": "whsec"}
+       "ACME_SHOPIFY_TOKEN": "shpat_x", "ACME_SHOPIFY_SECRET": "whsec",
+       "BOLT_WC_KEY": "ck_x", "BOLT_WC_SECRET": "cs_x", "BOLT_WC_WEBHOOK_SECRET": "wcwh"}
 
 
 def test_example_config_is_valid_and_reads_secrets_from_env(tmp_path: Path) -> None:

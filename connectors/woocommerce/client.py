@@ -1,0 +1,211 @@
+"""``WooStore``: a WooCommerce shop's REST API v3 behind the worker's ``Store`` Protocol.
+
+Transport, auth and error classification live in ``rest.py``; payload translation in
+``mapping.py``. Tracking goes back as a tracking item when a Shipment Tracking extension answers
+(WooCommerce Shipment Tracking at ``wc-shipment-tracking/v3``, or Advanced Shipment Tracking at
+``wc/v3/orders/{id}/shipment-trackings``), otherwise as one customer note — never both — and is
+written before the order is set ``completed``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+import requests
+
+from connectors.base import Limiter
+from connectors.errors import NotFound, PermanentError
+from connectors.woocommerce import mapping, webhooks
+from connectors.woocommerce.errors import WooNoRoute, WooPayloadError
+from connectors.woocommerce.rest import WC, WooRest
+from worker.config import StoreConfig
+from worker.domain import Order, PushRequest, PushResult, Tracking, WebhookEvent
+
+SHIPMENT_TRACKING = "shipment-tracking"  # WooCommerce Shipment Tracking (woocommerce.com)
+AST = "ast"  # Advanced Shipment Tracking (zorem)
+_NO_EXTENSION = ""
+
+
+def tracking_route(extension: str, order_id: str) -> tuple[str, str]:
+    """(namespace, path) of an order's tracking items for the extension."""
+    if extension == SHIPMENT_TRACKING:
+        return "wc-shipment-tracking/v3", f"orders/{order_id}/shipment-trackings"
+    return WC, f"orders/{order_id}/shipment-trackings"
+
+
+class WooStore:
+    """One WooCommerce shop. Thread-safe; one ``requests.Session`` per instance."""
+
+    def __init__(self, name: str, config: StoreConfig, limiter: Limiter,
+                 session: requests.Session | None = None, *,
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time) -> None:
+        self.name = name
+        self._config = config
+        self._rest = WooRest(config, limiter, session, sleep=sleep, clock=clock)
+        self._lock = threading.Lock()
+        self._extension: str | None = None  # None = not detected yet; "" = none installed
+
+    @property
+    def auth_mode(self) -> str:
+        """"basic", "query" or "oauth1" (from shop_url's scheme and query_string_auth)."""
+        return self._rest.auth_mode
+
+    # --- Store Protocol ----------------------------------------------------------------------
+
+    def fetch_order(self, order_id: str) -> Order | None:
+        try:
+            answer = self._rest.get(f"orders/{_oid(order_id)}")
+        except WooNoRoute:
+            raise
+        except NotFound:
+            return None
+        return mapping.order_from_rest(_object(answer.data, "order"))
+
+    def iter_orders(self, updated_since: datetime) -> Iterator[Order]:
+        """Pages of ``GET /orders`` (status in ship_when, modified after, oldest change first).
+
+        An order changed while paging moves to the end of the list; it may then be seen twice
+        (yielded once per state) while an order that moved up a page is left to the next poll,
+        whose cursor overlaps this one."""
+        seen: set[tuple[str, datetime | None]] = set()
+        page = 1
+        while True:
+            answer = self._rest.get("orders", mapping.orders_params(updated_since, self._config.ship_statuses,
+                                                                   page))
+            items = answer.data
+            if not isinstance(items, list):
+                raise WooPayloadError("woocommerce GET /orders: the answer is not a list")
+            for item in items:
+                order = mapping.order_from_rest(_object(item, "order"))
+                if (order.platform_order_id, order.updated_at) not in seen:
+                    seen.add((order.platform_order_id, order.updated_at))
+                    yield order
+            pages = _int(answer.headers.get("X-WP-TotalPages"))
+            last = page >= pages if pages is not None else len(items) < mapping.PAGE_SIZE
+            if not items or last:
+                return
+            page += 1
+
+    def is_ping(self, body: bytes, headers: Mapping[str, str]) -> bool:
+        return webhooks.is_ping(body, headers)
+
+    def warnings(self) -> list[str]:
+        hooks: list[Any] = []
+        page = 1
+        while True:
+            answer = self._rest.get("webhooks", {"per_page": str(mapping.PAGE_SIZE), "page": str(page)})
+            if not isinstance(answer.data, list):
+                raise WooPayloadError("woocommerce GET /webhooks: the answer is not a list")
+            hooks.extend(h for h in answer.data if isinstance(h, dict))
+            pages = _int(answer.headers.get("X-WP-TotalPages")) or 1
+            if not answer.data or page >= pages:
+                return mapping.webhook_warnings(hooks)
+            page += 1
+
+    def verify_webhook(self, body: bytes, headers: Mapping[str, str]) -> bool:
+        secret = self._config.webhook_secret
+        if secret is None:
+            return False
+        return webhooks.verify(body, webhooks.header(headers, webhooks.SIGNATURE_HEADER),
+                               secret.get_secret_value())
+
+    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+        return webhooks.parse(body, headers)
+
+    def push_tracking(self, request: PushRequest) -> PushResult:
+        """Write the tracking once: tracking items when an extension answers, else one customer note.
+
+        Reads first (the order's tracking items, or its notes): a number already there is not
+        written again, and when every number is there nothing is written (``already_there``).
+        Then, when ``request.final`` and ``complete_on_ship``, sets the order ``completed`` unless
+        it is completed, cancelled or refunded already — also when the tracking was there, so a
+        crash between the two steps still completes it. Not atomic: an AmbiguousOutcome or
+        TransientError part-way is safe to retry, because the retry reads first.
+        """
+        if not request.tracking:
+            raise PermanentError(f"order {request.order_id}: no tracking number to push")
+        oid = _oid(request.order_id)
+        extension, existing = self._existing(oid, request.tracking)
+        ids: dict[str, str] = dict(existing)
+        missing = [t for t in request.tracking if mapping.normalise_number(t.number) not in ids]
+        if extension:
+            namespace, path = tracking_route(extension, oid)
+            for t in missing:
+                body = mapping.tracking_item(t, ast=extension == AST)
+                item = _object(self._rest.post(path, body, namespace=namespace).data, "tracking item")
+                ids[mapping.normalise_number(t.number)] = str(item.get("tracking_id", ""))
+        elif missing:
+            note = {"note": mapping.note_text(missing), "customer_note": request.notify_customer}
+            written = _object(self._rest.post(f"orders/{oid}/notes", note).data, "order note")
+            for t in missing:
+                ids[mapping.normalise_number(t.number)] = str(written.get("id", ""))
+        if request.final and self._config.complete_on_ship:
+            self._complete(oid)
+        return PushResult(fulfillment_id=ids.get(mapping.normalise_number(request.tracking[0].number), ""),
+                          already_there=not missing)
+
+    def check(self) -> str:
+        """One cheap read for ``autofulfill check --live``."""
+        answer = self._rest.get("orders", {"per_page": "1"})
+        total = answer.headers.get("X-WP-Total", "?")
+        return f"WooCommerce REST API ok ({self._rest.auth_mode} auth, {total} orders)"
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _existing(self, oid: str, tracking: tuple[Tracking, ...]) -> tuple[str, dict[str, str]]:
+        """(extension or "", {normalised number already on the order: tracking or note id}).
+
+        The extension is found once per client: the first route that answers for an order."""
+        with self._lock:
+            known = self._extension
+        candidates = [known] if known is not None else [SHIPMENT_TRACKING, AST, _NO_EXTENSION]
+        for extension in candidates:
+            try:
+                if extension == _NO_EXTENSION:
+                    notes = self._rest.get(f"orders/{oid}/notes").data
+                    found = mapping.numbers_in_notes(notes, (t.number for t in tracking))
+                else:
+                    namespace, path = tracking_route(extension, oid)
+                    found = mapping.numbers_in_trackings(self._rest.get(path, namespace=namespace).data)
+            except WooNoRoute:
+                if known is not None:  # the extension was removed since: detect again
+                    with self._lock:
+                        self._extension = None
+                    return self._existing(oid, tracking)
+                continue
+            except NotFound as exc:
+                raise PermanentError(f"order {oid} not found on WooCommerce ({exc})",
+                                     status=exc.status) from exc
+            with self._lock:
+                self._extension = extension
+            return extension, found
+        raise AssertionError("unreachable: the notes route always exists")
+
+    def _complete(self, oid: str) -> None:
+        order = _object(self._rest.get(f"orders/{oid}").data, "order")
+        if str(order.get("status", "")).lower() in mapping.COMPLETABLE:
+            self._rest.put(f"orders/{oid}", {"status": "completed"})
+
+
+def _oid(order_id: str) -> str:
+    text = str(order_id).strip()
+    if not text.isdigit():
+        raise PermanentError(f"not a WooCommerce order id: {order_id!r}")
+    return str(int(text))
+
+
+def _object(data: Any, what: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise WooPayloadError(f"woocommerce answer: the {what} is not a JSON object")
+    return data
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None

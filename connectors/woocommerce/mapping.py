@@ -1,0 +1,261 @@
+"""WooCommerce REST v3 payloads <-> domain records. Pure: no I/O, no clock.
+
+One order shape arrives, from the API and as a webhook body alike: the REST v3 ``order``. Its
+``*_gmt`` dates are UTC without a zone suffix; the others are the shop's local time and are not
+used. Line items carry the SKU of what was bought: for a variation, the variation's own SKU.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import quote
+
+from connectors.woocommerce.errors import WooPayloadError
+from worker.domain import Address, Line, Order, Tracking
+
+CANCELLED = frozenset({"cancelled", "refunded"})
+# Statuses an order may be set ``completed`` from; others (completed, cancelled, refunded, failed,
+# trash, pending, checkout-draft) are left alone: completion never moves an order backwards or revives it.
+COMPLETABLE = frozenset({"processing", "on-hold"})
+PAGE_SIZE = 100  # the REST API's maximum per_page
+
+
+# --- scalars ---------------------------------------------------------------------------------
+
+def _s(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def money(value: Any) -> Decimal:
+    """A REST amount ("29.35", or a JSON number for line prices) -> Decimal; "" / None -> 0."""
+    if value is None or value == "":
+        return Decimal("0")
+    try:
+        return Decimal(str(value))
+    except InvalidOperation as exc:
+        raise WooPayloadError(f"bad amount: {value!r}") from exc
+
+
+def parse_gmt(value: Any) -> datetime:
+    """A ``*_gmt`` field ("2026-11-25T10:00:00", no zone: it is UTC) -> aware UTC datetime."""
+    if not isinstance(value, str) or not value:
+        raise WooPayloadError(f"missing or bad timestamp: {value!r}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise WooPayloadError(f"bad timestamp: {value!r}") from exc
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def format_gmt(when: datetime) -> str:
+    """Aware datetime -> the REST API's GMT form ("2026-11-25T10:00:00"); naive means UTC."""
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC)
+    return when.replace(tzinfo=None, microsecond=0).isoformat()
+
+
+def order_id_of(payload: Mapping[str, Any]) -> str:
+    raw = payload.get("id")
+    if isinstance(raw, bool) or not isinstance(raw, int | str) or not str(raw).isdigit():
+        raise WooPayloadError(f"order has no usable id: {raw!r}")
+    return str(int(raw))
+
+
+# --- orders ----------------------------------------------------------------------------------
+
+def _address(part: Mapping[str, Any], phone: str) -> Address:
+    name = " ".join(p for p in (_s(part.get("first_name")).strip(), _s(part.get("last_name")).strip()) if p)
+    return Address(name=name, address1=_s(part.get("address_1")), address2=_s(part.get("address_2")),
+                   city=_s(part.get("city")), region=_s(part.get("state")),
+                   postal_code=_s(part.get("postcode")), country=_s(part.get("country")),
+                   phone=phone, company=_s(part.get("company")))
+
+
+def address_from_rest(payload: Mapping[str, Any]) -> Address | None:
+    """The shipping address, or the billing one when shipping is empty (no ``address_1``):
+    WooCommerce leaves shipping blank when the customer ships to the billing address."""
+    shipping = payload.get("shipping") or {}
+    billing = payload.get("billing") or {}
+    phone = _s(shipping.get("phone")) or _s(billing.get("phone"))
+    if _s(shipping.get("address_1")).strip():
+        return _address(shipping, phone)
+    if _s(billing.get("address_1")).strip():
+        return _address(billing, phone)
+    return None
+
+
+def lines_from_rest(items: Iterable[Mapping[str, Any]] | None) -> tuple[Line, ...]:
+    lines = []
+    for item in items or ():
+        try:
+            qty = int(item.get("quantity") or 0)
+        except (TypeError, ValueError) as exc:
+            raise WooPayloadError(f"line item {item.get('id')}: bad quantity "
+                                  f"{item.get('quantity')!r}") from exc
+        if qty <= 0:
+            continue
+        if item.get("id") in (None, ""):
+            raise WooPayloadError("line item has no id")
+        lines.append(Line(line_id=str(item["id"]), sku=_s(item.get("sku")).strip(), quantity=qty,
+                          title=_s(item.get("name")), unit_price=money(item.get("price"))))
+    return tuple(lines)
+
+
+def order_from_rest(payload: Mapping[str, Any]) -> Order:
+    """A REST v3 order (an API answer or a webhook body) -> Order."""
+    if not isinstance(payload, Mapping):
+        raise WooPayloadError("order payload is not a JSON object")
+    order_id = order_id_of(payload)
+    status = _s(payload.get("status")).lower()
+    shipping = payload.get("shipping_lines") or []
+    modified = payload.get("date_modified_gmt")
+    return Order(
+        platform_order_id=order_id,
+        number=_s(payload.get("number") or order_id).removeprefix("#"),
+        created_at=parse_gmt(payload.get("date_created_gmt")),
+        financial_status=status.upper(),
+        lines=lines_from_rest(payload.get("line_items")),
+        address=address_from_rest(payload),
+        cancelled=status in CANCELLED,
+        fulfilled=status == "completed",
+        shipping_title=_s(shipping[0].get("method_title")) if shipping else "",
+        email=_s((payload.get("billing") or {}).get("email")),
+        currency=_s(payload.get("currency")),
+        total=money(payload.get("total")),
+        updated_at=parse_gmt(modified) if modified else None,
+    )
+
+
+def orders_params(updated_since: datetime, statuses: Iterable[str], page: int) -> dict[str, str]:
+    """Query of ``GET /orders`` for the poller: oldest change first, GMT dates, full pages."""
+    return {"status": ",".join(s.lower() for s in statuses), "modified_after": format_gmt(updated_since),
+            "dates_are_gmt": "true", "orderby": "modified", "order": "asc",
+            "per_page": str(PAGE_SIZE), "page": str(page)}
+
+
+def webhook_warnings(hooks: Iterable[Mapping[str, Any]]) -> list[str]:
+    """One message per webhook that is not ``active`` (WooCommerce disables one after repeated
+    delivery failures and never retries a delivery)."""
+    out = []
+    for hook in hooks:
+        status = _s(hook.get("status"))
+        if status == "active":
+            continue
+        out.append(f"webhook {hook.get('id')} ({_s(hook.get('name'))!r}, topic {_s(hook.get('topic'))}) is "
+                   f"{status or 'not active'}: WooCommerce delivers nothing through it; set it Active under "
+                   "WooCommerce > Settings > Advanced > Webhooks (polling still finds the orders, later)")
+    return out
+
+
+# --- carriers and tracking -------------------------------------------------------------------
+
+def _key(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", (name or "").lower())
+
+
+# key -> (name shown to people, provider name in both tracking extensions' lists or None, link).
+# Only carriers every version of both lists carries get a provider name; for the others
+# (DHL's US entry comes and goes, Amazon is in neither) a custom provider with our own link is
+# what reliably shows the customer a working link. The extensions match names by slug, so
+# "Fedex" (their spelling) and "FedEx" are the same provider.
+_CARRIERS: dict[str, tuple[str, str | None, str]] = {
+    "ups": ("UPS", "UPS", "https://www.ups.com/track?tracknum={n}"),
+    "usps": ("USPS", "USPS", "https://tools.usps.com/go/TrackConfirmAction?tLabels={n}"),
+    "fedex": ("FedEx", "Fedex", "https://www.fedex.com/fedextrack/?trknbr={n}"),
+    "dhl": ("DHL", None, "https://www.dhl.com/global-en/home/tracking.html?tracking-id={n}"),
+    "amazon": ("Amazon Logistics", None, "https://track.amazon.com/tracking/{n}"),
+}
+_ALIASES = {"dhlexpress": "dhl", "dhlecommerce": "dhl", "fedexground": "fedex", "unitedparcelservice": "ups",
+            "amazonlogistics": "amazon", "amzl": "amazon"}
+
+
+def _carrier(carrier: str) -> tuple[str, str | None, str] | None:
+    key = _key(carrier)
+    if key.startswith("amzn"):  # MCF's Amazon Logistics codes: AMZN_US, AMZN_UK, ...
+        key = "amazon"
+    return _CARRIERS.get(_ALIASES.get(key, key))
+
+
+def tracking_provider(carrier: str) -> str | None:
+    """A carrier code or name -> the provider name the Shipment Tracking extensions list; None when
+    the tracking item should use a custom provider and link instead."""
+    known = _carrier(carrier)
+    return known[1] if known else None
+
+
+def carrier_name(carrier: str) -> str:
+    """The carrier as a person reads it: "UPS", "FedEx", "Amazon Logistics", else the raw code."""
+    known = _carrier(carrier)
+    return known[0] if known else (carrier or "").strip() or "the carrier"
+
+
+def tracking_link(tracking: Tracking) -> str:
+    """The package's own link when the fulfiller gave one, else the carrier's page; "" if unknown."""
+    if tracking.url:
+        return tracking.url
+    known = _carrier(tracking.carrier)
+    return known[2].format(n=quote(tracking.number.strip(), safe="")) if known else ""
+
+
+def note_text(tracking: Sequence[Tracking]) -> str:
+    """The customer note written when no tracking extension is installed: carrier, number, link."""
+    if not tracking:
+        raise WooPayloadError("no tracking number to write")
+    parts = []
+    for t in tracking:
+        link = tracking_link(t)
+        parts.append(f"{carrier_name(t.carrier)} tracking number {t.number.strip()}"
+                     + (f": {link}" if link else ""))
+    head = "Your order has shipped." if len(parts) == 1 else f"Your order has shipped in {len(parts)} parts."
+    return "\n".join([head, *parts])
+
+
+def tracking_item(tracking: Tracking, *, ast: bool) -> dict[str, Any]:
+    """POST body of one tracking item. Advanced Shipment Tracking is told ``status_shipped: 0``:
+    it must not change the order status itself; we complete the order after the tracking is in."""
+    body: dict[str, Any] = {"tracking_number": tracking.number.strip()}
+    provider = tracking_provider(tracking.carrier)
+    if provider is not None:
+        body["tracking_provider"] = provider
+    else:
+        body["custom_tracking_provider"] = carrier_name(tracking.carrier)
+        body["custom_tracking_link"] = tracking_link(tracking)
+    if ast:
+        body["status_shipped"] = 0
+    return body
+
+
+def normalise_number(number: str) -> str:
+    return re.sub(r"\s+", "", number or "").upper()
+
+
+def numbers_in_trackings(items: Any) -> dict[str, str]:
+    """Existing tracking items -> {normalised number: tracking_id}."""
+    if not isinstance(items, list):
+        raise WooPayloadError("shipment-trackings answer is not a list")
+    out: dict[str, str] = {}
+    for item in items:
+        if isinstance(item, Mapping) and item.get("tracking_number"):
+            out.setdefault(normalise_number(_s(item["tracking_number"])), _s(item.get("tracking_id")))
+    return out
+
+
+def numbers_in_notes(notes: Any, numbers: Iterable[str]) -> dict[str, str]:
+    """Which of ``numbers`` an order note already mentions -> {normalised number: note id}."""
+    if not isinstance(notes, list):
+        raise WooPayloadError("order notes answer is not a list")
+    texts = [(normalise_number(_s(n.get("note"))), _s(n.get("id"))) for n in notes if isinstance(n, Mapping)]
+    out: dict[str, str] = {}
+    for number in numbers:
+        wanted = normalise_number(number)
+        for text, note_id in texts:
+            if wanted and wanted in text:
+                out[wanted] = note_id
+                break
+    return out

@@ -1,0 +1,321 @@
+"""The sandbox shop's data and its REST handlers (see ``sandbox.py``). Guarded by ``lock``.
+
+Shaped like WooCommerce 9: ids are ints from one post-id sequence, ``number`` is the id as a
+string, amounts are strings ("29.35") except line ``price`` (a JSON number), dates come twice —
+the shop's local time and ``*_gmt`` — both without a zone suffix, resolution one second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, TypeVar, cast
+
+Reply = tuple[int, Any, dict[str, str]]  # status, JSON body, extra headers
+T = TypeVar("T")
+ST_FAMILY = "shipment-tracking"
+AST_FAMILY = "ast"
+ST_NAMESPACE = "wc-shipment-tracking/v3"
+_TRACKING_ROUTE = re.compile(r"/(?:wc/v3|wc-ast/v3|wc-shipment-tracking/v3)/orders/(\d+)/shipment-trackings")
+
+STATUSES = ("pending", "processing", "on-hold", "completed", "cancelled", "refunded", "failed",
+            "checkout-draft", "trash")
+_ADDRESSES = {  # country -> (address_1, city, state, postcode)
+    "US": ("1 Main St", "Austin", "TX", "78701"), "CA": ("1 Rue Principale", "Montréal", "QC", "H2X 1Y4"),
+    "GB": ("1 High St", "London", "", "SW1A 1AA"), "DE": ("Hauptstraße 1", "Berlin", "BE", "10115"),
+}
+_ST_PROVIDERS = {"United States": {
+    "Fedex": "https://www.fedex.com/fedextrack/?action=track&tracknumbers=%1$s",
+    "UPS": "https://www.ups.com/track?loc=en_US&tracknum=%1$s",
+    "USPS": "https://tools.usps.com/go/TrackConfirmAction_input?qtc_tLabels1=%1$s",
+    "OnTrac": "https://www.ontrac.com/tracking/?number=%1$s"}}
+
+
+def copy(value: T) -> T:
+    """A deep copy through JSON: what a client would get."""
+    return cast(T, json.loads(json.dumps(value)))
+
+
+def error(status: int, code: str, message: str) -> Reply:
+    return status, {"code": code, "message": message, "data": {"status": status}}, {}
+
+
+NO_ROUTE = error(404, "rest_no_route", "No route was found matching the URL and request method.")
+
+
+def _slug(name: str) -> str:  # WordPress' sanitize_title, as far as provider names need it
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def _fmt(t: datetime) -> str:
+    return t.replace(tzinfo=None).isoformat()
+
+
+class WooState:
+    def __init__(self, *, tracking_extension: str | None, utc_offset_hours: float) -> None:
+        self.lock = threading.RLock()
+        self.extension = tracking_extension
+        self.offset = timedelta(hours=utc_offset_hours)
+        self.calls: list[str] = []
+        self.orders: dict[int, dict[str, Any]] = {}
+        self.notes: dict[int, list[dict[str, Any]]] = {}
+        self.trackings: dict[int, list[dict[str, Any]]] = {}
+        self.webhooks: dict[int, dict[str, Any]] = {}
+        self._post_id = 1000
+        self._item_id = 0
+        self._note_id = 0
+        for topic, name in (("order.created", "Order created"), ("order.updated", "Order updated")):
+            self.add_webhook(topic, name, "")
+
+    # --- clock and ids --------------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        return datetime.now(UTC).replace(microsecond=0)
+
+    def _modified_now(self, order: dict[str, Any]) -> datetime:
+        """Now, but strictly after the order's last change: each state of an order has its own
+        date_modified_gmt, the key WooCommerce webhooks are deduplicated on."""
+        last = datetime.fromisoformat(order["date_modified_gmt"]).replace(tzinfo=UTC)
+        return max(self._now(), last + timedelta(seconds=1))
+
+    def _dates(self, field: str, when: datetime | None) -> dict[str, str | None]:
+        if when is None:
+            return {field: None, f"{field}_gmt": None}
+        return {field: _fmt(when + self.offset), f"{field}_gmt": _fmt(when)}
+
+    def _next_post(self) -> int:
+        self._post_id += 1
+        return self._post_id
+
+    # --- helpers behind WooSandbox ----------------------------------------------------------------
+
+    def add_webhook(self, topic: str, name: str, delivery_url: str, status: str = "active") -> dict[str, Any]:
+        with self.lock:
+            hook_id = len(self.webhooks) + 1
+            now = self._now()
+            resource, event = topic.split(".", 1)
+            self.webhooks[hook_id] = {
+                "id": hook_id, "name": name, "status": status, "topic": topic, "resource": resource,
+                "event": event, "hooks": [f"woocommerce_new_{resource}" if event == "created"
+                                          else f"woocommerce_update_{resource}"],
+                "delivery_url": delivery_url, "failure_count": 0,
+                **self._dates("date_created", now), **self._dates("date_modified", now)}
+            return dict(self.webhooks[hook_id])
+
+    def add_order(self, lines: list[tuple[Any, ...]], *, status: str, shipping_title: str, country: str,
+                  ship_to_billing_only: bool, customer_name: str | None) -> dict[str, Any]:
+        if status not in STATUSES:
+            raise ValueError(f"unknown WooCommerce status {status!r}")
+        first, _, last = (customer_name or "Zoë Ångström").partition(" ")
+        street, city, state, postcode = _ADDRESSES.get(country, ("1 Example Rd", "Example City", "", "12345"))
+        with self.lock:
+            oid = self._next_post()
+            now = self._now()
+            items: list[dict[str, Any]] = []
+            for n, line in enumerate(lines):
+                sku, qty = str(line[0]), int(line[1])
+                name = str(line[2]) if len(line) > 2 and line[2] else f"Product {sku}"
+                price = Decimal(str(line[3])) if len(line) > 3 else Decimal("10.00")
+                self._item_id += 1
+                line_total = f"{price * qty:.2f}"
+                items.append({"id": self._item_id, "name": name, "product_id": 100 + n, "variation_id": 0,
+                              "quantity": qty, "tax_class": "", "subtotal": line_total,
+                              "subtotal_tax": "0.00", "total": line_total, "total_tax": "0.00", "taxes": [],
+                              "meta_data": [], "sku": sku, "price": float(price),
+                              "image": {"id": "", "src": ""}, "parent_name": None})
+            self._item_id += 1
+            shipping_total = Decimal("5.00")
+            total = sum((Decimal(str(i["total"])) for i in items), shipping_total)
+            billing = {"first_name": first, "last_name": last, "company": "", "address_1": street,
+                       "address_2": "", "city": city, "state": state, "postcode": postcode,
+                       "country": country, "email": "customer@example.com", "phone": "5125550100"}
+            shipping = {k: v for k, v in billing.items() if k not in ("email",)}
+            if ship_to_billing_only:
+                shipping = {k: "" for k in shipping}
+            paid = status in ("processing", "completed", "on-hold")
+            self.orders[oid] = {
+                "id": oid, "parent_id": 0, "status": status, "currency": "USD", "version": "9.4.0",
+                "prices_include_tax": False, **self._dates("date_created", now),
+                **self._dates("date_modified", now), "discount_total": "0.00", "discount_tax": "0.00",
+                "shipping_total": f"{shipping_total:.2f}", "shipping_tax": "0.00", "cart_tax": "0.00",
+                "total": f"{total:.2f}", "total_tax": "0.00", "customer_id": 0,
+                "order_key": f"wc_order_{uuid.uuid4().hex[:13]}", "billing": billing, "shipping": shipping,
+                "payment_method": "stripe", "payment_method_title": "Credit card", "transaction_id": "",
+                "customer_ip_address": "127.0.0.1", "customer_user_agent": "", "created_via": "checkout",
+                "customer_note": "", **self._dates("date_completed", None),
+                **self._dates("date_paid", now if paid else None), "cart_hash": "", "number": str(oid),
+                "meta_data": [], "line_items": items, "tax_lines": [],
+                "shipping_lines": [{"id": self._item_id, "method_title": shipping_title,
+                                    "method_id": "flat_rate", "instance_id": "1",
+                                    "total": f"{shipping_total:.2f}", "total_tax": "0.00", "taxes": [],
+                                    "meta_data": []}],
+                "fee_lines": [], "coupon_lines": [], "refunds": [], "currency_symbol": "$"}
+            self.notes[oid] = []
+            self.trackings[oid] = []
+            return copy(self.orders[oid])
+
+    def set_status(self, oid: int, status: str) -> dict[str, Any]:
+        """Change the status as the admin would: date_modified moves, a system note is added."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown WooCommerce status {status!r}")
+        with self.lock:
+            order = self.orders[oid]
+            old = order["status"]
+            now = self._modified_now(order)
+            if old != status:
+                self._add_note(oid, f"Order status changed from {_label(old)} to {_label(status)}.",
+                               customer=False, now=now)
+            order["status"] = status
+            order.update(self._dates("date_modified", now))
+            if status == "completed":
+                order.update(self._dates("date_completed", now))
+            return copy(order)
+
+    def _add_note(self, oid: int, text: str, *, customer: bool, now: datetime) -> dict[str, Any]:
+        self._note_id += 1
+        note = {"id": 5000 + self._note_id, "author": "system", **self._dates("date_created", now),
+                "note": text, "customer_note": customer, "added_by_user": False}
+        self.notes[oid].insert(0, note)  # WooCommerce lists the newest note first
+        return note
+
+    # --- REST dispatch --------------------------------------------------------------------------
+
+    def handle(self, method: str, route: str, query: dict[str, str], body: Any) -> Reply:
+        """``route`` is the path below ``/wp-json`` (e.g. ``/wc/v3/orders/1001``)."""
+        with self.lock:
+            short = route.removeprefix("/wc/v3")
+            self.calls.append(f"{method} {short}")
+            if m := _TRACKING_ROUTE.fullmatch(route):
+                family = AST_FAMILY if route.startswith(("/wc/v3", "/wc-ast/v3")) else ST_FAMILY
+                if self.extension != family or method not in ("GET", "POST"):
+                    return NO_ROUTE
+                return self._trackings(method, int(m.group(1)), body)
+            if route == f"/{ST_NAMESPACE}/shipment-trackings/providers" and self.extension == ST_FAMILY:
+                return 200, _ST_PROVIDERS, {}
+            if not route.startswith("/wc/v3/"):
+                return NO_ROUTE
+            if short == "/orders" and method == "GET":
+                return self._list_orders(query)
+            if m := re.fullmatch(r"/orders/(\d+)", short):
+                if method == "GET":
+                    return self._get_order(int(m.group(1)))
+                if method in ("PUT", "POST", "PATCH"):
+                    return self._update_order(int(m.group(1)), body)
+            if m := re.fullmatch(r"/orders/(\d+)/notes", short):
+                if method in ("GET", "POST"):
+                    return self._notes(method, int(m.group(1)), body)
+            if short == "/webhooks" and method == "GET":
+                return self._page(sorted(self.webhooks.values(), key=lambda h: int(h["id"])), query,
+                                  strip=("failure_count",))
+            if short == "/system_status" and method == "GET":
+                return 200, {"environment": {"version": "9.4.0"}, "settings": {"currency": "USD"}}, {}
+            return NO_ROUTE
+
+    def _get_order(self, oid: int) -> Reply:
+        if oid not in self.orders:
+            return error(404, "woocommerce_rest_shop_order_invalid_id", "Invalid ID.")
+        return 200, self.orders[oid], {}
+
+    def _update_order(self, oid: int, body: Any) -> Reply:
+        if oid not in self.orders:
+            return error(404, "woocommerce_rest_shop_order_invalid_id", "Invalid ID.")
+        if not isinstance(body, dict):
+            return error(400, "rest_invalid_json", "Invalid JSON body passed.")
+        status = body.get("status")
+        if status is not None:
+            if status not in STATUSES:
+                return error(400, "rest_invalid_param", "Invalid parameter(s): status")
+            self.set_status(oid, str(status))
+        return 200, self.orders[oid], {}
+
+    def _list_orders(self, query: dict[str, str]) -> Reply:
+        statuses = [s for s in query.get("status", "any").split(",") if s]
+        gmt = query.get("dates_are_gmt", "false").lower() in ("1", "true")
+        orders = [o for o in self.orders.values()
+                  if o["status"] != "trash" and ("any" in statuses or o["status"] in statuses)]
+        for param, field, later in (("modified_after", "date_modified", True),
+                                    ("modified_before", "date_modified", False),
+                                    ("after", "date_created", True), ("before", "date_created", False)):
+            if param not in query:
+                continue
+            try:
+                bound = datetime.fromisoformat(query[param])
+            except ValueError:
+                return error(400, "rest_invalid_param", f"Invalid parameter(s): {param}")
+            if bound.tzinfo is not None:  # an explicit offset wins over dates_are_gmt
+                bound = (bound.astimezone(UTC) + (timedelta(0) if gmt else self.offset)).replace(tzinfo=None)
+            key = f"{field}_gmt" if gmt else field
+            orders = [o for o in orders if (datetime.fromisoformat(o[key]) > bound) == later]
+        orderby = query.get("orderby", "date")
+        keys = {"date": lambda o: (o["date_created_gmt"], o["id"]), "id": lambda o: (o["id"],),
+                "modified": lambda o: (o["date_modified_gmt"], o["id"]), "include": lambda o: (o["id"],)}
+        if orderby not in keys:
+            return error(400, "rest_invalid_param", "Invalid parameter(s): orderby")
+        orders.sort(key=keys[orderby], reverse=query.get("order", "desc") == "desc")
+        return self._page(orders, query)
+
+    def _page(self, items: list[dict[str, Any]], query: dict[str, str], strip: tuple[str, ...] = ()) -> Reply:
+        try:
+            per_page, page = int(query.get("per_page", "10")), int(query.get("page", "1"))
+        except ValueError:
+            return error(400, "rest_invalid_param", "Invalid parameter(s): per_page, page")
+        if not 1 <= per_page <= 100:
+            return error(400, "rest_invalid_param",
+                         "Invalid parameter(s): per_page (per_page must be between 1 (inclusive) and 100 "
+                         "(inclusive))")
+        if page < 1:
+            return error(400, "rest_invalid_param", "Invalid parameter(s): page")
+        chunk = items[(page - 1) * per_page: page * per_page]
+        out = [{k: v for k, v in i.items() if k not in strip} for i in chunk]
+        pages = math.ceil(len(items) / per_page)
+        return 200, out, {"X-WP-Total": str(len(items)), "X-WP-TotalPages": str(pages)}
+
+    def _notes(self, method: str, oid: int, body: Any) -> Reply:
+        if oid not in self.orders:
+            return error(404, "woocommerce_rest_order_invalid_id", "Invalid order ID.")
+        if method == "GET":
+            return 200, self.notes[oid], {}
+        if not isinstance(body, dict) or not str(body.get("note") or "").strip():
+            return error(400, "rest_missing_callback_param", "Missing parameter(s): note")
+        note = self._add_note(oid, str(body["note"]), customer=bool(body.get("customer_note")),
+                              now=self._now())
+        return 201, note, {}
+
+    def _trackings(self, method: str, oid: int, body: Any) -> Reply:
+        if oid not in self.orders:
+            return error(404, "woocommerce_rest_order_invalid_id", "Order ID is invalid.")
+        if method == "GET":
+            return 200, self.trackings[oid], {}
+        if not isinstance(body, dict) or not str(body.get("tracking_number") or "").strip():
+            return error(400, "rest_missing_callback_param", "Missing parameter(s): tracking_number")
+        provider = str(body.get("tracking_provider") or "")
+        custom = str(body.get("custom_tracking_provider") or "")
+        if not provider and not custom:
+            return error(400, "woocommerce_rest_shipment_tracking_invalid_provider",
+                         "A tracking provider or a custom provider is required.")
+        number = str(body["tracking_number"]).strip()
+        known = {_slug(n): url for group in _ST_PROVIDERS.values() for n, url in group.items()}
+        link = known.get(_slug(provider), "").replace("%1$s", number) if provider else str(
+            body.get("custom_tracking_link") or "")
+        item = {"tracking_id": hashlib.md5(f"{oid}-{number}-{uuid.uuid4()}".encode()).hexdigest(),  # noqa: S324
+                "tracking_provider": (_slug(provider) if self.extension == ST_FAMILY else provider),
+                "custom_tracking_provider": custom,
+                "custom_tracking_link": str(body.get("custom_tracking_link") or ""),
+                "tracking_link": link, "tracking_number": number,
+                "date_shipped": str(body.get("date_shipped") or self._now().date().isoformat())}
+        self.trackings[oid].append(item)
+        if self.extension == AST_FAMILY and str(body.get("status_shipped", "0")) == "1":
+            self.set_status(oid, "completed")  # AST's own "mark as shipped"
+        return 201, item, {}
+
+
+
+
+def _label(status: str) -> str:
+    return {"on-hold": "On hold", "checkout-draft": "Draft"}.get(status, status.capitalize())

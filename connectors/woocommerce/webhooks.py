@@ -1,0 +1,103 @@
+"""WooCommerce webhook deliveries: the creation ping, the HMAC check and parsing; no API call.
+
+WooCommerce signs the raw body with the webhook's secret: ``X-WC-Webhook-Signature`` is the base64
+of HMAC-SHA256(secret, body). The body of an ``order.*`` topic is the REST v3 order at delivery
+time. WooCommerce has no event id: ``X-WC-Webhook-Delivery-ID`` is new for every delivery, so the
+event is the order's state, ``{order id}:{date_modified_gmt}``. Topics are returned as WooCommerce
+names them (``order.created``, ``order.updated``, ``order.deleted``, ...).
+
+When a webhook is created (or saved as active) WooCommerce POSTs an unsigned hello: the form body
+``webhook_id=N`` with none of the ``X-WC-Webhook-*`` headers. It must be answered 200, or the
+webhook cannot be saved.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Mapping
+
+from connectors.woocommerce.errors import WooPayloadError
+from connectors.woocommerce.mapping import order_from_rest, order_id_of
+from worker.domain import WebhookEvent
+
+SIGNATURE_HEADER = "X-WC-Webhook-Signature"
+TOPIC_HEADER = "X-WC-Webhook-Topic"
+RESOURCE_HEADER = "X-WC-Webhook-Resource"
+EVENT_HEADER = "X-WC-Webhook-Event"
+SOURCE_HEADER = "X-WC-Webhook-Source"
+WEBHOOK_ID_HEADER = "X-WC-Webhook-ID"
+DELIVERY_ID_HEADER = "X-WC-Webhook-Delivery-ID"
+_PING = re.compile(rb"\s*webhook_id=\d+\s*")
+
+
+def header(headers: Mapping[str, str], name: str) -> str:
+    """Header value by case-insensitive name; "" when absent."""
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return value
+    return ""
+
+
+def sign(body: bytes, secret: str) -> str:
+    """The ``X-WC-Webhook-Signature`` value for ``body`` (used by the sandbox and tests)."""
+    digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def verify(body: bytes, signature_header: str, secret: str) -> bool:
+    """True when ``signature_header`` is the signature of ``body`` under ``secret`` (constant time)."""
+    if not signature_header or not secret:
+        return False
+    return hmac.compare_digest(sign(body, secret).encode("ascii"),
+                               signature_header.strip().encode("utf-8", "replace"))
+
+
+def is_ping(body: bytes, headers: Mapping[str, str]) -> bool:
+    """WooCommerce's unsigned hello: ``webhook_id=N`` and no signature or topic header."""
+    if header(headers, SIGNATURE_HEADER) or header(headers, TOPIC_HEADER):
+        return False
+    return _PING.fullmatch(body or b"") is not None
+
+
+def parse(body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+    """Topic, event id and (for ``order.*``) the order of a verified delivery.
+
+    Raises WooPayloadError (a PermanentError) when the topic header is missing, the body is not a
+    JSON object, or an order topic's body has no usable order.
+    """
+    topic = header(headers, TOPIC_HEADER).strip()
+    if not topic:
+        raise WooPayloadError(f"webhook has no {TOPIC_HEADER} header")
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise WooPayloadError(f"webhook {topic}: body is not valid JSON") from exc
+    if not isinstance(payload, dict):
+        raise WooPayloadError(f"webhook {topic}: body is not a JSON object")
+    resource = topic.split(".", 1)[0]
+    if resource != "order":
+        # Not ours to ingest; still a stable key so a repeat is recognised.
+        ident = payload.get("id", "")
+        stamp = payload.get("date_modified_gmt") or header(headers, DELIVERY_ID_HEADER)
+        return WebhookEvent(topic=topic, event_id=f"{resource}:{ident}:{stamp}", order=None)
+    try:
+        order_id = order_id_of(payload)
+    except WooPayloadError as exc:
+        raise WooPayloadError(f"webhook {topic}: {exc}") from exc
+    if topic == "order.deleted":  # the body is only {"id": N}
+        return WebhookEvent(topic=topic, event_id=f"{order_id}:deleted", order=None, order_id=order_id)
+    modified = payload.get("date_modified_gmt")
+    if not isinstance(modified, str) or not modified:
+        raise WooPayloadError(f"webhook {topic}: order {order_id} has no date_modified_gmt")
+    try:
+        order = order_from_rest(payload)
+    except WooPayloadError as exc:
+        raise WooPayloadError(f"webhook {topic}: {exc}") from exc
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise WooPayloadError(f"webhook {topic}: order body not understood ({type(exc).__name__})") from exc
+    return WebhookEvent(topic=topic, event_id=f"{order_id}:{modified}", order=order, order_id=order_id)

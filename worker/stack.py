@@ -1,0 +1,218 @@
+"""The service as real processes against the connectors' local sandboxes.
+
+``Stack`` starts the Shopify, WooCommerce and Amazon sandboxes in this process, writes a config
+that points at them, and runs the service's parts (`autofulfill run`, or `web`, `worker`,
+`scheduler` separately) as subprocesses. `autofulfill demo`, the integration tests and the
+benchmark all stand on it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+import requests
+from connectors.woocommerce.sandbox import WooSandbox
+
+from connectors.amazon_mcf.sandbox import AmazonSandbox
+from connectors.shopify.sandbox import ShopifySandbox
+from worker.bootstrap import App, bootstrap
+from worker.config import load_config
+from worker.ledger import OrderRow, ShipmentRow
+from worker.migrate import ensure_schema
+
+SKU_MAP = {"TEE-RED-M": "AMZ-TEE-RED-M", "MUG-BLK": "AMZ-MUG-BLK", "CAP-NAVY": "AMZ-CAP-NAVY"}
+
+CONFIG = """\
+[service]
+database_url = "{database_url}"
+broker_url = "{broker_url}"
+data_dir = "var"
+listen = "127.0.0.1:{port}"
+poll_interval_s = {poll_interval_s}
+tracking_interval_s = {tracking_interval_s}
+release_interval_s = 1
+task_time_limit_s = {task_time_limit_s}
+visibility_timeout_s = {visibility_timeout_s}
+log_format = "{log_format}"
+queue = "{queue}"
+worker_concurrency = {worker_concurrency}
+
+# The sandboxes' fixed, public credentials; a real config reads secrets with "env:NAME".
+[amazon.us]
+region = "na"
+marketplace_id = "ATVPDKIKX0DER"
+client_id = "sandbox-client"
+client_secret = "sandbox-secret"
+refresh_token = "sandbox-refresh"
+endpoint = "{amazon_url}"
+token_url = "{amazon_token_url}"
+
+[stores.demo]
+platform = "shopify"
+shop_url = "{shop_url}"
+access_token = "sandbox-token"
+webhook_secret = "sandbox-secret"
+api_version = "2026-01"
+amazon = "us"
+order_prefix = "DEMO"
+hold_minutes = 0
+notify_customer = true
+
+[stores.demo.routing]
+default = "self_ship"
+sku_map = {{ {sku_map} }}
+speeds = {{ "Standard" = "Standard", "Express" = "Expedited", "Overnight" = "Priority" }}
+fba_countries = ["US"]
+split = true
+features = []
+
+[stores.bolt]
+platform = "woocommerce"
+shop_url = "{woo_url}"
+consumer_key = "ck_sandbox"
+consumer_secret = "cs_sandbox"
+webhook_secret = "sandbox-woo-secret"
+amazon = "us"
+order_prefix = "BOLT"
+complete_on_ship = true
+
+[stores.bolt.routing]
+sku_map = {{ {sku_map} }}
+speeds = {{ "Flat rate" = "Standard", "Express" = "Expedited" }}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str, every: float = 0.3) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(every)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+class Stack:
+    """Sandboxes + config + service processes. ``parts`` are `autofulfill` subcommands."""
+
+    def __init__(self, workdir: Path, *, database_url: str = "sqlite:///var/ledger.db",
+                 broker_url: str = "", ship_after_s: float = 4.0, create_delay_s: float = 0.0,
+                 poll_interval_s: float = 30, tracking_interval_s: float = 2,
+                 task_time_limit_s: float = 60, log_format: str = "text", worker_concurrency: int = 2,
+                 woo_tracking_extension: str | None = None, output: TextIO | None = None) -> None:
+        self.workdir = workdir
+        self.shop = ShopifySandbox()
+        self.woo = WooSandbox(tracking_extension=woo_tracking_extension)
+        self.amazon = AmazonSandbox(ship_after_s=ship_after_s, create_delay_s=create_delay_s)
+        self.port = free_port()
+        self.settings = dict(database_url=database_url, broker_url=broker_url,
+                             poll_interval_s=poll_interval_s, tracking_interval_s=tracking_interval_s,
+                             task_time_limit_s=task_time_limit_s, worker_concurrency=worker_concurrency,
+                             visibility_timeout_s=max(3600, task_time_limit_s * 3), log_format=log_format,
+                             queue=f"autofulfill-{uuid.uuid4().hex[:8]}")
+        self.output = output
+        self.procs: dict[str, subprocess.Popen[str]] = {}
+        self.config_path = workdir / "autofulfill.toml"
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.app: App | None = None
+
+    @property
+    def webhook_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/webhooks/shopify/demo"
+
+    @property
+    def woo_webhook_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/webhooks/woocommerce/bolt"
+
+    def start_sandboxes(self) -> None:
+        self.shop.start()
+        self.woo.start()
+        self.amazon.start()
+        sku_map = ", ".join(f'"{k}" = "{v}"' for k, v in SKU_MAP.items())
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(CONFIG.format(
+            port=self.port, shop_url=self.shop.url, woo_url=self.woo.url, amazon_url=self.amazon.url,
+            amazon_token_url=self.amazon.token_url, sku_map=sku_map, **self.settings))
+        config = load_config(self.config_path, env=self.env)
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.app = bootstrap(config, publisher=lambda *_: None)
+        ensure_schema(self.app.sessions.kw["bind"])
+
+    def start(self, *parts: str) -> None:
+        for part in parts:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "worker", part, "--config", str(self.config_path)],
+                env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                start_new_session=True)
+            self.procs[part] = proc
+            threading.Thread(target=self._pump, args=(part, proc), daemon=True).start()
+        if "web" in parts or "run" in parts:
+            wait_for(self.healthy, 60, "the webhook receiver's /healthz")
+
+    def _pump(self, part: str, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if self.output is not None:
+                self.output.write(f"  {part:9} | {line}")
+                self.output.flush()
+
+    def healthy(self) -> bool:
+        try:
+            return requests.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def kill(self, part: str) -> None:
+        """kill -9 the part and every process it started."""
+        proc = self.procs.pop(part)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+            if proc.stdout is not None:
+                proc.stdout.close()
+        self.procs.clear()
+        self.shop.stop()
+        self.woo.stop()
+        self.amazon.stop()
+        if self.app is not None:
+            self.app.sessions.kw["bind"].dispose()
+
+    def shipments(self) -> list[tuple[OrderRow, ShipmentRow]]:
+        assert self.app is not None
+        with self.app.sessions() as session:
+            rows = session.query(OrderRow, ShipmentRow).join(ShipmentRow).order_by(ShipmentRow.id).all()
+            for order, shipment in rows:
+                _ = order.lines, shipment.lines
+            return [(o, s) for o, s in rows]
+
+    def orders(self) -> list[OrderRow]:
+        assert self.app is not None
+        with self.app.sessions() as session:
+            return list(session.query(OrderRow).order_by(OrderRow.id))
