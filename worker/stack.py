@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import TextIO
 
 import requests
-from connectors.woocommerce.sandbox import WooSandbox
 
 from connectors.amazon_mcf.sandbox import AmazonSandbox
 from connectors.shopify.sandbox import ShopifySandbox
+from connectors.woocommerce.sandbox import WooSandbox
 from worker.bootstrap import App, bootstrap
 from worker.config import load_config
 from worker.ledger import OrderRow, ShipmentRow
