@@ -51,7 +51,8 @@ def test_forged_webhook_is_refused_and_nothing_happens(tmp_path: Path, redis_db:
     stack = make_stack(tmp_path, redis_db, "sqlite:///var/ledger.db", poll_interval_s=3600)
     try:
         stack.start("web", "worker", "scheduler")
-        order = stack.shop.add_order([("TEE-RED-M", 1)])
+        # Not paid in the store, so the poller (which runs at start) leaves it alone too.
+        order = stack.shop.add_order([("TEE-RED-M", 1)], financial_status="pending")
         body, headers = stack.shop.signed_webhook("orders/paid", order["id"])
         forged = body.replace(b"TEE-RED-M", b"CAP-NAVY")
         r = requests.post(stack.webhook_url, data=forged, headers=headers, timeout=5)
