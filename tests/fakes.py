@@ -40,6 +40,7 @@ class FakeStore:
         self.orders: dict[str, Order] = {}
         self.pushed: list[PushRequest] = []
         self.fail_push: list[Exception] = []
+        self.webhook_warnings: list[str] = []
 
     def fetch_order(self, order_id: str) -> Order | None:
         return self.orders.get(order_id)
@@ -51,7 +52,7 @@ class FakeStore:
         return False
 
     def warnings(self) -> list[str]:
-        return []
+        return list(self.webhook_warnings)
 
     def verify_webhook(self, body: bytes, headers: Mapping[str, str]) -> bool:
         return True

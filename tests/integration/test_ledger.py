@@ -342,3 +342,18 @@ def test_scheduler_tick_relays_the_outbox_and_prunes_old_rows(env: Any) -> None:
     assert count(app, OutboxRow) == 1 and count(app, WebhookReceiptRow) == 0
     clock.advance(8 * 86400)
     assert outbox.prune(app.sessions, now=clock.now) == (1, 0)
+
+
+def test_poll_ingests_once_and_warns_about_a_disabled_webhook(env: Any,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    app, store, amazon, published, clock = env
+    store.orders["5013"] = make_order("5013")
+    store.webhook_warnings.append("webhook 7 'Order updated' (order.updated) is disabled")
+    with caplog.at_level("INFO", logger="autofulfill"):
+        assert sweeper.poll_store(app, "acme") == 1
+        clock.advance(300)
+        assert sweeper.poll_store(app, "acme") == 1
+    warnings = [r for r in caplog.records if getattr(r, "af_event", "") == "store.warning"]
+    assert len(warnings) == 2 and "disabled" in warnings[0].af_fields["warning"]  # type: ignore[attr-defined]
+    assert [name for name, _ in published] == [pipeline.RELEASE]
+    assert count(app, OrderRow) == 1
