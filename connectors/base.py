@@ -9,9 +9,13 @@ from typing import Protocol
 from worker.domain import (
     FulfillmentRequest,
     FulfillmentStatus,
+    Label,
+    LabelRequest,
     Order,
     PushRequest,
     PushResult,
+    Quote,
+    Rate,
     WebhookEvent,
 )
 
@@ -80,3 +84,30 @@ class Fulfiller(Protocol):
 
     def changed_since(self, since: datetime) -> Iterator[str]:
         """Ids of fulfillment orders whose status changed at or after ``since``."""
+
+
+class LabelProvider(Protocol):
+    """Someone who sells carrier labels (EasyPost). Buying is made exactly-once by the caller:
+    it records ``Quote.shipment_id`` before ``buy`` and, after an unknown outcome, calls
+    ``lookup`` before buying again; the provider also refuses a second purchase of one shipment."""
+
+    def quote(self, request: LabelRequest) -> Quote:
+        """Create the provider's shipment (with our reference) and return its rates. Buys nothing.
+        Raises PermanentError for address/parcel problems a person must fix (the message says what)."""
+
+    def buy(self, shipment_id: str, rate: Rate) -> Label:
+        """Buy the label for this rate. When the shipment is already bought, returns that label.
+        Raises AmbiguousOutcome when sent without an answer."""
+
+    def lookup(self, shipment_id: str) -> Label | None:
+        """The shipment's label when it was bought, else None. Read-only."""
+
+    def label_file(self, label: Label) -> bytes:
+        """The label document (PDF unless configured otherwise)."""
+
+    def refund(self, shipment_id: str) -> str:
+        """Ask for a refund (void) of an unused label; returns the provider's refund status.
+        PermanentError when the label cannot be refunded (used, too old)."""
+
+    def check(self) -> str:
+        """One cheap authenticated read, for `autofulfill check --live`."""

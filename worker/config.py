@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -88,6 +89,46 @@ class AmazonConfig(_Model):
         return (self.endpoint or AMAZON_REGIONS[self.region]).rstrip("/")
 
 
+class AddressConfig(_Model):
+    name: str
+    street1: str
+    street2: str = ""
+    city: str
+    state: str = ""
+    zip: str
+    country: str = "US"
+    phone: str = ""
+    company: str = ""
+
+
+class ParcelConfig(_Model):
+    length_in: Decimal = Field(gt=0)
+    width_in: Decimal = Field(gt=0)
+    height_in: Decimal = Field(gt=0)
+    weight_oz: Decimal = Field(gt=0)
+
+
+class LabelsConfig(_Model):
+    provider: Literal["easypost"] = "easypost"
+    api_key: SecretStr
+    endpoint: str = "https://api.easypost.com/v2"
+    # cheapest | fastest | an ordered list of allowed "Carrier:Service" (first one offered wins)
+    choose: Literal["cheapest", "fastest"] | list[str] = "cheapest"
+    from_address: AddressConfig
+    default_parcel: ParcelConfig
+    label_format: Literal["PDF", "PNG", "ZPL"] = "PDF"
+    timeout_s: float = Field(30, gt=0)
+
+    @field_validator("choose")
+    @classmethod
+    def _pairs(cls, v: str | list[str]) -> str | list[str]:
+        if isinstance(v, list):
+            bad = [c for c in v if ":" not in c]
+            if bad or not v:
+                raise ValueError(f"list entries must be 'Carrier:Service', got {bad or 'an empty list'}")
+        return v
+
+
 class RoutingConfig(_Model):
     default: Literal["self_ship", "fba", "hold"] = "self_ship"
     sku_map: dict[str, str] = Field(default_factory=dict)
@@ -153,7 +194,7 @@ class StoreConfig(_Model):
 class Config(_Model):
     service: ServiceConfig = Field(default_factory=ServiceConfig)
     amazon: dict[str, AmazonConfig] = Field(default_factory=dict)
-    labels: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    labels: dict[str, LabelsConfig] = Field(default_factory=dict)
     stores: dict[str, StoreConfig] = Field(default_factory=dict)
     base_dir: Path = Path(".")
 

@@ -146,3 +146,50 @@ class PushRequest:
     tracking: tuple[Tracking, ...]
     notify_customer: bool = True
     final: bool = False  # with this push every line of the order has shipped (Woo: may complete it)
+
+
+@dataclass(frozen=True)
+class Parcel:
+    length_in: Decimal
+    width_in: Decimal
+    height_in: Decimal
+    weight_oz: Decimal
+
+
+@dataclass(frozen=True)
+class Rate:
+    rate_id: str
+    carrier: str  # as the provider names it, e.g. "USPS", "UPS", "FedEx"
+    service: str  # e.g. "GroundAdvantage", "Ground"
+    amount: Decimal
+    currency: str = "USD"
+    delivery_days: int | None = None
+
+
+@dataclass(frozen=True)
+class LabelRequest:
+    """One self-ship shipment to quote: our reference goes into the provider's reference field."""
+
+    reference: str  # {order_prefix}-{order id}-{n}
+    to_address: Address
+    from_address: Address
+    parcel: Parcel
+    email: str = ""
+
+
+@dataclass(frozen=True)
+class Quote:
+    """A provider-side shipment with its rates; nothing is bought yet."""
+
+    shipment_id: str  # e.g. EasyPost "shp_..."
+    rates: tuple[Rate, ...]
+    messages: tuple[str, ...] = ()  # carriers' rating errors, for the timeline
+
+
+@dataclass(frozen=True)
+class Label:
+    shipment_id: str
+    tracking: Tracking
+    rate: Rate
+    label_url: str
+    label_format: str = "PDF"
