@@ -12,10 +12,14 @@ from worker.domain import (
     Address,
     FulfillmentRequest,
     FulfillmentStatus,
+    Label,
+    LabelRequest,
     Line,
     Order,
     PushRequest,
     PushResult,
+    Quote,
+    Rate,
     Tracking,
     WebhookEvent,
 )
@@ -103,3 +107,46 @@ class FakeFulfiller:
 
     def changed_since(self, since: datetime) -> Iterator[str]:
         yield from self.created
+
+
+class FakeLabels:
+    """A label seller: one purchase per provider shipment, like EasyPost."""
+
+    def __init__(self) -> None:
+        self.quotes: dict[str, LabelRequest] = {}
+        self.bought: dict[str, Label] = {}
+        self.buys = 0
+        self.refunded: list[str] = []
+        self.fail_buy: list[Exception] = []
+        self.fail_quote: list[Exception] = []
+
+    def quote(self, request: LabelRequest) -> Quote:
+        if self.fail_quote:
+            raise self.fail_quote.pop(0)
+        sid = f"shp_{len(self.quotes) + 1}"
+        self.quotes[sid] = request
+        return Quote(sid, (Rate("rate_a", "USPS", "GroundAdvantage", Decimal("6.95"), delivery_days=4),
+                           Rate("rate_b", "UPS", "Ground", Decimal("8.20"), delivery_days=3)))
+
+    def buy(self, shipment_id: str, rate: Rate) -> Label:
+        self.buys += 1
+        if shipment_id not in self.bought:
+            tracking = Tracking(rate.carrier, f"9400{len(self.bought):018d}", "https://track.example/x")
+            self.bought[shipment_id] = Label(shipment_id, tracking, rate,
+                                             f"https://labels.example/{shipment_id}.pdf")
+        if self.fail_buy:
+            raise self.fail_buy.pop(0)  # bought, but the answer was lost
+        return self.bought[shipment_id]
+
+    def lookup(self, shipment_id: str) -> Label | None:
+        return self.bought.get(shipment_id)
+
+    def label_file(self, label: Label) -> bytes:
+        return b"%PDF-1.4 fake label " + label.shipment_id.encode()
+
+    def refund(self, shipment_id: str) -> str:
+        self.refunded.append(shipment_id)
+        return "submitted"
+
+    def check(self) -> str:
+        return "ok"

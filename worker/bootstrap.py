@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from connectors.base import Fulfiller, Limiter, Store
+from connectors.base import Fulfiller, LabelProvider, Limiter, Store
 from connectors.ratelimit import LocalLimiter, RedisLimiter
 from worker.config import Config
 from worker.ledger import make_engine, make_sessions, utcnow
@@ -21,6 +21,7 @@ from worker.outbox import Publisher
 STORE_TYPES: dict[str, str] = {"shopify": "connectors.shopify.client:ShopifyStore",
                                "woocommerce": "connectors.woocommerce.client:WooStore"}
 FULFILLER_TYPES: dict[str, str] = {"amazon": "connectors.amazon_mcf.client:AmazonMCF"}
+LABEL_TYPES: dict[str, str] = {"easypost": "connectors.easypost.client:EasyPostLabels"}
 
 
 def _load(path: str) -> Any:
@@ -37,6 +38,7 @@ class App:
     clock: Callable[[], datetime] = utcnow
     stores: dict[str, Store] = field(default_factory=dict)
     fulfillers: dict[str, Fulfiller] = field(default_factory=dict)
+    labelers: dict[str, LabelProvider] = field(default_factory=dict)
 
     def store(self, name: str) -> Store:
         if name not in self.stores:
@@ -49,6 +51,12 @@ class App:
             self.fulfillers[account] = _load(FULFILLER_TYPES["amazon"])(
                 account, self.config.amazon[account], self.limiter)
         return self.fulfillers[account]
+
+    def labeler(self, name: str) -> LabelProvider:
+        if name not in self.labelers:
+            cfg = self.config.labels[name]
+            self.labelers[name] = _load(LABEL_TYPES[cfg.provider])(name, cfg)
+        return self.labelers[name]
 
     @property
     def lease_s(self) -> float:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -168,6 +168,10 @@ class StoreConfig(_Model):
     initial_lookback_hours: float = Field(24, gt=0)
     packing_slip_comment: str = Field("Thank you for your order", max_length=250)
     complete_on_ship: bool = True
+    # Self-ship parcels per store SKU (inches, ounces), inline and/or from a CSV file with the
+    # columns sku,length_in,width_in,height_in,weight_oz; lines without one use default_parcel.
+    parcels: dict[str, ParcelConfig] = Field(default_factory=dict)
+    parcels_csv: str | None = None
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
 
     @property
@@ -216,6 +220,12 @@ class Config(_Model):
             raise ValueError("; ".join(problems))
         return self
 
+    def parcels(self, store_name: str) -> dict[str, ParcelConfig]:
+        """The store's SKU parcels: the CSV file's rows, then the inline table over them."""
+        store = self.store(store_name)
+        table = read_parcels_csv(self.path(store.parcels_csv)) if store.parcels_csv else {}
+        return {**table, **store.parcels}
+
     def path(self, value: str) -> Path:
         """A path from the config, relative to the config file's folder."""
         p = Path(value)
@@ -244,6 +254,32 @@ class Config(_Model):
             return self.stores[name]
         except KeyError:
             raise ConfigError([f"stores.{name}: no such store"]) from None
+
+
+def read_parcels_csv(path: Path) -> dict[str, ParcelConfig]:
+    """sku,length_in,width_in,height_in,weight_oz rows; ConfigError naming the file and line."""
+    import csv
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read parcels CSV ({exc.strerror})"]) from None
+    out: dict[str, ParcelConfig] = {}
+    problems: list[str] = []
+    reader = csv.DictReader(text.splitlines())
+    missing = {"sku", "length_in", "width_in", "height_in", "weight_oz"} - set(reader.fieldnames or [])
+    if missing:
+        raise ConfigError([f"{path}: missing column(s) {sorted(missing)}"])
+    for line, row in enumerate(reader, start=2):
+        try:
+            out[row["sku"].strip()] = ParcelConfig.model_validate(
+                {k: row[k].strip() for k in ("length_in", "width_in", "height_in", "weight_oz")})
+        except (ValidationError, AttributeError, InvalidOperation) as exc:
+            problems.append(f"{path}:{line}: SKU {row.get('sku')!r}: not a positive number "
+                            f"({str(exc).splitlines()[0]})")
+    if problems:
+        raise ConfigError(problems)
+    return out
 
 
 def _relative_sqlite(url: str, base: Path) -> str:
@@ -299,6 +335,14 @@ def parse_config(data: dict[str, Any], base_dir: Path, env: dict[str, str] | Non
                 msg = "unknown key"
             problems.append(f"{key}: {msg}")
         raise ConfigError(problems) from None
+    if problems:
+        raise ConfigError(problems)
+    for name, store in config.stores.items():
+        if store.parcels_csv:
+            try:
+                config.parcels(name)
+            except ConfigError as exc:
+                problems += [f"stores.{name}.parcels_csv: {p}" for p in exc.problems]
     if problems:
         raise ConfigError(problems)
     return config

@@ -1,4 +1,4 @@
-"""Submit a shipment to its fulfiller, exactly once.
+"""Submit a shipment exactly once: to Amazon MCF (fba) or as a bought label (self_ship).
 
 The idempotency key (the deterministic ``sellerFulfillmentOrderId``) is in the ledger before the
 call. A shipment found in ``submitting`` with an expired lease was left by a dead worker: the
@@ -8,16 +8,19 @@ outcome is unknown, so it is looked up first and created only if the fulfiller d
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy.orm import Session
 
 from connectors.errors import AmbiguousOutcome, ConnectorError, PermanentError, TransientError
-from worker import state
+from worker import labels, state
 from worker.bootstrap import App
-from worker.domain import FulfillmentItem, FulfillmentRequest, ShipmentState
+from worker.domain import FulfillmentItem, FulfillmentRequest, Label, ShipmentState
 from worker.ledger import ShipmentRow
+from worker.outbox import enqueue, publish
 from worker.pipeline import stored_order
 from worker.routing import NO_SELF_SHIP
+from worker.task_names import PUSH
 
 S = ShipmentState
 
@@ -42,7 +45,9 @@ def build_request(app: App, row: ShipmentRow) -> FulfillmentRequest:
 
 
 def submit(app: App, shipment_pk: int, *, actor: str = "") -> str:
-    """Create the MCF order for this shipment unless it exists; returns the state afterwards."""
+    """Send this shipment on its way exactly once: the MCF order (fba) or the label (self_ship).
+
+    Returns the state afterwards. Safe to call any number of times (lease + lookup first)."""
     now = app.clock()
     with app.sessions() as session:
         claim = state.claim_shipment(session, shipment_pk, (S.PENDING, S.SUBMITTING), now=now,
@@ -50,27 +55,24 @@ def submit(app: App, shipment_pk: int, *, actor: str = "") -> str:
         if isinstance(claim, str):
             return claim
         row, token, was = claim.row, claim.token, claim.was
-        if row.route != "fba" or row.account not in app.config.amazon:
-            # Labels (self-ship) arrive with their own issue; until then nothing can take it.
-            state.park(session, row, NO_SELF_SHIP if row.route != "fba" else
-                       f"no [amazon.{row.account}] account configured", now=now, actor=actor)
+        fba = row.route == "fba"
+        accounts = app.config.amazon if fba else app.config.labels
+        if row.account not in accounts:
+            state.park(session, row, f"no [amazon.{row.account}] account configured" if fba else NO_SELF_SHIP,
+                       now=now, actor=actor)
             session.commit()
             return row.state
-        fulfiller = app.fulfiller(row.account)
         row.state = S.SUBMITTING
         row.next_attempt_at = now + timedelta(seconds=app.lease_s)
         state.event(session, row.order_id, "submitting", shipment_id=row.id, actor=actor, at=now,
-                    shipment=row.external_id, attempt=row.attempts,
+                    shipment=row.external_id, attempt=row.attempts, route=row.route,
                     recovering=True if was == S.SUBMITTING else None)
         session.commit()
         try:
-            request = build_request(app, row)
-            found = fulfiller.lookup(row.external_id) if was == S.SUBMITTING else None
-            if found is None:
-                fulfiller.submit(request)
-                how = "created"
+            if fba:
+                how = _send_to_mcf(app, row, recovering=was == S.SUBMITTING)
             else:
-                how = "found after an unknown outcome"
+                how, label, path = labels.buy_label(app, session, row, actor=actor)
         except (AmbiguousOutcome, TransientError) as exc:
             # Left in `submitting`: the next attempt looks it up before creating anything.
             retry_later(app, session, row, token, exc, actor=actor)
@@ -78,21 +80,56 @@ def submit(app: App, shipment_pk: int, *, actor: str = "") -> str:
         except PermanentError as exc:
             session.refresh(row)
             if state.still_mine(row, token):
-                state.park(session, row, f"Amazon refused the order: {exc}", now=app.clock(), actor=actor)
+                why = f"Amazon refused the order: {exc}" if fba else f"no label bought: {exc}"
+                state.park(session, row, why, now=app.clock(), actor=actor)
                 session.commit()
             return row.state
         session.refresh(row)
         if not state.still_mine(row, token):
             return row.state
-        row.state = S.SUBMITTED
         row.attempts = 0
-        row.next_attempt_at = None
-        row.request_id = getattr(fulfiller, "last_request_id", "") or row.request_id
         state.release_lease(row)
-        state.event(session, row.order_id, "submitted", shipment_id=row.id, actor=actor, at=app.clock(),
-                    shipment=row.external_id, how=how, request_id=row.request_id, route=row.route)
+        if fba:
+            row.state = S.SUBMITTED
+            row.next_attempt_at = None
+            row.request_id = getattr(app.fulfiller(row.account), "last_request_id", "") or row.request_id
+            state.event(session, row.order_id, "submitted", shipment_id=row.id, actor=actor,
+                        at=app.clock(), shipment=row.external_id, how=how, request_id=row.request_id,
+                        route=row.route)
+            session.commit()
+            return row.state
+        outbox = _record_label(app, session, row, label, path, how, actor=actor)
         session.commit()
-        return row.state
+    publish(app.sessions, app.publisher, outbox, now=app.clock())
+    return S.LABEL_BOUGHT
+
+
+def _send_to_mcf(app: App, row: ShipmentRow, *, recovering: bool) -> str:
+    fulfiller = app.fulfiller(row.account)
+    request = build_request(app, row)
+    if recovering and fulfiller.lookup(row.external_id) is not None:
+        return "found after an unknown outcome"
+    fulfiller.submit(request)
+    return "created"
+
+
+def _record_label(app: App, session: Session, row: ShipmentRow, label: Label, path: Path, how: str, *,
+                  actor: str) -> list[int]:
+    """The label is bought: its tracking goes to the store now (push is enqueued)."""
+    now = app.clock()
+    row.state = S.LABEL_BOUGHT
+    row.tracking = [{"carrier": label.tracking.carrier, "number": label.tracking.number,
+                     "url": label.tracking.url}]
+    row.label = {**row.label, "path": str(path), "cost": str(label.rate.amount),
+                 "currency": label.rate.currency, "carrier": label.rate.carrier,
+                 "service": label.rate.service}
+    row.next_attempt_at = now + timedelta(seconds=app.lease_s)
+    state.event(session, row.order_id, "label_bought", shipment_id=row.id, actor=actor, at=now,
+                shipment=row.external_id, how=how, carrier=f"{label.rate.carrier}:{label.rate.service}",
+                cost=f"{label.rate.amount} {label.rate.currency}", tracking=label.tracking.number,
+                file=str(path), route=row.route)
+    oid = enqueue(session, PUSH, [row.id], f"push:{row.id}:0")
+    return [oid] if oid else []
 
 
 def retry_later(app: App, session: Session, row: ShipmentRow, token: str, exc: ConnectorError, *,

@@ -111,6 +111,9 @@ class ShipmentRow(Base):
     request_id: Mapped[str] = mapped_column(String(128), default="")
     tracking: Mapped[list[Any]] = mapped_column(default=list)  # [{carrier, number, url}]
     store_fulfillment_id: Mapped[str] = mapped_column(String(128), default="")
+    # self-ship: {"shipment_id", "rate": {...}, "path", "cost", "currency", "refund"}; the provider's
+    # shipment id is written here before the purchase, so an unknown outcome is looked up there.
+    label: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     order: Mapped[OrderRow] = relationship(back_populates="shipments")

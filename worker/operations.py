@@ -9,12 +9,12 @@ from worker.bootstrap import App
 from worker.domain import ShipmentState
 from worker.ledger import ShipmentRow
 from worker.outbox import enqueue, publish
-from worker.pipeline import RELEASE, SUBMIT, replan_parked
-from worker.tracking import PUSH
+from worker.pipeline import replan_parked
+from worker.task_names import PUSH, RELEASE, SUBMIT
 from worker.views import find_order
 
 S = ShipmentState
-RESUME = {S.PENDING: SUBMIT, S.SUBMITTING: SUBMIT, S.SHIPPED: PUSH}
+RESUME = {S.PENDING: SUBMIT, S.SUBMITTING: SUBMIT, S.SHIPPED: PUSH, S.LABEL_BOUGHT: PUSH}
 
 
 def retry_order(app: App, store: str, ref: str) -> str:

@@ -23,9 +23,8 @@ from worker.config import StoreConfig
 from worker.domain import Order, Route, ShipmentState
 from worker.ledger import LineRow, OrderRow, ShipmentLineRow, ShipmentRow
 from worker.outbox import enqueue, publish
+from worker.task_names import RELEASE, SUBMIT
 
-RELEASE = "autofulfill.release"
-SUBMIT = "autofulfill.submit"
 OPEN_STATUSES = ("waiting", "held")
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from worker.config import StoreConfig
 from worker.domain import Line, Order, Route
 
-NO_SELF_SHIP = "no self-ship route configured"
+NO_SELF_SHIP = "no self-ship route configured"  # no [labels] block for this store
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,7 @@ def plan(order: Order, store: StoreConfig) -> Plan:
     rules = store.routing
     reasons: list[str] = []
     fba: list[PlannedLine] = []
+    self_ship: list[PlannedLine] = []
     parked: dict[str, list[PlannedLine]] = {}
     country = order.address.country if order.address else ""
     fba_ok_country = country.upper() in {c.upper() for c in rules.fba_countries}
@@ -83,21 +84,28 @@ def plan(order: Order, store: StoreConfig) -> Plan:
             reason = f"{why}; routing default is hold"
         elif route == "fba":
             reason = f"{why}; routing default fba needs a mapped seller SKU"
-        else:  # self_ship: labels arrive with the labels issue; until then these lines wait
+        elif store.labels is None:
             reason = NO_SELF_SHIP
+        else:
+            self_ship.append(PlannedLine(line))
+            reasons.append(f"line {line.sku or '(no sku)'} x{line.quantity}: {why} -> self-ship "
+                           f"(label from [labels.{store.labels}])")
+            continue
         parked.setdefault(reason, []).append(PlannedLine(line))
         reasons.append(f"line {line.sku or '(no sku)'} x{line.quantity}: {why} -> parked ({reason})")
 
     shipments: list[PlannedShipment] = []
-    if fba and parked and not rules.split:
+    if fba and (parked or self_ship) and not rules.split:
         reasons.append("split = false and some lines cannot go to FBA: the whole order is parked")
-        everything = tuple(fba) + tuple(pl for group in parked.values() for pl in group)
+        everything = tuple(fba) + tuple(self_ship) + tuple(pl for group in parked.values() for pl in group)
         return Plan((PlannedShipment(Route.HOLD, everything,
                                      parked_reason="mixed order and split = false"),), tuple(reasons))
     if fba:
         speed, why = speed_for(order, store)
         reasons.append(why)
         shipments.append(PlannedShipment(Route.FBA, tuple(fba), speed))
+    if self_ship:
+        shipments.append(PlannedShipment(Route.SELF_SHIP, tuple(self_ship)))
     for reason, lines in parked.items():
         shipments.append(PlannedShipment(Route.SELF_SHIP, tuple(lines), parked_reason=reason))
     return Plan(tuple(shipments), tuple(reasons))

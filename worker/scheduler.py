@@ -13,6 +13,7 @@ import time
 from types import FrameType
 
 from worker import outbox, sweeper
+from worker import task_names as names
 from worker.bootstrap import App
 from worker.logs import log
 
@@ -32,12 +33,12 @@ def tick(app: App, last: dict[str, float], now_mono: float) -> None:
         key = f"poll:{name}"
         if now_mono - last.get(key, 0.0) >= svc.poll_interval_s:
             last[key] = now_mono
-            sweeper.enqueue_periodic(app, sweeper.POLL, name, [name], svc.poll_interval_s)
+            sweeper.enqueue_periodic(app, names.POLL, name, [name], svc.poll_interval_s)
     for account in app.config.amazon:
         key = f"track:{account}"
         if now_mono - last.get(key, 0.0) >= svc.tracking_interval_s:
             last[key] = now_mono
-            sweeper.enqueue_periodic(app, sweeper.TRACK, account, [account], svc.tracking_interval_s)
+            sweeper.enqueue_periodic(app, names.TRACK, account, [account], svc.tracking_interval_s)
 
 
 def run_forever(app: App, *, tick_s: float = 0.5, stop: threading.Event | None = None) -> None:

@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select
 
-from worker import cursors, pipeline, tracking
+from worker import cursors, pipeline
+from worker import task_names as names
 from worker.bootstrap import App
 from worker.domain import ShipmentState
 from worker.ledger import OrderRow, ShipmentRow
@@ -17,9 +18,8 @@ from worker.logs import log
 from worker.outbox import enqueue, publish
 
 S = ShipmentState
-POLL = "autofulfill.poll"
-TRACK = "autofulfill.track"
-STEP_TASKS = {S.PENDING: pipeline.SUBMIT, S.SUBMITTING: pipeline.SUBMIT, S.SHIPPED: tracking.PUSH}
+STEP_TASKS = {S.PENDING: names.SUBMIT, S.SUBMITTING: names.SUBMIT, S.SHIPPED: names.PUSH,
+              S.LABEL_BOUGHT: names.PUSH}
 
 
 def redrive_due(app: App, *, limit: int = 500) -> int:
@@ -32,7 +32,7 @@ def redrive_due(app: App, *, limit: int = 500) -> int:
             OrderRow.status == "held", OrderRow.hold_until <= now,
             or_(OrderRow.lease_until.is_(None), OrderRow.lease_until < now)).limit(limit))
         for order in orders:
-            oid = enqueue(session, pipeline.RELEASE, [order.id],
+            oid = enqueue(session, names.RELEASE, [order.id],
                           f"release:{order.id}:{order.attempts}:{order.hold_until:%Y%m%d%H%M%S%f}")
             outbox += [oid] if oid else []
         shipments = session.scalars(select(ShipmentRow).where(

@@ -17,6 +17,7 @@ from celery import Celery, Task
 from celery.signals import setup_logging, worker_process_init
 
 from worker import fulfill, pipeline, sweeper, tracking
+from worker import task_names as names
 from worker.bootstrap import App, bootstrap
 from worker.config import Config, load_config
 from worker.logs import bind, log
@@ -102,31 +103,31 @@ def _run(task: Task, step: str, fn: Any, *args: Any) -> Any:
             raise
 
 
-@celery.task(name=pipeline.RELEASE, bind=True)
+@celery.task(name=names.RELEASE, bind=True)
 def release(self: Task, order_pk: int) -> str:
     """Route a held order whose hold is over. Idempotent (order lease + status check)."""
     return str(_run(self, "release", pipeline.release, order_pk))
 
 
-@celery.task(name=pipeline.SUBMIT, bind=True)
+@celery.task(name=names.SUBMIT, bind=True)
 def submit(self: Task, shipment_pk: int) -> str:
     """Submit one shipment to its fulfiller. Idempotent (lease; lookup before any re-create)."""
     return str(_run(self, "submit", fulfill.submit, shipment_pk))
 
 
-@celery.task(name=tracking.PUSH, bind=True)
+@celery.task(name=names.PUSH, bind=True)
 def push(self: Task, shipment_pk: int) -> str:
     """Push one shipment's tracking to its store. Idempotent (lease; the store is read first)."""
     return str(_run(self, "push", tracking.push, shipment_pk))
 
 
-@celery.task(name=sweeper.POLL, bind=True)
+@celery.task(name=names.POLL, bind=True)
 def poll(self: Task, store: str) -> int:
     """One reconciliation pass over a store. Idempotent (ingest dedupes)."""
     return int(_run(self, "poll", sweeper.poll_store, store))
 
 
-@celery.task(name=sweeper.TRACK, bind=True)
+@celery.task(name=names.TRACK, bind=True)
 def track(self: Task, account: str) -> int:
     """One tracking sweep over an Amazon account. Idempotent (only `submitted` shipments move)."""
     return int(_run(self, "track", tracking.sweep, account))

@@ -19,9 +19,9 @@ from worker.fulfill import retry_later
 from worker.ledger import OrderRow, ShipmentRow
 from worker.logs import log
 from worker.outbox import enqueue, publish
+from worker.task_names import PUSH
 
 S = ShipmentState
-PUSH = "autofulfill.push"
 TRACKING_OVERLAP = timedelta(minutes=10)
 
 
@@ -99,7 +99,8 @@ def push(app: App, shipment_pk: int, *, actor: str = "") -> str:
     """Write the shipment's tracking to the store, once; returns the state afterwards."""
     now = app.clock()
     with app.sessions() as session:
-        claim = state.claim_shipment(session, shipment_pk, (S.SHIPPED,), now=now, lease_s=app.lease_s)
+        claim = state.claim_shipment(session, shipment_pk, (S.SHIPPED, S.LABEL_BOUGHT), now=now,
+                                     lease_s=app.lease_s)
         if isinstance(claim, str):
             return claim
         row, token = claim.row, claim.token

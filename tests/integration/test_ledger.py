@@ -3,70 +3,28 @@ unknown outcomes, leases, exactly-once tracking."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from connectors.errors import AmbiguousOutcome, PermanentError, TransientError
-from connectors.ratelimit import LocalLimiter
-from tests.fakes import FakeFulfiller, FakeStore, make_order
+from tests.fakes import make_order
+from tests.ledger_support import Env, count, drain, make_env
 from worker import fulfill, pipeline, sweeper, tracking
+from worker import task_names as names
 from worker.bootstrap import App
-from worker.config import parse_config
-from worker.ledger import EventRow, OrderRow, OutboxRow, ShipmentRow, make_engine, make_sessions
-from worker.migrate import ensure_schema
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+from worker.ledger import EventRow, OrderRow, OutboxRow, ShipmentRow
 
 
 @pytest.fixture
-def env(db_url: str, tmp_path: Path) -> Any:
-    config = parse_config({
-        "service": {"database_url": db_url, "task_time_limit_s": 10, "max_retries": 2},
-        "amazon": {"us": {"marketplace_id": "ATVPDKIKX0DER", "client_id": "c", "client_secret": "s",
-                          "refresh_token": "r"}},
-        "stores": {"acme": {"platform": "shopify", "shop_url": "https://acme.example", "access_token": "t",
-                            "order_prefix": "ACME", "amazon": "us",
-                            "routing": {"sku_map": {"TEE-RED-M": "AMZ-TEE"}}}},
-    }, tmp_path, env={})
-    engine = make_engine(config.database_url)
-    ensure_schema(engine)
-    published: list[tuple[str, list[Any]]] = []
-    clock = Clock()
-    store, amazon = FakeStore(), FakeFulfiller()
-    app = App(config=config, sessions=make_sessions(engine),
-              publisher=lambda name, args, _id: published.append((name, args)),
-              limiter=LocalLimiter(), clock=clock, stores={"acme": store}, fulfillers={"us": amazon})
-    yield app, store, amazon, published, clock
-    engine.dispose()
-
-
-def drain(app: App, published: list[tuple[str, list[Any]]]) -> None:
-    """Run published tasks in order, as a worker would (including ones they publish)."""
-    steps = {pipeline.RELEASE: pipeline.release, pipeline.SUBMIT: fulfill.submit,
-             tracking.PUSH: tracking.push}
-    while published:
-        name, args = published.pop(0)
-        steps[name](app, *args)
-
-
-def count(app: App, model: Any) -> int:
-    with app.sessions() as s:
-        return int(s.scalar(select(func.count()).select_from(model)) or 0)
+def env(db_url: str, tmp_path: Path) -> Iterator[Env]:
+    yield from make_env(db_url, tmp_path)
 
 
 def test_same_order_ingested_many_times_is_one_order_and_one_shipment(env: Any) -> None:
@@ -76,7 +34,7 @@ def test_same_order_ingested_many_times_is_one_order_and_one_shipment(env: Any) 
     for source in ("webhook", "webhook", "poll"):
         pipeline.ingest_and_publish(app, "acme", order, source=source)
     assert count(app, OrderRow) == 1
-    assert [n for n, _ in published] == [pipeline.RELEASE]
+    assert [n for n, _ in published] == [names.RELEASE]
     drain(app, published)
     pipeline.ingest_and_publish(app, "acme", order, source="poll")
     assert published == []
@@ -332,13 +290,13 @@ def test_scheduler_tick_relays_the_outbox_and_prunes_old_rows(env: Any) -> None:
 
     app, store, amazon, published, clock = env
     with app.sessions() as s:
-        oid = outbox.enqueue(s, pipeline.RELEASE, [42], "release:42")
+        oid = outbox.enqueue(s, names.RELEASE, [42], "release:42")
         s.add(WebhookReceiptRow(store="acme", dedupe_key="old", topic="orders/paid",
                                 received_at=clock.now - timedelta(days=31)))
         s.commit()
     assert oid is not None
     scheduler.tick(app, {}, 0.0)
-    assert (pipeline.RELEASE, [42]) in published
+    assert (names.RELEASE, [42]) in published
     assert count(app, OutboxRow) == 1 and count(app, WebhookReceiptRow) == 0
     clock.advance(8 * 86400)
     assert outbox.prune(app.sessions, now=clock.now) == (1, 0)
@@ -355,5 +313,5 @@ def test_poll_ingests_once_and_warns_about_a_disabled_webhook(env: Any,
         assert sweeper.poll_store(app, "acme") == 1
     warnings = [r for r in caplog.records if getattr(r, "af_event", "") == "store.warning"]
     assert len(warnings) == 2 and "disabled" in warnings[0].af_fields["warning"]  # type: ignore[attr-defined]
-    assert [name for name, _ in published] == [pipeline.RELEASE]
+    assert [name for name, _ in published] == [names.RELEASE]
     assert count(app, OrderRow) == 1

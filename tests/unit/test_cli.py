@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from tests.fakes import FakeFulfiller, FakeStore, make_order
 from worker import fulfill, pipeline
+from worker import task_names as names
 from worker.bootstrap import bootstrap
 from worker.cli import main
 from worker.config import load_config
@@ -64,7 +65,7 @@ def test_orders_show_and_retry_print_the_ledger_without_secrets_or_street(
     order = make_order("7001", lines=(("TEE-RED-M", 1), ("POSTER", 1)))
     store.orders["7001"] = order
     pipeline.ingest_and_publish(app, "acme", order, source="test")
-    steps = {pipeline.RELEASE: pipeline.release, pipeline.SUBMIT: fulfill.submit}
+    steps = {names.RELEASE: pipeline.release, names.SUBMIT: fulfill.submit}
     while published:
         name, args = published.pop(0)
         steps[name](app, *args)

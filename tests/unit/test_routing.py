@@ -80,3 +80,11 @@ def test_every_line_with_quantity_is_planned_exactly_once(lines: list[tuple[str,
 def test_plan_is_pure(tmp_path: Path) -> None:
     order = make_order("1", lines=(("TEE", 1), ("POSTER", 1)))
     assert plan(order, store()) == plan(replace(order), store())
+
+
+def test_with_labels_unmapped_lines_self_ship_in_one_shipment() -> None:
+    cfg = store().model_copy(update={"labels": "main"})
+    result = plan(make_order("1", lines=(("TEE", 1), ("POSTER", 1), ("HAT", 2))), cfg)
+    assert [(s.route, s.parked_reason, [pl.line.sku for pl in s.lines]) for s in result.shipments] == [
+        (Route.FBA, "", ["TEE"]), (Route.SELF_SHIP, "", ["POSTER", "HAT"])]
+    assert any("self-ship (label from [labels.main])" in r for r in result.reasons)

@@ -1,0 +1,110 @@
+"""Self-ship labels on a real ledger (SQLite and PostgreSQL) with a fake label seller: one label
+per shipment, also across an unknown outcome or a dead worker."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from connectors.errors import AmbiguousOutcome, PermanentError
+from tests.fakes import FakeLabels, make_order
+from tests.ledger_support import Env, drain, make_env
+from worker import fulfill, pipeline, state, sweeper
+from worker.ledger import EventRow, ShipmentRow
+
+MUG = {"length_in": 6, "width_in": 6, "height_in": 5, "weight_oz": 14}
+
+
+@pytest.fixture
+def labels() -> FakeLabels:
+    return FakeLabels()
+
+
+@pytest.fixture
+def env(db_url: str, tmp_path: Path, labels: FakeLabels) -> Iterator[Env]:
+    yield from make_env(db_url, tmp_path, labels=labels, store_extra={"parcels": {"MUG": MUG}})
+
+
+def shipments(app: Any) -> dict[str, ShipmentRow]:
+    with app.sessions() as s:
+        return {r.route: r for r in s.scalars(select(ShipmentRow))}
+
+
+def test_unmapped_lines_get_one_label_stored_and_pushed_at_purchase(env: Env, labels: FakeLabels) -> None:
+    app, store, amazon, published, _ = env
+    order = make_order("6001", lines=(("TEE-RED-M", 1), ("MUG", 2), ("POSTER", 1)))
+    store.orders["6001"] = order
+    pipeline.ingest_and_publish(app, "acme", order, source="webhook")
+    drain(app, published)
+    ships = shipments(app)
+    assert ships["fba"].state == "submitted" and ships["self_ship"].state == "pushed"
+    label = ships["self_ship"].label
+    assert label["cost"] == "6.95" and label["carrier"] == "USPS"  # cheapest
+    path = Path(label["path"])
+    assert path == app.config.data_dir / "labels" / "acme" / "6001-2.pdf"
+    assert path.read_bytes().startswith(b"%PDF")
+    assert labels.buys == 1 and len(labels.bought) == 1
+    request = labels.quotes["shp_1"]
+    assert request.reference == "ACME-6001-2"
+    assert request.parcel.weight_oz == 2 * 14 + 16  # two mugs plus the default box for the poster
+    assert [p.tracking[0].number for p in store.pushed] == [ships["self_ship"].tracking[0]["number"]]
+    assert store.pushed[0].lines == (("60011", 2), ("60012", 1))
+
+
+def test_lost_answer_to_a_purchase_is_looked_up_not_bought_again(env: Env, labels: FakeLabels) -> None:
+    app, store, amazon, published, clock = env
+    store.orders["6002"] = make_order("6002", lines=(("POSTER", 1),))
+    labels.fail_buy.append(AmbiguousOutcome("read timeout"))
+    pipeline.ingest_and_publish(app, "acme", store.orders["6002"], source="webhook")
+    drain(app, published)
+    assert shipments(app)["self_ship"].state == "submitting"
+    clock.advance(3600)
+    sweeper.redrive_due(app)
+    drain(app, published)
+    assert shipments(app)["self_ship"].state == "pushed"
+    assert len(labels.bought) == 1 and labels.buys == 1 and len(labels.quotes) == 1
+
+
+def test_dead_worker_after_purchase_recovers_the_same_label(env: Env, labels: FakeLabels) -> None:
+    app, store, amazon, published, clock = env
+    store.orders["6003"] = make_order("6003", lines=(("POSTER", 1),))
+    pipeline.ingest_and_publish(app, "acme", store.orders["6003"], source="webhook")
+    _, args = published.pop(0)
+    pipeline.release(app, *args)
+    _, (pk,) = published.pop(0)
+    # The worker records the quote, buys, and dies before recording the label.
+    with app.sessions() as s:
+        claim = state.claim_shipment(s, pk, ("pending",), now=clock.now, lease_s=app.lease_s)
+        assert isinstance(claim, state.Claim)
+        row = claim.row
+        row.state = "submitting"
+        quote = labels.quote(fulfill.labels.label_request(app, row))
+        row.label = {"shipment_id": quote.shipment_id, "rate": {
+            "rate_id": "rate_a", "carrier": "USPS", "service": "GroundAdvantage", "amount": "6.95",
+            "currency": "USD", "delivery_days": 4}}
+        s.commit()
+        labels.buy(quote.shipment_id, quote.rates[0])
+    assert fulfill.submit(app, pk) == "submitting"  # the dead worker's lease is still live
+    clock.advance(app.lease_s + 1)
+    assert fulfill.submit(app, pk) == "label_bought"
+    drain(app, published)
+    assert len(labels.bought) == 1 and labels.buys == 1
+    with app.sessions() as s:
+        bought = s.scalars(select(EventRow).where(EventRow.kind == "label_bought"))
+        kinds = [e.detail.get("how") for e in bought]
+    assert kinds == ["found after an unknown outcome"]
+
+
+def test_address_problem_parks_with_the_providers_reason(env: Env, labels: FakeLabels) -> None:
+    app, store, amazon, published, _ = env
+    store.orders["6004"] = make_order("6004", lines=(("POSTER", 1),))
+    labels.fail_quote.append(PermanentError("address: the street could not be found (E.ADDRESS.NOT_FOUND)"))
+    pipeline.ingest_and_publish(app, "acme", store.orders["6004"], source="webhook")
+    drain(app, published)
+    row = shipments(app)["self_ship"]
+    assert row.state == "attention" and row.reason.startswith("no label bought: address:")
+    assert labels.bought == {}

@@ -1,0 +1,86 @@
+"""Self-ship: rate-shop and buy one carrier label per shipment, exactly once.
+
+The provider's shipment id (with our reference in its reference field) and the chosen rate are
+committed to the ledger *before* the purchase. An attempt that finds them there (a dead worker,
+an unknown outcome) looks the shipment up and buys only if it was not bought; the provider also
+refuses a second purchase of one shipment. The label file is stored under
+``data_dir/labels/<store>/<order number>-<n>.<pdf|png|zpl>``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from worker import state
+from worker.bootstrap import App
+from worker.domain import Address, Label, LabelRequest, Rate
+from worker.ledger import ShipmentRow
+from worker.pipeline import stored_order
+from worker.rates import choose_rate, shipment_parcel
+
+
+def _rate_json(rate: Rate) -> dict[str, Any]:
+    return {**asdict(rate), "amount": str(rate.amount)}
+
+
+def _rate_from_json(data: dict[str, Any]) -> Rate:
+    return Rate(**{**data, "amount": Decimal(data["amount"])})
+
+
+def label_request(app: App, row: ShipmentRow) -> LabelRequest:
+    order = stored_order(row.order)
+    labels = app.config.labels[row.account]
+    if order.address is None:
+        from connectors.errors import PermanentError
+
+        raise PermanentError("order has no shipping address")
+    origin = labels.from_address
+    parcel = shipment_parcel([(ln.sku, ln.quantity) for ln in row.lines],
+                             app.config.parcels(row.order.store), labels.default_parcel)
+    return LabelRequest(
+        reference=row.external_id, to_address=order.address, parcel=parcel, email=order.email,
+        from_address=Address(name=origin.name, address1=origin.street1, address2=origin.street2,
+                             city=origin.city, region=origin.state, postal_code=origin.zip,
+                             country=origin.country, phone=origin.phone, company=origin.company))
+
+
+def buy_label(app: App, session: Session, row: ShipmentRow, *, actor: str) -> tuple[str, Label, Path]:
+    """Quote (once), buy (once), store the file. Returns (how, label, path).
+
+    Raises what the provider raises: AmbiguousOutcome/TransientError (the shipment stays in
+    `submitting` with its provider id recorded), PermanentError (address, no rate allowed)."""
+    provider = app.labeler(row.account)
+    known = row.label.get("shipment_id")
+    label = provider.lookup(known) if known else None
+    how = "found after an unknown outcome" if label else "bought"
+    if label is None:
+        if not known:
+            quote = provider.quote(label_request(app, row))
+            rate = choose_rate(quote.rates, app.config.labels[row.account].choose)
+            row.label = {"shipment_id": quote.shipment_id, "rate": _rate_json(rate)}
+            state.event(session, row.order_id, "quoted", shipment_id=row.id, actor=actor, at=app.clock(),
+                        shipment=row.external_id, provider_shipment=quote.shipment_id,
+                        chosen=f"{rate.carrier}:{rate.service} {rate.amount} {rate.currency}",
+                        rule=str(app.config.labels[row.account].choose),
+                        offered=[f"{r.carrier}:{r.service} {r.amount}" for r in quote.rates][:8],
+                        carrier_messages=list(quote.messages)[:5] or None)
+            session.commit()  # the attempt is on record before anything is bought
+        label = provider.buy(row.label["shipment_id"], _rate_from_json(row.label["rate"]))
+    path = _store_file(app, row, provider.label_file(label), label.label_format)
+    return how, label, path
+
+
+def _store_file(app: App, row: ShipmentRow, data: bytes, fmt: str) -> Path:
+    folder = app.config.data_dir / "labels" / row.order.store
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{row.order.number}-{row.n}.{fmt.lower()}"
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,7 @@
+"""The Celery task names, in one place (the outbox stores them; tasks.py registers them)."""
+
+RELEASE = "autofulfill.release"
+SUBMIT = "autofulfill.submit"
+PUSH = "autofulfill.push"
+POLL = "autofulfill.poll"
+TRACK = "autofulfill.track"
