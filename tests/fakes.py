@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from connectors.errors import AmbiguousOutcome, TransientError
+from connectors.errors import AmbiguousOutcome, PermanentError
 from worker.domain import (
     Address,
     FulfillmentRequest,
@@ -82,6 +82,8 @@ class FakeFulfiller:
         self.lookups = 0
         self.fail_submit: list[Exception] = []
         self.last_request_id = ""
+        self.cancelled: list[str] = []
+        self.picking: set[str] = set()
 
     def submit(self, request: FulfillmentRequest) -> None:
         self.submits += 1
@@ -103,7 +105,9 @@ class FakeFulfiller:
         return FulfillmentStatus(seller_fulfillment_order_id, "received")
 
     def cancel(self, seller_fulfillment_order_id: str) -> None:
-        raise TransientError("not in the fake")
+        if seller_fulfillment_order_id in self.shipped or seller_fulfillment_order_id in self.picking:
+            raise PermanentError(f"{seller_fulfillment_order_id} is past Planning")
+        self.cancelled.append(seller_fulfillment_order_id)
 
     def changed_since(self, since: datetime) -> Iterator[str]:
         yield from self.created

@@ -23,7 +23,7 @@ from worker.config import StoreConfig
 from worker.domain import Order, Route, ShipmentState
 from worker.ledger import LineRow, OrderRow, ShipmentLineRow, ShipmentRow
 from worker.outbox import enqueue, publish
-from worker.task_names import RELEASE, SUBMIT
+from worker.task_names import CANCEL, RELEASE, SUBMIT
 
 OPEN_STATUSES = ("waiting", "held")
 
@@ -69,12 +69,14 @@ def ingest(app: App, session: Session, store_name: str, order: Order, *, source:
             state.event(session, row.id, "ingested", actor=actor, at=now, source=source,
                         number=order.number, store=store_name)
     if row.status not in OPEN_STATUSES:
+        outbox_ids: tuple[int, ...] = ()
         if order.cancelled and not row.payload.get("cancelled") and row.status != "cancelled":
             row.payload = {**row.payload, "cancelled": True}
-            state.event(session, row.id, "cancelled_in_store", actor=actor, at=now, source=source,
-                        note="order was already routed: cancel what was sent by hand (automatic "
-                             "cancellation arrives with the cancellations issue)")
-        return Ingested(row.id, created, row.status)
+            row.status, row.hold_until = "cancelling", now
+            state.event(session, row.id, "cancelled_in_store", actor=actor, at=now, source=source)
+            oid = enqueue(session, CANCEL, [row.id], f"cancel:{row.id}")
+            outbox_ids = (oid,) if oid else ()
+        return Ingested(row.id, created, row.status, outbox_ids)
     row.payload = order_to_json(order)
     row.number = order.number
     ok, why = routing.eligible(order, cfg)

@@ -75,7 +75,6 @@ def claim_order(session: Session, order_id: int, status: str, *, now: datetime,
     result = session.execute(
         update(OrderRow)
         .where(OrderRow.id == order_id, OrderRow.status == status,
-               or_(OrderRow.hold_until.is_(None), OrderRow.hold_until <= now),
                or_(OrderRow.lease_token == "", OrderRow.lease_until.is_(None), OrderRow.lease_until < now))
         .values(lease_token=token, lease_until=now + timedelta(seconds=lease_s),
                 attempts=OrderRow.attempts + 1)

@@ -18,23 +18,28 @@ from worker.logs import log
 from worker.outbox import enqueue, publish
 
 S = ShipmentState
+ORDER_TASKS = {"held": names.RELEASE, "cancelling": names.CANCEL}
 STEP_TASKS = {S.PENDING: names.SUBMIT, S.SUBMITTING: names.SUBMIT, S.SHIPPED: names.PUSH,
               S.LABEL_BOUGHT: names.PUSH}
 
 
 def redrive_due(app: App, *, limit: int = 500) -> int:
-    """Enqueue the release of held orders whose hold is over, and every shipment step whose
-    ``next_attempt_at`` has come (a retry, or the back-stop for a lost message / dead worker)."""
+    """Enqueue the release of held orders whose hold is over, the cancellation of cancelling
+    orders, and every shipment step whose ``next_attempt_at`` has come (a retry, or the back-stop
+    for a lost message / dead worker). Each enqueue pushes the due time on by a lease, so a lost
+    message is sent again then, and a delivered one is not doubled meanwhile."""
     now = app.clock()
     outbox: list[int] = []
     with app.sessions() as session:
         orders = session.scalars(select(OrderRow).where(
-            OrderRow.status == "held", OrderRow.hold_until <= now,
+            OrderRow.status.in_(list(ORDER_TASKS)), OrderRow.hold_until <= now,
             or_(OrderRow.lease_until.is_(None), OrderRow.lease_until < now)).limit(limit))
         for order in orders:
-            oid = enqueue(session, names.RELEASE, [order.id],
-                          f"release:{order.id}:{order.attempts}:{order.hold_until:%Y%m%d%H%M%S%f}")
-            outbox += [oid] if oid else []
+            oid = enqueue(session, ORDER_TASKS[order.status], [order.id],
+                          f"{order.status}:{order.id}:{order.attempts}:{order.hold_until:%Y%m%d%H%M%S%f}")
+            if oid:
+                outbox.append(oid)
+                order.hold_until = now + timedelta(seconds=app.lease_s)
         shipments = session.scalars(select(ShipmentRow).where(
             ShipmentRow.state.in_(list(STEP_TASKS)), ShipmentRow.next_attempt_at <= now,
             or_(ShipmentRow.lease_until.is_(None), ShipmentRow.lease_until < now)).limit(limit))

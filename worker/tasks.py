@@ -16,6 +16,7 @@ from typing import Any
 from celery import Celery, Task
 from celery.signals import setup_logging, worker_process_init
 
+from worker import cancel as cancel_step
 from worker import fulfill, pipeline, sweeper, tracking
 from worker import task_names as names
 from worker.bootstrap import App, bootstrap
@@ -119,6 +120,12 @@ def submit(self: Task, shipment_pk: int) -> str:
 def push(self: Task, shipment_pk: int) -> str:
     """Push one shipment's tracking to its store. Idempotent (lease; the store is read first)."""
     return str(_run(self, "push", tracking.push, shipment_pk))
+
+
+@celery.task(name=names.CANCEL, bind=True)
+def cancel(self: Task, order_pk: int) -> str:
+    """Undo a cancelled order's shipments (MCF cancel, label refund). Idempotent (leases)."""
+    return str(_run(self, "cancel", cancel_step.cancel_order, order_pk))
 
 
 @celery.task(name=names.POLL, bind=True)
