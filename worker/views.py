@@ -43,11 +43,14 @@ def orders_table(session: Session, store: str | None, status: str | None) -> str
         ships = "; ".join(f"{s.n}:{s.route}:{s.state}" for s in o.shipments) or "-"
         tracking = ", ".join(t["number"] for s in o.shipments for t in (s.tracking or [])) or "-"
         reason = o.reason or next((s.reason for s in o.shipments if s.reason), "")
-        rows.append((o.store, o.number, o.platform_order_id, o.status, ships, tracking, destination(o),
-                     reason[:60]))
+        labels = "; ".join(f"{s.label['cost']} {s.label.get('currency', '')} {s.label['path']}"
+                           for s in o.shipments if s.label.get("path")) or "-"
+        rows.append((o.store, o.number, o.platform_order_id, o.status, ships, tracking, labels,
+                     destination(o), reason[:60]))
     if not rows:
         return "no orders"
-    return table(("store", "number", "order id", "status", "shipments", "tracking", "to", "reason"), rows)
+    return table(("store", "number", "order id", "status", "shipments", "tracking", "label", "to", "reason"),
+                 rows)
 
 
 def timeline(session: Session, row: OrderRow) -> str:
@@ -60,6 +63,10 @@ def timeline(session: Session, row: OrderRow) -> str:
         out.append(f"  shipment {s.n} {s.external_id}: {s.route} {s.state}"
                    f"{' — ' + s.reason if s.reason else ''}; tracking {track}"
                    f"{'; store fulfillment ' + s.store_fulfillment_id if s.store_fulfillment_id else ''}")
+        if s.label.get("path"):
+            out.append(f"    label {s.label.get('carrier')}:{s.label.get('service')} {s.label['cost']} "
+                       f"{s.label.get('currency', '')} at {s.label['path']}"
+                       + (f" (refund {s.label['refund']})" if s.label.get("refund") else ""))
     out.append("  timeline:")
     events = session.scalars(select(EventRow).where(EventRow.order_id == row.id).order_by(EventRow.id))
     for e in events:

@@ -108,3 +108,20 @@ def test_address_problem_parks_with_the_providers_reason(env: Env, labels: FakeL
     row = shipments(app)["self_ship"]
     assert row.state == "attention" and row.reason.startswith("no label bought: address:")
     assert labels.bought == {}
+
+
+def test_show_and_orders_print_the_label_file_and_cost(env: Env) -> None:
+    from worker.views import find_order, orders_table, timeline
+
+    app, store, amazon, published, _ = env
+    store.orders["6005"] = make_order("6005", lines=(("POSTER", 1),))
+    pipeline.ingest_and_publish(app, "acme", store.orders["6005"], source="webhook")
+    drain(app, published)
+    path = str(app.config.data_dir / "labels" / "acme" / "6005-1.pdf")
+    with app.sessions() as s:
+        row = find_order(s, "acme", "6005")
+        assert row is not None
+        shown = timeline(s, row)
+        table = orders_table(s, "acme", None)
+    assert f"label USPS:GroundAdvantage 6.95 USD at {path}" in shown
+    assert f"6.95 USD {path}" in table
