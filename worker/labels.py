@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from worker import state
 from worker.bootstrap import App
+from worker.config import AddressConfig
 from worker.domain import Address, Label, LabelRequest, Rate
 from worker.ledger import ShipmentRow
 from worker.pipeline import stored_order
@@ -40,14 +41,17 @@ def label_request(app: App, row: ShipmentRow) -> LabelRequest:
         from connectors.errors import PermanentError
 
         raise PermanentError("order has no shipping address")
-    origin = labels.from_address
     parcel = shipment_parcel([(ln.sku, ln.quantity) for ln in row.lines],
                              app.config.parcels(row.order.store), labels.default_parcel)
-    return LabelRequest(
-        reference=row.external_id, to_address=order.address, parcel=parcel, email=order.email,
-        from_address=Address(name=origin.name, address1=origin.street1, address2=origin.street2,
-                             city=origin.city, region=origin.state, postal_code=origin.zip,
-                             country=origin.country, phone=origin.phone, company=origin.company))
+    return LabelRequest(reference=row.external_id, to_address=order.address, parcel=parcel,
+                        email=order.email, from_address=from_address(labels.from_address))
+
+
+def from_address(config: AddressConfig) -> Address:
+    """The configured ship-from address as a domain Address."""
+    return Address(name=config.name, address1=config.street1, address2=config.street2,
+                   city=config.city, region=config.state, postal_code=config.zip,
+                   country=config.country, phone=config.phone, company=config.company)
 
 
 def buy_label(app: App, session: Session, row: ShipmentRow, *, actor: str) -> tuple[str, Label, Path]:
@@ -62,7 +66,7 @@ def buy_label(app: App, session: Session, row: ShipmentRow, *, actor: str) -> tu
     if label is None:
         if not known:
             quote = provider.quote(label_request(app, row))
-            rate = choose_rate(quote.rates, app.config.labels[row.account].choose)
+            rate = choose_rate(quote.rates, app.config.labels[row.account].choose, quote.messages)
             row.label = {"shipment_id": quote.shipment_id, "rate": _rate_json(rate)}
             state.event(session, row.order_id, "quoted", shipment_id=row.id, actor=actor, at=app.clock(),
                         shipment=row.external_id, provider_shipment=quote.shipment_id,

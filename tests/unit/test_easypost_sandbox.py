@@ -1,0 +1,167 @@
+"""EasyPostLabels (real SDK) against the real EasyPostSandbox over loopback HTTP."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import requests
+
+from connectors.easypost.client import EasyPostLabels
+from connectors.easypost.errors import EasyPostAddressError, EasyPostAuthError
+from connectors.easypost.sandbox import EasyPostSandbox
+from connectors.errors import AmbiguousOutcome, NotFound, PermanentError
+from worker.config import LabelsConfig
+from worker.domain import Address, LabelRequest, Parcel
+from worker.rates import choose_rate
+
+FROM = Address(name="Acme", address1="1 Main St", city="Austin", region="TX", postal_code="78701",
+               country="US", phone="5125550100")
+HOME = Address(name="Jo Buyer", address1="179 N Harbor Dr", city="Redondo Beach", region="CA",
+               postal_code="90277", country="US")
+
+
+def make(sandbox: EasyPostSandbox, key: str | None = None, **over: Any) -> EasyPostLabels:
+    cfg: dict[str, Any] = {
+        "api_key": key or sandbox.api_key, "endpoint": sandbox.endpoint, "timeout_s": 5,
+        "from_address": {"name": "Acme", "street1": "1 Main St", "city": "Austin", "state": "TX",
+                         "zip": "78701", "country": "US", "phone": "5125550100"},
+        "default_parcel": {"length_in": 10, "width_in": 8, "height_in": 4, "weight_oz": 16}}
+    cfg.update(over)
+    return EasyPostLabels("main", LabelsConfig(**cfg))
+
+
+def request(to: Address = HOME, reference: str = "ACME-1001-1", weight: str = "16") -> LabelRequest:
+    return LabelRequest(reference=reference, to_address=to, from_address=FROM,
+                        parcel=Parcel(Decimal(10), Decimal(8), Decimal(4), Decimal(weight)))
+
+
+@pytest.fixture
+def sandbox() -> Iterator[EasyPostSandbox]:
+    with EasyPostSandbox() as sb:
+        yield sb
+
+
+def test_quote_buy_lookup_file_refund(sandbox: EasyPostSandbox) -> None:
+    labels = make(sandbox)
+    assert "test key" in labels.check()
+    quote = labels.quote(request())
+    assert {r.carrier for r in quote.rates} == {"USPS", "UPS", "FedEx"}
+    assert sandbox.shipment(quote.shipment_id)["reference"] == "ACME-1001-1"  # type: ignore[index]
+    rate = choose_rate(quote.rates, "cheapest")
+    assert (rate.carrier, rate.service, rate.amount) == ("USPS", "GroundAdvantage", Decimal("5.93"))
+    label = labels.buy(quote.shipment_id, rate)
+    assert label.tracking.number.startswith("94001") and len(label.tracking.number) == 22
+    assert labels.lookup(quote.shipment_id) == label
+    assert labels.lookup("ACME-1001-1") == label  # the reference works in place of the id
+    pdf = labels.label_file(label)
+    assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF")
+    assert labels.refund(quote.shipment_id) == "submitted"
+    assert labels.refund(quote.shipment_id) == "submitted"  # a repeat asks nothing new
+    assert sandbox.refunds == [quote.shipment_id] and sandbox.bought == 1
+
+
+def test_rules_on_sandbox_rates(sandbox: EasyPostSandbox) -> None:
+    quote = make(sandbox).quote(request(weight="40"))  # 3 lb
+    assert choose_rate(quote.rates, "fastest").service == "NextDayAir"
+    assert choose_rate(quote.rates, ["DHL:Express", "fedex:fedex_ground"]).carrier == "FedEx"
+    with EasyPostSandbox(carriers=("UPS", "FedEx")) as sb:
+        tie = make(sb).quote(request())
+        assert choose_rate(tie.rates, "cheapest").carrier == "FedEx"  # same price and days: by name
+
+
+def test_second_buy_is_refused_and_buy_returns_the_existing_label(sandbox: EasyPostSandbox) -> None:
+    labels = make(sandbox)
+    quote = labels.quote(request())
+    first = labels.buy(quote.shipment_id, quote.rates[0])
+    again = labels.buy(quote.shipment_id, quote.rates[3])
+    assert again == first and sandbox.bought == 1 and sandbox.buy_calls == 2
+    assert sandbox.bought_for("ACME-1001-1") == 1
+
+
+def test_lost_answer_is_ambiguous_and_lookup_finds_the_label(sandbox: EasyPostSandbox) -> None:
+    labels = make(sandbox)
+    quote = labels.quote(request())
+    sandbox.fail_next("/buy", 0, after=True)  # bought, then the connection drops
+    with pytest.raises(AmbiguousOutcome):
+        labels.buy(quote.shipment_id, quote.rates[0])
+    found = labels.lookup(quote.shipment_id)
+    assert found is not None and sandbox.bought == 1
+    sandbox.fail_next("/buy", 503)
+    with pytest.raises(AmbiguousOutcome):
+        labels.buy(quote.shipment_id, quote.rates[0])
+
+
+def test_buy_delay_records_the_purchase_first() -> None:
+    with EasyPostSandbox(buy_delay_s=1.0) as sb:
+        labels = make(sb, timeout_s=0.3)
+        quote = labels.quote(request())
+        with pytest.raises(AmbiguousOutcome):
+            labels.buy(quote.shipment_id, quote.rates[0])
+        assert sb.bought == 1
+        sb.buy_delay_s = 0
+        assert labels.buy(quote.shipment_id, quote.rates[1]).rate.rate_id == quote.rates[0].rate_id
+
+
+def test_concurrent_buys_buy_once(sandbox: EasyPostSandbox) -> None:
+    labels = make(sandbox)
+    quote = labels.quote(request())
+    results: list[str] = []
+
+    def buy() -> None:
+        results.append(labels.buy(quote.shipment_id, quote.rates[0]).tracking.number)
+
+    threads = [threading.Thread(target=buy) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(results)) == 1 and len(results) == 5 and sandbox.bought == 1
+
+
+def test_po_box_rates_usps_only(sandbox: EasyPostSandbox) -> None:
+    po = Address(name="Jo", address1="PO Box 1234", city="Austin", region="TX", postal_code="78701",
+                 country="US")
+    quote = make(sandbox).quote(request(po))
+    assert {r.carrier for r in quote.rates} == {"USPS"}
+    assert {m.split(":")[0] for m in quote.messages} == {"UPS", "FedEx"}
+    with pytest.raises(PermanentError, match="PO Box"):
+        choose_rate(quote.rates, ["UPS:Ground"], quote.messages)
+    with EasyPostSandbox(carriers=("UPS", "FedEx")) as sb, pytest.raises(EasyPostAddressError) as exc:
+        make(sb).quote(request(po))
+    assert "PO box" in str(exc.value) and "1234" not in str(exc.value)
+
+
+def test_international_needs_a_phone(sandbox: EasyPostSandbox) -> None:
+    abroad = Address(name="Jo", address1="10 Downing St", city="London", postal_code="SW1A 2AA", country="GB")
+    with pytest.raises(EasyPostAddressError, match="phone") as exc:
+        make(sandbox).quote(request(abroad))
+    assert "Downing" not in str(exc.value)
+    quote = make(sandbox).quote(request(Address(**{**abroad.__dict__, "phone": "+442079250918"})))
+    assert "PriorityMailInternational" in {r.service for r in quote.rates}
+
+
+def test_invalid_address_and_wrong_key(sandbox: EasyPostSandbox) -> None:
+    with pytest.raises(EasyPostAddressError, match="to_address.zip"):
+        make(sandbox).quote(request(Address(name="Jo", address1="1 Elm St", city="Austin", country="US")))
+    with pytest.raises(EasyPostAuthError) as exc:
+        make(sandbox, key="EZAKwrongkey123").check()
+    assert "EZAKwrongkey123" not in str(exc.value)
+    with pytest.raises(NotFound):
+        make(sandbox).lookup("shp_00000000000000000000000000000000")
+
+
+def test_basic_auth_and_rejected_refund() -> None:
+    with EasyPostSandbox(refund_outcome="rejected") as sb:
+        assert requests.get(sb.endpoint + "/users", auth=(sb.api_key, ""), timeout=5).status_code == 200
+        assert requests.get(sb.endpoint + "/users", auth=("nope", ""), timeout=5).status_code == 401
+        labels = make(sb)
+        quote = labels.quote(request())
+        with pytest.raises(PermanentError, match="refund"):
+            labels.refund(quote.shipment_id)  # nothing bought
+        labels.buy(quote.shipment_id, quote.rates[0])
+        with pytest.raises(PermanentError, match="rejected"):
+            labels.refund(quote.shipment_id)
