@@ -30,7 +30,10 @@ def _sample_orders(stack: Stack, count: int, out: TextIO) -> Stories:
         stories["demo", str(order["id"])] = "webhook"
     mixed = stack.shop.add_order([("MUG-BLK", 1), ("POSTER-A2", 1)])
     stack.shop.deliver(stack.webhook_url, "orders/paid", mixed["id"])
-    stories["demo", str(mixed["id"])] = "mixed: FBA + an unmapped line (parked)"
+    stories["demo", str(mixed["id"])] = "mixed: FBA + a self-ship label"
+    label_only = stack.shop.add_order([("POSTER-A2", 2), ("NOTEBOOK", 1)], shipping_title="Express")
+    stack.shop.deliver(stack.webhook_url, "orders/paid", label_only["id"])
+    stories["demo", str(label_only["id"])] = "self-ship only: cheapest label"
     thrice = stack.shop.add_order([("CAP-NAVY", 2)], shipping_title="Express")
     for _ in range(3):
         stack.shop.deliver(stack.webhook_url, "orders/paid", thrice["id"], event_id="demo-duplicate-event")
@@ -57,7 +60,7 @@ def run_demo(workdir: str | None, count: int = 5, out: TextIO = sys.stdout) -> i
         stack.start("run")
         out.write(f"demo: service running, webhooks at {stack.webhook_url}\n")
         stories = _sample_orders(stack, count, out)
-        ok = _wait_for_tracking(stack, len(stories), out)
+        ok = _wait_for_tracking(stack, len(stories) + 1, out)  # the mixed order ships twice
         report = _report(stack, stories)
     except Exception as exc:
         out.write(f"demo: failed: {type(exc).__name__}: {exc}\n")
@@ -74,13 +77,13 @@ def run_demo(workdir: str | None, count: int = 5, out: TextIO = sys.stdout) -> i
 
 def _wait_for_tracking(stack: Stack, expected: int, out: TextIO, timeout_s: float = 120) -> bool:
     def pushed() -> int:
-        return sum(1 for _, s in stack.shipments() if s.route == "fba" and s.state == "pushed")
+        return sum(1 for _, s in stack.shipments() if s.state == "pushed")
 
     last = -1
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and (n := pushed()) < expected:
         if n != last:
-            out.write(f"demo: progress {n}/{expected} FBA shipments tracked in their store\n")
+            out.write(f"demo: progress {n}/{expected} shipments tracked in their store\n")
             last = n
         time.sleep(1)
     return pushed() == expected
@@ -92,15 +95,18 @@ def _report(stack: Stack, stories: Stories) -> str:
     for order, s in stack.shipments():
         tracking = ", ".join(f"{t['carrier']} {t['number']}" for t in s.tracking) or "-"
         in_store = _in_store(stack, order, s)
+        label = f"label {s.label.get('carrier')}:{s.label.get('service')} ${s.label.get('cost')}"
+        sent_as = s.external_id if s.route == "fba" else (label if s.label.get("cost") else "-")
         rows.append((order.store, order.number, stories.get((order.store, order.platform_order_id), ""),
-                     s.route, s.state,
-                     s.external_id if s.route == "fba" else "-", tracking,
+                     s.route, s.state, sent_as, tracking,
                      "yes" if s.state == "pushed" else (s.reason or "no"), in_store))
-    text = "\n" + table(("store", "order", "story", "route", "state", "Amazon id", "tracking", "pushed",
+    text = "\n" + table(("store", "order", "story", "route", "state", "sent as", "tracking", "pushed",
                          "in the store"), rows) + "\n"
-    text += (f"\nAmazon create calls: {stack.amazon.create_calls}; "
+    text += (f"\nAmazon create calls: {stack.amazon.create_calls}; labels bought: {stack.easypost.bought}; "
              f"Shopify fulfillmentCreate calls: {stack.shop.calls.count('CreateFulfillment')}; "
              f"WooCommerce orders completed: {_woo_completed(stack)}\n")
+    files = sorted(p.name for p in (stack.workdir / "var" / "labels").rglob("*.pdf"))
+    text += f"label files in {stack.workdir / 'var' / 'labels'}: {', '.join(files) or 'none'}\n"
     mixed = next((o for o in stack.orders()
                   if stories.get((o.store, o.platform_order_id), "").startswith("mixed")), None)
     if mixed is not None and stack.app is not None:

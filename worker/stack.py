@@ -23,6 +23,7 @@ from typing import TextIO
 import requests
 
 from connectors.amazon_mcf.sandbox import AmazonSandbox
+from connectors.easypost.sandbox import EasyPostSandbox
 from connectors.shopify.sandbox import ShopifySandbox
 from connectors.woocommerce.sandbox import WooSandbox
 from worker.bootstrap import App, bootstrap
@@ -57,8 +58,18 @@ refresh_token = "sandbox-refresh"
 endpoint = "{amazon_url}"
 token_url = "{amazon_token_url}"
 
+[labels.main]
+provider = "easypost"
+api_key = "EZTKsandbox"
+endpoint = "{easypost_url}"
+choose = "cheapest"
+from_address = {{ name = "Acme Goods", street1 = "1 Main St", city = "Austin", state = "TX", zip = "78701", country = "US", phone = "5125550100" }}
+default_parcel = {{ length_in = 10, width_in = 8, height_in = 4, weight_oz = 16 }}
+
 [stores.demo]
 platform = "shopify"
+labels = "main"
+parcels = {{ "POSTER-A2" = {{ length_in = 24, width_in = 3, height_in = 3, weight_oz = 9 }} }}
 shop_url = "{shop_url}"
 access_token = "sandbox-token"
 webhook_secret = "sandbox-secret"
@@ -114,10 +125,12 @@ class Stack:
                  broker_url: str = "", ship_after_s: float = 4.0, create_delay_s: float = 0.0,
                  poll_interval_s: float = 30, tracking_interval_s: float = 2,
                  task_time_limit_s: float = 60, log_format: str = "text", worker_concurrency: int = 2,
-                 woo_tracking_extension: str | None = None, output: TextIO | None = None) -> None:
+                 woo_tracking_extension: str | None = None, buy_delay_s: float = 0.0,
+                 output: TextIO | None = None) -> None:
         self.workdir = workdir
         self.shop = ShopifySandbox()
         self.woo = WooSandbox(tracking_extension=woo_tracking_extension)
+        self.easypost = EasyPostSandbox(buy_delay_s=buy_delay_s)
         self.amazon = AmazonSandbox(ship_after_s=ship_after_s, create_delay_s=create_delay_s)
         self.port = free_port()
         self.settings = dict(database_url=database_url, broker_url=broker_url,
@@ -143,10 +156,12 @@ class Stack:
         self.shop.start()
         self.woo.start()
         self.amazon.start()
+        self.easypost.start()
         sku_map = ", ".join(f'"{k}" = "{v}"' for k, v in SKU_MAP.items())
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(CONFIG.format(
             port=self.port, shop_url=self.shop.url, woo_url=self.woo.url, amazon_url=self.amazon.url,
+            easypost_url=self.easypost.endpoint,
             amazon_token_url=self.amazon.token_url, sku_map=sku_map, **self.settings))
         config = load_config(self.config_path, env=self.env)
         config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -201,6 +216,7 @@ class Stack:
         self.shop.stop()
         self.woo.stop()
         self.amazon.stop()
+        self.easypost.stop()
         if self.app is not None:
             self.app.sessions.kw["bind"].dispose()
 

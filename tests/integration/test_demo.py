@@ -18,8 +18,9 @@ def test_demo_ships_every_fba_order_once_on_the_embedded_broker(tmp_path: Path) 
     assert run_demo(str(tmp_path / "demo"), out=out) == 0, out.getvalue()[-5000:]
     text = out.getvalue()
     assert "demo: OK" in text
-    assert ("Amazon create calls: 7; Shopify fulfillmentCreate calls: 5; "
+    assert ("Amazon create calls: 7; labels bought: 2; Shopify fulfillmentCreate calls: 7; "
             "WooCommerce orders completed: 2") in text
+    assert "label files in" in text and "1003-2.pdf" in text and "1004-1.pdf" in text
     assert text.count("webhook.duplicate") == 4  # Shopify's and WooCommerce's thrice-delivered webhooks
-    assert "no self-ship route configured" in text
+    assert "self-ship only: cheapest label" in text
     assert (tmp_path / "demo" / "var" / "broker.sqlite").exists()  # the embedded broker was used
