@@ -75,3 +75,23 @@ def test_bad_toml_and_missing_file_are_clear(tmp_path: Path) -> None:
 def test_visibility_timeout_must_exceed_task_limits(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="visibility_timeout_s must exceed"):
         parse_config({"service": {"task_time_limit_s": 600, "visibility_timeout_s": 900}}, tmp_path, env={})
+
+
+def test_parcels_csv_is_read_relative_to_the_config_and_bad_rows_are_named(tmp_path: Path) -> None:
+    data = tomllib.loads(EXAMPLE)
+    data["stores"]["acme"]["parcels_csv"] = "parcels.csv"
+    mug = {"length_in": 6, "width_in": 6, "height_in": 5, "weight_oz": 14}
+    data["stores"]["acme"]["parcels"] = {"MUG": mug}
+    (tmp_path / "parcels.csv").write_text("sku,length_in,width_in,height_in,weight_oz\n"
+                                          "POSTER,24,3,3,9\nMUG,1,1,1,1\n")
+    config = parse_config(data, tmp_path, env=ENV)
+    parcels = config.parcels("acme")
+    assert parcels["POSTER"].weight_oz == 9
+    assert parcels["MUG"].weight_oz == 14  # the inline table wins over the file
+    (tmp_path / "parcels.csv").write_text("sku,length_in,width_in,height_in,weight_oz\nPOSTER,24,3,x,9\n")
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, tmp_path, env=ENV)
+    assert "stores.acme.parcels_csv:" in err.value.problems[0] and "parcels.csv:2" in err.value.problems[0]
+    (tmp_path / "parcels.csv").write_text("sku,weight\nPOSTER,9\n")
+    with pytest.raises(ConfigError, match="missing column"):
+        parse_config(data, tmp_path, env=ENV)
