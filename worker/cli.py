@@ -88,6 +88,7 @@ def check(config_file: str | None, live: bool) -> None:
     failed = False
     targets: list[tuple[str, Any]] = [(f"store {n}", app.store(n)) for n in config.stores]
     targets += [(f"amazon {n}", app.fulfiller(n)) for n in config.amazon]
+    targets += [(f"labels {n}", app.labeler(n)) for n in config.labels]
     for label, client in targets:
         try:
             click.echo(f"{label}: {client.check()}")

@@ -26,6 +26,15 @@ refresh_token  = "env:AMZ_REFRESH_TOKEN"
 # token_url = "https://api.amazon.com/auth/o2/token"
 # quota = { createFulfillmentOrder = [2, 30] }            (requests per second, burst)
 
+[labels.main]                                   # self-ship: carrier labels through EasyPost
+provider = "easypost"
+api_key  = "env:EASYPOST_API_KEY"               # test keys start with EZTK, production keys with EZAK
+# endpoint = "https://api.easypost.com/v2"
+choose   = "cheapest"                           # cheapest | fastest | ["USPS:GroundAdvantage", "UPS:Ground"]
+from_address   = { name = "Acme", street1 = "1 Main St", city = "Austin", state = "TX", zip = "78701", country = "US", phone = "5125550100" }
+default_parcel = { length_in = 10, width_in = 8, height_in = 4, weight_oz = 16 }
+# label_format = "PDF"                          # PDF | PNG | ZPL; files go to {data_dir}/labels/<store>/<order>-<n>.pdf
+
 [stores.acme]
 platform       = "shopify"                      # shopify | woocommerce
 shop_url       = "https://acme.myshopify.com"
@@ -35,12 +44,15 @@ access_token   = "env:ACME_SHOPIFY_TOKEN"       # an app made in the store admin
 webhook_secret = "env:ACME_SHOPIFY_SECRET"      # the app's client secret
 api_version    = "2026-01"
 amazon         = "us"
+labels         = "main"                         # lines not mapped to Amazon get a label from [labels.main]
 order_prefix   = "ACME"                         # sellerFulfillmentOrderId = {prefix}-{order id}-{n}
 hold_minutes   = 0                              # may be fractional
 notify_customer = true
 ship_when      = ["PAID", "PARTIALLY_REFUNDED"]  # Shopify financial statuses that ship
 initial_lookback_hours = 24
 packing_slip_comment = "Thank you for your order"
+# parcels = { "MUG-BLK" = { length_in = 6, width_in = 6, height_in = 5, weight_oz = 14 } }   # per SKU, summed
+# parcels_csv = "parcels.csv"                   # columns sku,length_in,width_in,height_in,weight_oz
 
 [stores.acme.routing]
 default  = "self_ship"                          # route for lines whose SKU is not mapped: self_ship | fba | hold

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from tests.fakes import FakeFulfiller, FakeStore, make_order
-from worker import fulfill, pipeline
-from worker import task_names as names
+from connectors.errors import PermanentError
+from tests.fakes import FakeFulfiller, FakeLabels, FakeStore, make_order
+from tests.ledger_support import drain
+from worker import pipeline, sweeper
 from worker.bootstrap import bootstrap
 from worker.cli import main
 from worker.config import load_config
@@ -18,7 +19,8 @@ from worker.migrate import ensure_schema
 
 ENV = {"AMZ_CLIENT_ID": "cid", "AMZ_CLIENT_SECRET": "csecret", "AMZ_REFRESH_TOKEN": "rtoken",
        "ACME_SHOPIFY_TOKEN": "shpat_secret_value", "ACME_SHOPIFY_SECRET": "whsec",
-       "BOLT_WC_KEY": "ck_x", "BOLT_WC_SECRET": "cs_x", "BOLT_WC_WEBHOOK_SECRET": "wcwh"}
+       "BOLT_WC_KEY": "ck_x", "BOLT_WC_SECRET": "cs_x", "BOLT_WC_WEBHOOK_SECRET": "wcwh",
+       "EASYPOST_API_KEY": "EZTK_x"}
 
 
 @pytest.fixture
@@ -60,15 +62,13 @@ def test_orders_show_and_retry_print_the_ledger_without_secrets_or_street(
     published: list[tuple[str, list[Any]]] = []
     app = bootstrap(config, lambda name, args, _id: published.append((name, args)))
     ensure_schema(app.sessions.kw["bind"])
-    store, amazon = FakeStore(), FakeFulfiller()
-    app.stores["acme"], app.fulfillers["us"] = store, amazon
+    store, amazon, labels = FakeStore(), FakeFulfiller(), FakeLabels()
+    app.stores["acme"], app.fulfillers["us"], app.labelers["main"] = store, amazon, labels
+    labels.fail_quote.append(PermanentError("to_address: the street could not be found"))
     order = make_order("7001", lines=(("TEE-RED-M", 1), ("POSTER", 1)))
     store.orders["7001"] = order
     pipeline.ingest_and_publish(app, "acme", order, source="test")
-    steps = {names.RELEASE: pipeline.release, names.SUBMIT: fulfill.submit}
-    while published:
-        name, args = published.pop(0)
-        steps[name](app, *args)
+    drain(app, published)
 
     runner = CliRunner()
     table = runner.invoke(main, ["orders", "--config", str(config_file)])
@@ -77,7 +77,7 @@ def test_orders_show_and_retry_print_the_ledger_without_secrets_or_street(
     assert "Austin, TX, US" in table.output
     shown = runner.invoke(main, ["show", "acme", "7001", "--config", str(config_file)])
     assert shown.exit_code == 0, shown.output
-    for expected in ("ingested", "routed", "submitted", "parked", "no self-ship route configured",
+    for expected in ("ingested", "routed", "submitted", "parked", "no label bought: to_address: the street",
                      "ACME-7001-1", "Austin, TX, US"):
         assert expected in shown.output
     for secret in ("1 Analytical Way", "Ada Lovelace", "5125550100", "shpat_secret_value"):
@@ -87,5 +87,8 @@ def test_orders_show_and_retry_print_the_ledger_without_secrets_or_street(
     parked = runner.invoke(main, ["orders", "--status", "attention", "--config", str(config_file)])
     assert "7001" in parked.output
     retried = runner.invoke(main, ["retry", "acme", "#7001", "--config", str(config_file)])
-    assert retried.exit_code == 0 and "re-planned shipment 2" in retried.output
-    assert "3:self_ship:attention" in retried.output  # still no route for POSTER
+    assert retried.exit_code == 0 and "shipment 2 -> submitting" in retried.output
+    sweeper.redrive_due(app)  # the CLI's message went to its broker; the ledger says it is due
+    drain(app, published)  # the address was fixed meanwhile: the label is bought now
+    shown = runner.invoke(main, ["show", "acme", "7001", "--config", str(config_file)])
+    assert "label USPS:GroundAdvantage 6.95 USD at" in shown.output and "7001-2.pdf" in shown.output

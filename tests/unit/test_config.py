@@ -10,7 +10,8 @@ from worker.example_config import EXAMPLE
 
 ENV = {"AMZ_CLIENT_ID": "cid", "AMZ_CLIENT_SECRET": "csecret", "AMZ_REFRESH_TOKEN": "rtoken",
        "ACME_SHOPIFY_TOKEN": "shpat_x", "ACME_SHOPIFY_SECRET": "whsec",
-       "BOLT_WC_KEY": "ck_x", "BOLT_WC_SECRET": "cs_x", "BOLT_WC_WEBHOOK_SECRET": "wcwh"}
+       "BOLT_WC_KEY": "ck_x", "BOLT_WC_SECRET": "cs_x", "BOLT_WC_WEBHOOK_SECRET": "wcwh",
+       "EASYPOST_API_KEY": "EZTK_x"}
 
 
 def test_example_config_is_valid_and_reads_secrets_from_env(tmp_path: Path) -> None:
