@@ -123,6 +123,7 @@ class FakeLabels:
         self.refunded: list[str] = []
         self.fail_buy: list[Exception] = []
         self.fail_quote: list[Exception] = []
+        self.scanned: set[str] = set()  # shipments the carrier has scanned
 
     def quote(self, request: LabelRequest) -> Quote:
         if self.fail_quote:
@@ -143,7 +144,10 @@ class FakeLabels:
         return self.bought[shipment_id]
 
     def lookup(self, shipment_id: str) -> Label | None:
-        return self.bought.get(shipment_id)
+        label = self.bought.get(shipment_id)
+        if label is None:
+            return None
+        return replace(label, carrier_status="in_transit" if shipment_id in self.scanned else "pre_transit")
 
     def label_file(self, label: Label) -> bytes:
         return b"%PDF-1.4 fake label " + label.shipment_id.encode()

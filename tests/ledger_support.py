@@ -38,7 +38,8 @@ class Clock:
 
 
 def make_env(db_url: str, tmp_path: Path, *, labels: FakeLabels | None = None,
-             store_extra: dict[str, Any] | None = None) -> Iterator[Env]:
+             store_extra: dict[str, Any] | None = None,
+             labels_extra: dict[str, Any] | None = None) -> Iterator[Env]:
     """An App on a fresh ledger; with ``labels`` the store self-ships unmapped lines."""
     store_cfg: dict[str, Any] = {"platform": "shopify", "shop_url": "https://acme.example",
                                  "access_token": "t", "order_prefix": "ACME", "amazon": "us",
@@ -50,7 +51,7 @@ def make_env(db_url: str, tmp_path: Path, *, labels: FakeLabels | None = None,
                     "data_dir": str(tmp_path / "var")},
         "amazon": {"us": {"marketplace_id": "ATVPDKIKX0DER", "client_id": "c", "client_secret": "s",
                           "refresh_token": "r"}},
-        "labels": LABELS if labels is not None else {},
+        "labels": {"main": {**LABELS["main"], **(labels_extra or {})}} if labels is not None else {},
         "stores": {"acme": store_cfg},
     }, tmp_path, env={})
     engine = make_engine(config.database_url)

@@ -117,6 +117,9 @@ class LabelsConfig(_Model):
     from_address: AddressConfig
     default_parcel: ParcelConfig
     label_format: Literal["PDF", "PNG", "ZPL"] = "PDF"
+    # When the tracking number goes to the store: when the label is bought, or once the carrier
+    # has scanned the parcel (the customer is not told about a parcel still on the shelf).
+    push_tracking: Literal["at_purchase", "first_scan"] = "at_purchase"
     timeout_s: float = Field(30, gt=0)
 
     @field_validator("choose")

@@ -193,3 +193,4 @@ class Label:
     rate: Rate
     label_url: str
     label_format: str = "PDF"
+    carrier_status: str = ""  # the tracker's status: "pre_transit" until the carrier's first scan

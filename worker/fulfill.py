@@ -123,11 +123,16 @@ def _record_label(app: App, session: Session, row: ShipmentRow, label: Label, pa
     row.label = {**row.label, "path": str(path), "cost": str(label.rate.amount),
                  "currency": label.rate.currency, "carrier": label.rate.carrier,
                  "service": label.rate.service}
-    row.next_attempt_at = now + timedelta(seconds=app.lease_s)
+    at_scan = app.config.labels[row.account].push_tracking == "first_scan"
     state.event(session, row.order_id, "label_bought", shipment_id=row.id, actor=actor, at=now,
                 shipment=row.external_id, how=how, carrier=f"{label.rate.carrier}:{label.rate.service}",
                 cost=f"{label.rate.amount} {label.rate.currency}", tracking=label.tracking.number,
-                file=str(path), route=row.route)
+                file=str(path), route=row.route,
+                push="at the carrier's first scan" if at_scan else "now")
+    if at_scan:  # the label sweep enqueues the push once the carrier has the parcel
+        row.next_attempt_at = None
+        return []
+    row.next_attempt_at = now + timedelta(seconds=app.lease_s)
     oid = enqueue(session, PUSH, [row.id], f"push:{row.id}:0")
     return [oid] if oid else []
 

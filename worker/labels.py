@@ -11,19 +11,23 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from worker import state
 from worker.bootstrap import App
 from worker.config import AddressConfig
-from worker.domain import Address, Label, LabelRequest, Rate
+from worker.domain import Address, Label, LabelRequest, Rate, ShipmentState
 from worker.ledger import ShipmentRow
+from worker.outbox import enqueue, publish
 from worker.pipeline import stored_order
 from worker.rates import choose_rate, shipment_parcel
+from worker.task_names import PUSH
 
 
 def _rate_json(rate: Rate) -> dict[str, Any]:
@@ -88,3 +92,31 @@ def _store_file(app: App, row: ShipmentRow, data: bytes, fmt: str) -> Path:
     tmp.write_bytes(data)
     os.replace(tmp, path)
     return path
+
+
+NOT_SCANNED = {"", "unknown", "pre_transit"}
+
+
+def scan_sweep(app: App, account: str, *, actor: str = "") -> int:
+    """Labels bought under ``push_tracking = "first_scan"``: push the tracking of those the
+    carrier has scanned since. Returns how many pushes were enqueued. Cost: one read per label
+    still waiting for its first scan."""
+    now = app.clock()
+    provider = app.labeler(account)
+    outbox: list[int] = []
+    with app.sessions() as session:
+        waiting = session.scalars(select(ShipmentRow).where(
+            ShipmentRow.account == account, ShipmentRow.route == "self_ship",
+            ShipmentRow.state == ShipmentState.LABEL_BOUGHT, ShipmentRow.next_attempt_at.is_(None)))
+        for row in waiting:
+            label = provider.lookup(row.label["shipment_id"])
+            if label is None or label.carrier_status in NOT_SCANNED:
+                continue
+            row.next_attempt_at = now + timedelta(seconds=app.lease_s)  # back-stop for the push
+            state.event(session, row.order_id, "first_scan", shipment_id=row.id, actor=actor, at=now,
+                        shipment=row.external_id, carrier_status=label.carrier_status)
+            oid = enqueue(session, PUSH, [row.id], f"push:{row.id}:0")
+            outbox += [oid] if oid else []
+            session.commit()
+    publish(app.sessions, app.publisher, outbox, now=app.clock())
+    return len(outbox)

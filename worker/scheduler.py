@@ -34,6 +34,11 @@ def tick(app: App, last: dict[str, float], now_mono: float) -> None:
         if now_mono - last.get(key, 0.0) >= svc.poll_interval_s:
             last[key] = now_mono
             sweeper.enqueue_periodic(app, names.POLL, name, [name], svc.poll_interval_s)
+    for name, cfg in app.config.labels.items():
+        key = f"scans:{name}"
+        if cfg.push_tracking == "first_scan" and now_mono - last.get(key, 0.0) >= svc.tracking_interval_s:
+            last[key] = now_mono
+            sweeper.enqueue_periodic(app, names.SCANS, name, [name], svc.tracking_interval_s)
     for account in app.config.amazon:
         key = f"track:{account}"
         if now_mono - last.get(key, 0.0) >= svc.tracking_interval_s:

@@ -17,7 +17,7 @@ from celery import Celery, Task
 from celery.signals import setup_logging, worker_process_init
 
 from worker import cancel as cancel_step
-from worker import fulfill, pipeline, sweeper, tracking
+from worker import fulfill, labels, pipeline, sweeper, tracking
 from worker import task_names as names
 from worker.bootstrap import App, bootstrap
 from worker.config import Config, load_config
@@ -126,6 +126,12 @@ def push(self: Task, shipment_pk: int) -> str:
 def cancel(self: Task, order_pk: int) -> str:
     """Undo a cancelled order's shipments (MCF cancel, label refund). Idempotent (leases)."""
     return str(_run(self, "cancel", cancel_step.cancel_order, order_pk))
+
+
+@celery.task(name=names.SCANS, bind=True)
+def scans(self: Task, account: str) -> int:
+    """Push the tracking of first_scan labels the carrier has scanned. Idempotent."""
+    return int(_run(self, "scans", labels.scan_sweep, account))
 
 
 @celery.task(name=names.POLL, bind=True)

@@ -151,7 +151,8 @@ def label_from_shipment(obj: Mapping[str, Any]) -> Label | None:
     url = str(label.get(_FORMAT_URL.get(fmt, "label_url")) or label.get("label_url") or "")
     return Label(shipment_id=str(obj.get("id") or ""),
                  tracking=Tracking(carrier=carrier, number=number, url=str(tracker.get("public_url") or "")),
-                 rate=rate, label_url=url, label_format=fmt)
+                 rate=rate, label_url=url, label_format=fmt,
+                 carrier_status=str(tracker.get("status") or ""))
 
 
 def refund_status(obj: Mapping[str, Any]) -> str:

@@ -51,7 +51,8 @@ class EasyPostSandbox(LoopbackServer):
     thread_name = "easypost-sandbox"
 
     def __init__(self, *, api_key: str = "EZTKsandbox", carriers: tuple[str, ...] = ("USPS", "UPS", "FedEx"),
-                 buy_delay_s: float = 0.0, refund_outcome: str = "submitted") -> None:
+                 buy_delay_s: float = 0.0, refund_outcome: str = "submitted",
+                 scan_after_s: float | None = None) -> None:
         super().__init__()
         unknown = [c for c in carriers if c not in model.DOMESTIC]
         if unknown:
@@ -60,6 +61,8 @@ class EasyPostSandbox(LoopbackServer):
         self.carriers = tuple(carriers)
         self.buy_delay_s = buy_delay_s
         self.refund_outcome = refund_outcome
+        self.scan_after_s = scan_after_s  # the carrier's first scan this long after purchase (None: never)
+        self._bought_at: dict[str, float] = {}
         self._lock = threading.RLock()
         self.shipments: dict[str, dict[str, Any]] = {}  # id -> the shipment as EasyPost shows it
         self.bought = 0  # labels bought
@@ -211,7 +214,14 @@ class EasyPostSandbox(LoopbackServer):
     def _get(self, key: str, payload: Any) -> Reply:
         with self._lock:
             found = self._find(key)
-            return (200, copy.deepcopy(found), "application/json") if found else self._not_found()
+            if found is None:
+                return self._not_found()
+            reply = copy.deepcopy(found)
+            bought = self._bought_at.get(found["id"])
+            if (bought is not None and self.scan_after_s is not None and reply.get("tracker")
+                    and time.monotonic() - bought >= self.scan_after_s):
+                reply["tracker"].update(status="in_transit", status_detail="arrived_at_facility")
+            return 200, reply, "application/json"
 
     def _user(self, _: str, payload: Any) -> Reply:
         return 200, {"id": "user_sandbox", "object": "User", "name": "Sandbox Merchant", "children": []}, \
@@ -249,6 +259,7 @@ class EasyPostSandbox(LoopbackServer):
                                       {"object": "Fee", "type": "PostageFee", "amount": f"{rate['rate']}000",
                                        "charged": True, "refunded": False}]})
             self.bought += 1
+            self._bought_at[shipment["id"]] = time.monotonic()
             reply = copy.deepcopy(shipment)
         if self.buy_delay_s > 0:
             time.sleep(self.buy_delay_s)  # bought first: the caller may die (kill -9) while waiting

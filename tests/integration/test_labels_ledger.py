@@ -125,3 +125,21 @@ def test_show_and_orders_print_the_label_file_and_cost(env: Env) -> None:
         table = orders_table(s, "acme", None)
     assert f"label USPS:GroundAdvantage 6.95 USD at {path}" in shown
     assert f"6.95 USD {path}" in table
+
+
+def test_first_scan_holds_the_tracking_until_the_carrier_has_the_parcel(db_url: str, tmp_path: Path) -> None:
+    from worker.labels import scan_sweep
+
+    labels = FakeLabels()
+    for app, store, _amazon, published, _ in make_env(db_url, tmp_path, labels=labels,
+                                                    labels_extra={"push_tracking": "first_scan"}):
+        store.orders["6006"] = make_order("6006", lines=(("POSTER", 1),))
+        pipeline.ingest_and_publish(app, "acme", store.orders["6006"], source="webhook")
+        drain(app, published)
+        assert shipments(app)["self_ship"].state == "label_bought" and store.pushed == []
+        assert scan_sweep(app, "main") == 0 and sweeper.redrive_due(app) == 0  # still on the shelf
+        labels.scanned.add("shp_1")
+        assert scan_sweep(app, "main") == 1
+        drain(app, published)
+        assert shipments(app)["self_ship"].state == "pushed" and len(store.pushed) == 1
+        assert scan_sweep(app, "main") == 0

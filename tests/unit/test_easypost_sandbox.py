@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -165,3 +166,15 @@ def test_basic_auth_and_rejected_refund() -> None:
         labels.buy(quote.shipment_id, quote.rates[0])
         with pytest.raises(PermanentError, match="rejected"):
             labels.refund(quote.shipment_id)
+
+
+def test_tracker_turns_in_transit_after_the_first_scan() -> None:
+    with EasyPostSandbox(scan_after_s=0.3) as sb:
+        client = make(sb)
+        quote = client.quote(request(Address(name="Jo", address1="5 Elm St", city="Denver", region="CO",
+                                             postal_code="80202", country="US")))
+        label = client.buy(quote.shipment_id, choose_rate(quote.rates, "cheapest"))
+        assert label.carrier_status == "pre_transit"
+        time.sleep(0.35)
+        found = client.lookup(quote.shipment_id)
+        assert found is not None and found.carrier_status == "in_transit"
