@@ -34,6 +34,7 @@ choose   = "cheapest"                           # cheapest | fastest | ["USPS:Gr
 from_address   = { name = "Acme", street1 = "1 Main St", city = "Austin", state = "TX", zip = "78701", country = "US", phone = "5125550100" }
 default_parcel = { length_in = 10, width_in = 8, height_in = 4, weight_oz = 16 }
 # label_format = "PDF"                          # PDF | PNG | ZPL; files go to {data_dir}/labels/<store>/<order>-<n>.pdf
+# push_tracking = "at_purchase"                 # or "first_scan": tell the customer once the carrier has the parcel
 
 [stores.acme]
 platform       = "shopify"                      # shopify | woocommerce
