@@ -6,43 +6,20 @@ HMAC-SHA256(secret, body). The body is the REST resource for the topic, unwrappe
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 from collections.abc import Mapping
 
 from connectors.shopify.errors import ShopifyPayloadError
 from connectors.shopify.mapping import order_from_rest
+from connectors.signing import header as header
+from connectors.signing import sign as sign
+from connectors.signing import verify as verify
 from worker.domain import WebhookEvent
 
 HMAC_HEADER = "X-Shopify-Hmac-Sha256"
 TOPIC_HEADER = "X-Shopify-Topic"
 EVENT_ID_HEADER = "X-Shopify-Event-Id"
 WEBHOOK_ID_HEADER = "X-Shopify-Webhook-Id"
-
-
-def header(headers: Mapping[str, str], name: str) -> str:
-    """Header value by case-insensitive name; "" when absent."""
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value
-    return ""
-
-
-def sign(body: bytes, secret: str) -> str:
-    """The ``X-Shopify-Hmac-Sha256`` value for ``body`` (used by the sandbox and tests)."""
-    digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest()
-    return base64.b64encode(digest).decode("ascii")
-
-
-def verify(body: bytes, hmac_header: str, secret: str) -> bool:
-    """True when ``hmac_header`` is the signature of ``body`` under ``secret`` (constant time)."""
-    if not hmac_header or not secret:
-        return False
-    return hmac.compare_digest(sign(body, secret).encode("ascii"),
-                               hmac_header.strip().encode("utf-8", "replace"))
 
 
 def parse(body: bytes, headers: Mapping[str, str]) -> WebhookEvent:

@@ -13,13 +13,13 @@ webhook cannot be saved.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import re
 from collections.abc import Mapping
 
+from connectors.signing import header as header
+from connectors.signing import sign as sign
+from connectors.signing import verify as verify
 from connectors.woocommerce.errors import WooPayloadError
 from connectors.woocommerce.mapping import order_from_rest, order_id_of
 from worker.domain import WebhookEvent
@@ -32,29 +32,6 @@ SOURCE_HEADER = "X-WC-Webhook-Source"
 WEBHOOK_ID_HEADER = "X-WC-Webhook-ID"
 DELIVERY_ID_HEADER = "X-WC-Webhook-Delivery-ID"
 _PING = re.compile(rb"\s*webhook_id=\d+\s*")
-
-
-def header(headers: Mapping[str, str], name: str) -> str:
-    """Header value by case-insensitive name; "" when absent."""
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value
-    return ""
-
-
-def sign(body: bytes, secret: str) -> str:
-    """The ``X-WC-Webhook-Signature`` value for ``body`` (used by the sandbox and tests)."""
-    digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest()
-    return base64.b64encode(digest).decode("ascii")
-
-
-def verify(body: bytes, signature_header: str, secret: str) -> bool:
-    """True when ``signature_header`` is the signature of ``body`` under ``secret`` (constant time)."""
-    if not signature_header or not secret:
-        return False
-    return hmac.compare_digest(sign(body, secret).encode("ascii"),
-                               signature_header.strip().encode("utf-8", "replace"))
 
 
 def is_ping(body: bytes, headers: Mapping[str, str]) -> bool:
