@@ -207,6 +207,37 @@ def run(config_file: str | None) -> None:
 
 @main.command()
 @config_option
+def status(config_file: str | None) -> None:
+    """Health per store and account; exit 1 when a person is needed."""
+    from worker.status import health
+    from worker.tasks import celery
+
+    _, config = _load(config_file)
+    app = _app(config)
+
+    def queue_depth() -> int | None:
+        if config.embedded_broker:
+            return None
+        import redis
+
+        client = redis.Redis.from_url(config.broker_url, socket_timeout=3, socket_connect_timeout=3)
+        return int(client.llen(config.service.queue))
+
+    def workers() -> int | None:
+        if config.embedded_broker:  # the SQLite transport has no broadcast: nobody can answer a ping
+            return None
+        try:
+            return len(celery.control.ping(timeout=1.5) or [])
+        except Exception:
+            return 0
+
+    result = health(app, queue_depth=queue_depth, workers=workers)
+    click.echo(result.text())
+    sys.exit(1 if result.needs_person else 0)
+
+
+@main.command()
+@config_option
 @click.option("--store", default=None, help="only this store")
 def poll(config_file: str | None, store: str | None) -> None:
     """One reconciliation pass now."""

@@ -92,3 +92,12 @@ def test_orders_show_and_retry_print_the_ledger_without_secrets_or_street(
     drain(app, published)  # the address was fixed meanwhile: the label is bought now
     shown = runner.invoke(main, ["show", "acme", "7001", "--config", str(config_file)])
     assert "label USPS:GroundAdvantage 6.95 USD at" in shown.output and "7001-2.pdf" in shown.output
+
+
+def test_status_exits_1_when_a_person_is_needed(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for k, v in ENV.items():
+        monkeypatch.setenv(k, v)
+    result = CliRunner().invoke(main, ["status", "--config", str(config_file)])
+    assert result.exit_code == 1, result.output
+    assert "store acme: no successful poll never" in result.output
+    assert "n/a (embedded broker)" in result.output
