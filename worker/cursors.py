@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from worker.bootstrap import App
 from worker.ledger import CursorRow
@@ -21,17 +22,37 @@ from worker.ledger import CursorRow
 T = TypeVar("T")
 
 
+def _ensure(session: Session, name: str) -> None:
+    if session.get(CursorRow, name) is None:
+        try:
+            with session.begin_nested():
+                session.add(CursorRow(name=name, value=None))
+        except IntegrityError:
+            pass  # created a moment ago by someone else
+        session.commit()
+
+
+def hold(app: App, name: str, token: str, ttl_s: float) -> bool:
+    """Take or renew a lease on ``name`` for ``token`` (e.g. the one active scheduler)."""
+    now = app.clock()
+    with app.sessions() as session:
+        _ensure(session, name)
+        result = session.execute(
+            update(CursorRow)
+            .where(CursorRow.name == name,
+                   or_(CursorRow.lease_token == token, CursorRow.lease_until.is_(None),
+                       CursorRow.lease_until < now))
+            .values(lease_token=token, lease_until=now + timedelta(seconds=ttl_s))
+            .execution_options(synchronize_session=False))
+        session.commit()
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
 def take(app: App, name: str) -> tuple[str, datetime | None] | None:
     now = app.clock()
     token = uuid.uuid4().hex
     with app.sessions() as session:
-        if session.get(CursorRow, name) is None:
-            try:
-                with session.begin_nested():
-                    session.add(CursorRow(name=name, value=None))
-            except IntegrityError:
-                pass  # created a moment ago by another pass
-            session.commit()
+        _ensure(session, name)
         result = session.execute(
             update(CursorRow)
             .where(CursorRow.name == name,

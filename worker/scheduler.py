@@ -7,17 +7,25 @@ per store every ``poll_interval_s`` a reconciliation poll; per Amazon account ev
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import threading
 import time
+import uuid
 from types import FrameType
 
-from worker import outbox, sweeper
+from worker import cursors, outbox, sweeper
 from worker import task_names as names
 from worker.bootstrap import App
 from worker.logs import log
 
 PRUNE_EVERY_S = 3600.0
+LOCK = "scheduler:lock"
+
+
+def lock_ttl_s(app: App) -> float:
+    return max(15.0, 6 * app.config.service.release_interval_s)
 
 
 def tick(app: App, last: dict[str, float], now_mono: float) -> None:
@@ -58,8 +66,21 @@ def run_forever(app: App, *, tick_s: float = 0.5, stop: threading.Event | None =
         signal.signal(signal.SIGINT, _stop)
     log("scheduler.started", stores=list(app.config.stores), amazon=list(app.config.amazon))
     last: dict[str, float] = {}
+    me = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    active = False
     while not stop.is_set():
         try:
+            # Exactly one scheduler acts; a second one stands by and takes over when the lease
+            # of the first runs out (it died or lost the database).
+            if not cursors.hold(app, LOCK, me, lock_ttl_s(app)):
+                if active or not last.get("standby_logged"):
+                    log("scheduler.standby", reason="another scheduler holds the lock")
+                    last["standby_logged"], active = 1.0, False
+                stop.wait(lock_ttl_s(app) / 3)
+                continue
+            if not active:
+                log("scheduler.active", scheduler=me)
+                active = True
             tick(app, last, time.monotonic())
         except Exception as exc:  # the database or broker is away: say so, keep ticking
             log("scheduler.tick_failed", level=40, error=f"{type(exc).__name__}: {str(exc)[:300]}")

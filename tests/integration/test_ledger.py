@@ -315,3 +315,16 @@ def test_poll_ingests_once_and_warns_about_a_disabled_webhook(env: Any,
     assert len(warnings) == 2 and "disabled" in warnings[0].af_fields["warning"]  # type: ignore[attr-defined]
     assert [name for name, _ in published] == [names.RELEASE]
     assert count(app, OrderRow) == 1
+
+
+def test_one_active_scheduler_and_takeover_when_its_lease_runs_out(env: Any) -> None:
+    from worker import cursors
+    from worker.scheduler import LOCK, lock_ttl_s
+
+    app, _, _, _, clock = env
+    ttl = lock_ttl_s(app)
+    assert cursors.hold(app, LOCK, "a", ttl) and cursors.hold(app, LOCK, "a", ttl)  # renews
+    assert not cursors.hold(app, LOCK, "b", ttl)  # stands by
+    clock.advance(ttl + 1)  # "a" died
+    assert cursors.hold(app, LOCK, "b", ttl)
+    assert not cursors.hold(app, LOCK, "a", ttl)
