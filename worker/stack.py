@@ -169,9 +169,11 @@ class Stack:
         ensure_schema(self.app.sessions.kw["bind"])
 
     def start(self, *parts: str) -> None:
+        """Start `autofulfill <part>` for each part; "worker#2" names a second worker process."""
         for part in parts:
+            command = part.split("#", 1)[0]
             proc = subprocess.Popen(
-                [sys.executable, "-m", "worker", part, "--config", str(self.config_path)],
+                [sys.executable, "-m", "worker", command, "--config", str(self.config_path)],
                 env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                 start_new_session=True)
             self.procs[part] = proc
