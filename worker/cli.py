@@ -120,8 +120,17 @@ def worker(config_file: str | None) -> None:
     """Run a Celery worker (start as many as you like, on as many machines)."""
     _, config = _load(config_file)
     _app(config)
+    from worker.logs import log
     from worker.tasks import celery
 
+    if not config.embedded_broker:
+        import redis
+
+        from worker.selfcheck import broker_warnings
+
+        client = redis.Redis.from_url(config.broker_url, socket_timeout=5, socket_connect_timeout=5)
+        for warning in broker_warnings(config, client):
+            log("worker.self_check", level=30, warning=warning)
     pool = "threads" if config.embedded_broker else "prefork"
     celery.worker_main(["--quiet", "worker", "--loglevel", "WARNING", "--pool", pool,
                         "--concurrency", str(config.service.worker_concurrency), "--without-gossip",
