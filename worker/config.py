@@ -198,8 +198,33 @@ class StoreConfig(_Model):
         return self
 
 
+class AlertsConfig(_Model):
+    """Where a person hears about parked orders, failing store APIs and disabled webhooks."""
+
+    webhook_url: SecretStr | None = None  # Slack-compatible incoming webhook: POST {"text": ...}
+    email_to: list[str] = Field(default_factory=list)
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_user: SecretStr | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "autofulfill@localhost"
+    smtp_starttls: bool = True
+    api_failing_minutes: float = Field(15, gt=0)  # alert when a store's API fails this long
+    digest_hour_utc: int = Field(8, ge=0, le=23)  # daily digest of still-parked orders
+    timeout_s: float = Field(10, gt=0)
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> AlertsConfig:
+        if self.webhook_url is None and not self.email_to:
+            raise ValueError("alerts need webhook_url and/or email_to")
+        if self.email_to and not self.smtp_host:
+            raise ValueError("email_to needs smtp_host")
+        return self
+
+
 class Config(_Model):
     service: ServiceConfig = Field(default_factory=ServiceConfig)
+    alerts: AlertsConfig | None = None
     amazon: dict[str, AmazonConfig] = Field(default_factory=dict)
     labels: dict[str, LabelsConfig] = Field(default_factory=dict)
     stores: dict[str, StoreConfig] = Field(default_factory=dict)

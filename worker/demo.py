@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from worker.ledger import OrderRow, ShipmentRow
-from worker.stack import SKU_MAP, Stack
+from worker.stack import SKU_MAP, Stack, wait_for
 from worker.views import table, timeline
 
 Stories = dict[tuple[str, str], str]  # (store, platform order id) -> what the order shows
@@ -46,6 +46,9 @@ def _sample_orders(stack: Stack, count: int, out: TextIO) -> Stories:
     stories["bolt", str(woo["id"])] = "WooCommerce webhook x3"
     woo_lost = stack.woo.add_order([("CAP-NAVY", 1)], shipping_title="Express")
     stories["bolt", str(woo_lost["id"])] = "WooCommerce, found by the poller"
+    woo_parked = stack.woo.add_order([("GIFT-CARD", 1)])
+    stack.woo.deliver(stack.woo_webhook_url, "order.created", woo_parked["id"])
+    stories["bolt", str(woo_parked["id"])] = "no route for the SKU: parked, alert sent"
     out.write(f"demo: {len(stories)} orders placed in the Shopify and WooCommerce sandboxes\n")
     return stories
 
@@ -60,7 +63,9 @@ def run_demo(workdir: str | None, count: int = 5, out: TextIO = sys.stdout) -> i
         stack.start("run")
         out.write(f"demo: service running, webhooks at {stack.webhook_url}\n")
         stories = _sample_orders(stack, count, out)
-        ok = _wait_for_tracking(stack, len(stories) + 1, out)  # the mixed order ships twice
+        # The mixed order ships twice; the parked one not at all.
+        ok = _wait_for_tracking(stack, len(stories), out)
+        wait_for(lambda: bool(stack.alerts.received), 30, "the parked order's alert")
         report = _report(stack, stories)
     except Exception as exc:
         out.write(f"demo: failed: {type(exc).__name__}: {exc}\n")
@@ -105,6 +110,7 @@ def _report(stack: Stack, stories: Stories) -> str:
     text += (f"\nAmazon create calls: {stack.amazon.create_calls}; labels bought: {stack.easypost.bought}; "
              f"Shopify fulfillmentCreate calls: {stack.shop.calls.count('CreateFulfillment')}; "
              f"WooCommerce orders completed: {_woo_completed(stack)}\n")
+    text += "".join(f"alert received: {a}\n" for a in stack.alerts.received)
     files = sorted(p.name for p in (stack.workdir / "var" / "labels").rglob("*.pdf"))
     text += f"label files in {stack.workdir / 'var' / 'labels'}: {', '.join(files) or 'none'}\n"
     mixed = next((o for o in stack.orders()

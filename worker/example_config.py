@@ -16,6 +16,15 @@ task_time_limit_s   = 300                       # a task running longer is kille
 visibility_timeout_s = 3600                     # Redis broker: must exceed 2 x task_time_limit_s
 log_format   = "json"                           # or "text"
 
+# [alerts]                                      # one message per problem: parked order, store API down,
+# webhook_url = "env:AUTOFULFILL_ALERT_WEBHOOK"  #   disabled WooCommerce webhook; plus a daily digest
+# email_to = ["ops@example.com"]                #   (Slack-compatible {"text": ...} and/or SMTP)
+# smtp_host = "smtp.example.com"
+# smtp_user = "env:SMTP_USER"
+# smtp_password = "env:SMTP_PASSWORD"
+# api_failing_minutes = 15
+# digest_hour_utc = 8
+
 [amazon.us]                                     # one block per seller account + region
 region         = "na"                           # na | eu | fe
 marketplace_id = "ATVPDKIKX0DER"

@@ -15,7 +15,7 @@ import time
 import uuid
 from types import FrameType
 
-from worker import cursors, outbox, sweeper
+from worker import alerts, cursors, outbox, sweeper
 from worker import task_names as names
 from worker.bootstrap import App
 from worker.logs import log
@@ -37,6 +37,10 @@ def tick(app: App, last: dict[str, float], now_mono: float) -> None:
     if now_mono - last.get("redrive", 0.0) >= svc.release_interval_s:
         last["redrive"] = now_mono
         sweeper.redrive_due(app)
+        alerts.scan_parked(app)
+    if now_mono - last.get("digest", -PRUNE_EVERY_S) >= PRUNE_EVERY_S:
+        last["digest"] = now_mono
+        alerts.digest(app)
     for name in app.config.stores:
         key = f"poll:{name}"
         if now_mono - last.get(key, 0.0) >= svc.poll_interval_s:

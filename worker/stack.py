@@ -8,6 +8,7 @@ benchmark all stand on it.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -17,6 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import TextIO
 
@@ -24,6 +26,7 @@ import requests
 
 from connectors.amazon_mcf.sandbox import AmazonSandbox
 from connectors.easypost.sandbox import EasyPostSandbox
+from connectors.sandbox_server import LoopbackServer
 from connectors.shopify.sandbox import ShopifySandbox
 from connectors.woocommerce.sandbox import WooSandbox
 from worker.bootstrap import App, bootstrap
@@ -47,6 +50,9 @@ visibility_timeout_s = {visibility_timeout_s}
 log_format = "{log_format}"
 queue = "{queue}"
 worker_concurrency = {worker_concurrency}
+
+[alerts]
+webhook_url = "{alert_url}"   # the demo's stand-in for a Slack incoming webhook
 
 # The sandboxes' fixed, public credentials; a real config reads secrets with "env:NAME".
 [amazon.us]
@@ -103,6 +109,37 @@ speeds = {{ "Flat rate" = "Standard", "Express" = "Expedited" }}
 """
 
 
+class AlertSink(LoopbackServer):
+    """Receives alerts as a Slack incoming webhook would: POST {"text": ...} → 200 "ok"."""
+
+    thread_name = "alert-sink"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.received: list[str] = []
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    sink.received.append(str(json.loads(body)["text"]))
+                    code = 200
+                except (ValueError, KeyError, TypeError):
+                    code = 400
+                self.send_response(code)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet
+                pass
+
+        return Handler
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -131,6 +168,7 @@ class Stack:
         self.shop = ShopifySandbox()
         self.woo = WooSandbox(tracking_extension=woo_tracking_extension)
         self.easypost = EasyPostSandbox(buy_delay_s=buy_delay_s)
+        self.alerts = AlertSink()
         self.amazon = AmazonSandbox(ship_after_s=ship_after_s, create_delay_s=create_delay_s)
         self.port = free_port()
         self.settings = dict(database_url=database_url, broker_url=broker_url,
@@ -157,11 +195,12 @@ class Stack:
         self.woo.start()
         self.amazon.start()
         self.easypost.start()
+        self.alerts.start()
         sku_map = ", ".join(f'"{k}" = "{v}"' for k, v in SKU_MAP.items())
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(CONFIG.format(
             port=self.port, shop_url=self.shop.url, woo_url=self.woo.url, amazon_url=self.amazon.url,
-            easypost_url=self.easypost.endpoint,
+            easypost_url=self.easypost.endpoint, alert_url=self.alerts.url + "/hook",
             amazon_token_url=self.amazon.token_url, sku_map=sku_map, **self.settings))
         config = load_config(self.config_path, env=self.env)
         config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -219,6 +258,7 @@ class Stack:
         self.woo.stop()
         self.amazon.stop()
         self.easypost.stop()
+        self.alerts.stop()
         if self.app is not None:
             self.app.sessions.kw["bind"].dispose()
 

@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select
 
-from worker import cursors, pipeline
+from connectors.errors import ConnectorError
+from worker import alerts, cursors, pipeline
 from worker import task_names as names
 from worker.bootstrap import App
 from worker.domain import ShipmentState
@@ -77,13 +78,19 @@ def poll_store(app: App, store_name: str, *, actor: str = "") -> int:
 
     def one_pass(last: datetime | None, started: datetime) -> int:
         since = (last - overlap) if last else started - timedelta(hours=cfg.initial_lookback_hours)
-        # WooCommerce disables a webhook after repeated failures: say so every pass until fixed.
-        for warning in store.warnings():
-            log("store.warning", level=30, store=store_name, warning=warning)
         seen = 0
-        for order in store.iter_orders(since):
-            pipeline.ingest_and_publish(app, store_name, order, source="poll", actor=actor)
-            seen += 1
+        try:
+            # WooCommerce disables a webhook after repeated failures: say so every pass until fixed.
+            for warning in store.warnings():
+                log("store.warning", level=30, store=store_name, warning=warning)
+                alerts.store_warning(app, store_name, warning)
+            for order in store.iter_orders(since):
+                pipeline.ingest_and_publish(app, store_name, order, source="poll", actor=actor)
+                seen += 1
+        except ConnectorError as exc:
+            alerts.store_failed(app, store_name, exc)
+            raise
+        alerts.store_recovered(app, store_name)
         log("poll.done", store=store_name, seen=seen, since=since.isoformat())
         return seen
 

@@ -16,8 +16,8 @@ from typing import Any
 from celery import Celery, Task
 from celery.signals import setup_logging, worker_process_init
 
+from worker import alerts, fulfill, labels, pipeline, sweeper, tracking
 from worker import cancel as cancel_step
-from worker import fulfill, labels, pipeline, sweeper, tracking
 from worker import task_names as names
 from worker.bootstrap import App, bootstrap
 from worker.config import Config, load_config
@@ -132,6 +132,12 @@ def cancel(self: Task, order_pk: int) -> str:
 def scans(self: Task, account: str) -> int:
     """Push the tracking of first_scan labels the carrier has scanned. Idempotent."""
     return int(_run(self, "scans", labels.scan_sweep, account))
+
+
+@celery.task(name=names.ALERT, bind=True)
+def alert(self: Task, text: str) -> None:
+    """Send one alert (the outbox made sure it is the only one for its problem)."""
+    _run(self, "alert", lambda app, text, actor: alerts.send(app, text), text)
 
 
 @celery.task(name=names.POLL, bind=True)

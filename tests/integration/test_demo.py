@@ -23,4 +23,6 @@ def test_demo_ships_every_fba_order_once_on_the_embedded_broker(tmp_path: Path) 
     assert "label files in" in text and "1003-2.pdf" in text and "1004-1.pdf" in text
     assert text.count("webhook.duplicate") == 4  # Shopify's and WooCommerce's thrice-delivered webhooks
     assert "self-ship only: cheapest label" in text
+    assert "alert received: autofulfill: bolt order 1003 — shipment BOLT-1003-1 parked: " \
+           "no self-ship route configured" in text
     assert (tmp_path / "demo" / "var" / "broker.sqlite").exists()  # the embedded broker was used
