@@ -143,8 +143,19 @@ def scheduler(config_file: str | None) -> None:
     """Run the scheduler: outbox relay, releases, polls, tracking sweeps (run exactly one)."""
     from worker.scheduler import run_forever
 
-    _, config = _load(config_file)
-    run_forever(_app(config))
+    path, config = _load(config_file)
+
+    def reload() -> Any:
+        try:
+            fresh = load_config(path)
+        except ConfigError as exc:
+            from worker.logs import log
+
+            log("scheduler.reload_refused", level=40, problems=exc.problems)
+            return None
+        return _app(fresh)
+
+    run_forever(_app(config), reload=reload)
 
 
 @main.command()
@@ -158,8 +169,8 @@ def web(config_file: str | None, threads: int) -> None:
 
     from worker.web import create_app
 
-    _, config = _load(config_file)
-    flask_app = create_app(_app(config), broker_check=_broker_check(config))
+    path, config = _load(config_file)
+    _app(config)
 
     class _Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -172,7 +183,16 @@ def web(config_file: str | None, threads: int) -> None:
             self.cfg.set("loglevel", "warning")
 
         def load(self) -> Any:
-            return flask_app
+            # Each gunicorn worker builds the app from the config file as it is now, so
+            # `kill -HUP` on the master (graceful worker restart) applies config changes.
+            try:
+                fresh = load_config(path)
+            except ConfigError as exc:  # a bad edit must not take the receiver down
+                from worker.logs import log
+
+                log("web.reload_refused", level=40, problems=exc.problems)
+                fresh = config
+            return create_app(_app(fresh), broker_check=_broker_check(fresh))
 
     _Server().run()
 

@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from types import FrameType
 
 from worker import alerts, cursors, outbox, sweeper
@@ -58,21 +59,36 @@ def tick(app: App, last: dict[str, float], now_mono: float) -> None:
             sweeper.enqueue_periodic(app, names.TRACK, account, [account], svc.tracking_interval_s)
 
 
-def run_forever(app: App, *, tick_s: float = 0.5, stop: threading.Event | None = None) -> None:
+def run_forever(app: App, *, tick_s: float = 0.5, stop: threading.Event | None = None,
+                reload: Callable[[], App | None] | None = None,
+                reload_requested: threading.Event | None = None) -> None:
+    """Tick until stopped (SIGTERM/SIGINT). On SIGHUP, ``reload()`` builds an App from the config
+    file as it is now; a config that does not validate is refused and the old one kept."""
     stop = stop or threading.Event()
+    reload_requested = reload_requested or threading.Event()
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
         log("scheduler.stopping", signal=signum)
         stop.set()
 
+    def _hup(_signum: int, _frame: FrameType | None) -> None:
+        reload_requested.set()
+
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
+        signal.signal(signal.SIGHUP, _hup)
     log("scheduler.started", stores=list(app.config.stores), amazon=list(app.config.amazon))
     last: dict[str, float] = {}
     me = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     active = False
     while not stop.is_set():
+        if reload_requested.is_set() and reload is not None:
+            reload_requested.clear()
+            fresh = reload()
+            if fresh is not None:
+                app = fresh
+                log("scheduler.reloaded", stores=list(app.config.stores), amazon=list(app.config.amazon))
         try:
             # Exactly one scheduler acts; a second one stands by and takes over when the lease
             # of the first runs out (it died or lost the database).
