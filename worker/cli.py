@@ -236,7 +236,8 @@ def run(config_file: str | None) -> None:
 
 @main.command()
 @config_option
-def status(config_file: str | None) -> None:
+@click.option("--live", is_flag=True, help="also ask each store about its webhooks")
+def status(config_file: str | None, live: bool) -> None:
     """Health per store and account; exit 1 when a person is needed."""
     from worker.status import health
     from worker.tasks import celery
@@ -260,7 +261,14 @@ def status(config_file: str | None) -> None:
         except Exception:
             return 0
 
-    result = health(app, queue_depth=queue_depth, workers=workers)
+    def webhook_warnings(store: str) -> list[str] | None:
+        try:
+            return list(app.store(store).warnings())
+        except Exception:  # the store's API is away: status says "unknown" (the poller alerts)
+            return None
+
+    result = health(app, queue_depth=queue_depth, workers=workers,
+                    webhook_warnings=webhook_warnings if live else None)
     click.echo(result.text())
     sys.exit(1 if result.needs_person else 0)
 

@@ -47,7 +47,9 @@ def _ago(now: datetime, when: datetime | None) -> str:
 
 
 def health(app: App, *, queue_depth: Callable[[], int | None],
-           workers: Callable[[], int | None]) -> Health:
+           workers: Callable[[], int | None],
+           webhook_warnings: Callable[[str], list[str] | None] | None = None) -> Health:
+    """``webhook_warnings(store)``: the store's webhook problems (None when the API could not say)."""
     now = app.clock()
     svc = app.config.service
     out = Health()
@@ -67,7 +69,11 @@ def health(app: App, *, queue_depth: Callable[[], int | None],
                 OrderRow.store == name, OrderRow.status == "attention",
                 ~OrderRow.shipments.any()))
             n_parked = int(parked[0] or 0) + int(parked_orders or 0)
-            rows.append((name, _ago(now, last_poll), _ago(now, last_hook),
+            warnings = webhook_warnings(name) if webhook_warnings else []
+            hooks = ("not checked (--live)" if webhook_warnings is None else "unknown" if warnings is None
+                     else f"{len(warnings)} problem(s)" if warnings else "ok")
+            out.problems += [f"store {name}: {w}" for w in warnings or []]
+            rows.append((name, _ago(now, last_poll), _ago(now, last_hook), hooks,
                          ", ".join(f"{k} {v}" for k, v in sorted(by_status.items())) or "-",
                          f"{n_parked} (oldest {_ago(now, parked[1])})" if n_parked else "0"))
             if n_parked:
@@ -75,7 +81,7 @@ def health(app: App, *, queue_depth: Callable[[], int | None],
                                     f"attention --store {name}`")
             if last_poll is None or now - last_poll > timedelta(seconds=OVERDUE_FACTOR * svc.poll_interval_s):
                 out.problems.append(f"store {name}: no successful poll {_ago(now, last_poll)}")
-        out.lines.append(table(("store", "last poll", "last webhook", "orders", "parked"), rows))
+        out.lines.append(table(("store", "last poll", "last webhook", "webhooks", "orders", "parked"), rows))
         sweeps = []
         for account in app.config.amazon:
             cursor = session.get(CursorRow, f"amazon:{account}:tracking")

@@ -34,10 +34,14 @@ def test_status_is_ok_then_names_what_needs_a_person(env: Env) -> None:
     pipeline.ingest_and_publish(app, "acme", store.orders["8002"], source="webhook")
     drain(app, published)
     clock.advance(3 * 3600)  # polls and sweeps are now overdue too
-    bad = health(app, queue_depth=lambda: 12, workers=lambda: 0)
+    bad = health(app, queue_depth=lambda: 12, workers=lambda: 0,
+                 webhook_warnings=lambda store: ["webhook 7 (order.updated) is disabled"])
     text = bad.text()
     assert bad.needs_person
     assert "store acme: 1 parked" in text
     assert "store acme: no successful poll 3h ago" in text
     assert "no worker answers" in text
     assert "queue: 12 waiting" in text
+    assert "store acme: webhook 7 (order.updated) is disabled" in text and "1 problem(s)" in text
+    unknown = health(app, queue_depth=lambda: 0, workers=lambda: 1, webhook_warnings=lambda store: None)
+    assert "unknown" in unknown.text()
