@@ -133,12 +133,22 @@ class LabelsConfig(_Model):
 
 
 class RoutingConfig(_Model):
-    default: Literal["self_ship", "fba", "hold"] = "self_ship"
-    sku_map: dict[str, str] = Field(default_factory=dict)
-    speeds: dict[str, str] = Field(default_factory=dict)
+    default: Literal["self_ship", "fba", "hold"] = "self_ship"  # lines whose SKU is not mapped
+    sku_map: dict[str, str] = Field(default_factory=dict)  # store SKU -> Amazon seller SKU
+    sku_map_csv: str | None = None  # columns store_sku,seller_sku; the inline map wins
+    speeds: dict[str, str] = Field(default_factory=dict)  # shipping method title -> MCF speed
+    unmapped_method: Literal["standard", "self_ship"] = "standard"  # method not in speeds
     fba_countries: list[str] = Field(default_factory=lambda: ["US"])
-    split: bool = True
-    features: list[str] = Field(default_factory=list)
+    outside_fba_countries: Literal["self_ship", "hold"] = "self_ship"
+    split: bool = True  # FBA and self-ship lines of one order may ship separately
+    mixed: Literal["hold", "self_ship", "fba_if_all_available"] = "hold"  # a mixed order, split = false
+    fallback: Literal["self_ship", "hold"] = "self_ship"  # lines Amazon cannot fulfil (preview)
+    features: list[str] = Field(default_factory=list)  # MCF featureConstraints for every order
+    no_fba_tags: list[str] = Field(default_factory=lambda: ["no-fba"])  # order tags: never FBA
+    hold_tags: list[str] = Field(default_factory=lambda: ["hold"])  # order tags: park for a person
+    exclude_skus: list[str] = Field(default_factory=list)  # never auto-fulfilled: parked
+    max_order_value: Decimal | None = Field(None, gt=0)  # above: parked for review
+    max_order_quantity: int | None = Field(None, gt=0)  # units above: parked for review
 
     @field_validator("speeds")
     @classmethod
@@ -284,6 +294,30 @@ class Config(_Model):
             raise ConfigError([f"stores.{name}: no such store"]) from None
 
 
+def read_sku_map_csv(path: Path) -> dict[str, str]:
+    """store_sku,seller_sku rows; ConfigError naming the file and line."""
+    import csv
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read SKU map CSV ({exc.strerror})"]) from None
+    reader = csv.DictReader(text.splitlines())
+    if not {"store_sku", "seller_sku"} <= set(reader.fieldnames or []):
+        raise ConfigError([f"{path}: needs the columns store_sku,seller_sku"])
+    out: dict[str, str] = {}
+    problems = []
+    for line, row in enumerate(reader, start=2):
+        store_sku, seller_sku = (row.get("store_sku") or "").strip(), (row.get("seller_sku") or "").strip()
+        if not store_sku or not seller_sku:
+            problems.append(f"{path}:{line}: both store_sku and seller_sku are needed")
+        else:
+            out[store_sku] = seller_sku
+    if problems:
+        raise ConfigError(problems)
+    return out
+
+
 def read_parcels_csv(path: Path) -> dict[str, ParcelConfig]:
     """sku,length_in,width_in,height_in,weight_oz rows; ConfigError naming the file and line."""
     import csv
@@ -365,6 +399,17 @@ def parse_config(data: dict[str, Any], base_dir: Path, env: dict[str, str] | Non
         raise ConfigError(problems) from None
     if problems:
         raise ConfigError(problems)
+    stores = dict(config.stores)
+    for name, store in config.stores.items():
+        if store.routing.sku_map_csv:
+            try:
+                table = read_sku_map_csv(config.path(store.routing.sku_map_csv))
+            except ConfigError as exc:
+                problems += [f"stores.{name}.routing.sku_map_csv: {p}" for p in exc.problems]
+            else:
+                routing = store.routing.model_copy(update={"sku_map": {**table, **store.routing.sku_map}})
+                stores[name] = store.model_copy(update={"routing": routing})
+    config = config.model_copy(update={"stores": stores})
     for name, store in config.stores.items():
         if store.parcels_csv:
             try:

@@ -19,7 +19,7 @@ from worker.domain import FulfillmentItem, FulfillmentRequest, Label, ShipmentSt
 from worker.ledger import ShipmentRow
 from worker.outbox import enqueue, publish
 from worker.pipeline import stored_order
-from worker.routing import NO_SELF_SHIP
+from worker.routing import NO_SELF_SHIP, features_for
 from worker.task_names import PUSH
 
 S = ShipmentState
@@ -39,7 +39,7 @@ def build_request(app: App, row: ShipmentRow) -> FulfillmentRequest:
         address=order.address,
         items=tuple(FulfillmentItem(seller_sku=ln.seller_sku, item_id=ln.line_id, quantity=ln.quantity)
                     for ln in row.lines),
-        features=tuple(cfg.routing.features),
+        features=features_for(order, cfg),
         notification_emails=(order.email,) if order.email and cfg.notify_customer else (),
     )
 

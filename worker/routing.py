@@ -55,51 +55,95 @@ def speed_for(order: Order, store: StoreConfig) -> tuple[str, str]:
     return "Standard", f"shipping method {order.shipping_title!r} is not in speeds: Standard"
 
 
-def plan(order: Order, store: StoreConfig) -> Plan:
-    """Split the order's lines into shipments: FBA for mapped SKUs, the default route for the rest."""
+MCF_FEATURES = ("BLOCK_AMZL", "BLANK_BOX")
+
+
+def _tagged(order: Order, tags: list[str]) -> str:
+    wanted = {t.strip().lower() for t in tags}
+    return next((t for t in order.tags if t.strip().lower() in wanted), "")
+
+
+def features_for(order: Order, store: StoreConfig) -> tuple[str, ...]:
+    """MCF featureConstraints: the store's, plus BLOCK_AMZL / BLANK_BOX given as order tags."""
+    tagged = [f for f in MCF_FEATURES if _tagged(order, [f])]
+    return tuple(dict.fromkeys([*store.routing.features, *tagged]))
+
+
+def _whole_order_hold(order: Order, store: StoreConfig) -> str:
+    rules = store.routing
+    if tag := _tagged(order, rules.hold_tags):
+        return f"order tag {tag!r} holds the order for a person"
+    units = sum(line.quantity for line in order.lines if line.quantity > 0)
+    if rules.max_order_quantity is not None and units > rules.max_order_quantity:
+        return f"{units} units is above max_order_quantity {rules.max_order_quantity}: review the order"
+    if rules.max_order_value is not None and order.total > rules.max_order_value:
+        return (f"order total {order.total} {order.currency} is above max_order_value "
+                f"{rules.max_order_value}: review the order")
+    return ""
+
+
+def plan(order: Order, store: StoreConfig, *, unavailable: frozenset[str] = frozenset()) -> Plan:
+    """Split the order's lines into shipments, each rule's decision recorded as a reason.
+
+    ``unavailable``: seller SKUs Amazon said it cannot fulfil (from a preview); those lines take
+    the ``fallback`` route."""
     rules = store.routing
     reasons: list[str] = []
+    live = [line for line in order.lines if line.quantity > 0]
+    if held := _whole_order_hold(order, store):
+        return Plan((PlannedShipment(Route.HOLD, tuple(PlannedLine(ln) for ln in live),
+                                     parked_reason=held),), (held,))
+    # Why mapped lines may still not go to FBA (order-wide rules), or "" when they may.
+    country = order.address.country if order.address else ""
+    not_fba, not_fba_route = "", "self_ship"
+    if tag := _tagged(order, rules.no_fba_tags):
+        not_fba = f"order tag {tag!r} says no FBA"
+    elif country.upper() not in {c.upper() for c in rules.fba_countries}:
+        not_fba = f"destination country {country or '?'} is not in fba_countries {rules.fba_countries}"
+        not_fba_route = rules.outside_fba_countries
+    elif rules.unmapped_method == "self_ship" and order.shipping_title not in rules.speeds:
+        not_fba = f"shipping method {order.shipping_title!r} is not in speeds (unmapped_method = self_ship)"
+
     fba: list[PlannedLine] = []
     self_ship: list[PlannedLine] = []
     parked: dict[str, list[PlannedLine]] = {}
-    country = order.address.country if order.address else ""
-    fba_ok_country = country.upper() in {c.upper() for c in rules.fba_countries}
 
-    for line in order.lines:
-        if line.quantity <= 0:
-            continue
-        seller_sku = rules.sku_map.get(line.sku)
-        if seller_sku and fba_ok_country:
-            fba.append(PlannedLine(line, seller_sku))
-            reasons.append(f"line {line.sku} x{line.quantity}: sku_map -> FBA as {seller_sku}")
-            continue
-        if seller_sku:
-            why = f"destination country {country or '?'} is not in fba_countries {rules.fba_countries}"
-        elif not line.sku:
-            why = "line has no SKU"
-        else:
-            why = f"SKU {line.sku} is not in sku_map"
-        route = rules.default
+    def place(line: Line, why: str, route: str) -> None:
+        name = f"line {line.sku or '(no sku)'} x{line.quantity}"
         if route == "hold":
-            reason = f"{why}; routing default is hold"
+            reason = f"{why}; the rule says hold"
         elif route == "fba":
             reason = f"{why}; routing default fba needs a mapped seller SKU"
         elif store.labels is None:
             reason = NO_SELF_SHIP
         else:
             self_ship.append(PlannedLine(line))
-            reasons.append(f"line {line.sku or '(no sku)'} x{line.quantity}: {why} -> self-ship "
-                           f"(label from [labels.{store.labels}])")
-            continue
+            reasons.append(f"{name}: {why} -> self-ship (label from [labels.{store.labels}])")
+            return
         parked.setdefault(reason, []).append(PlannedLine(line))
-        reasons.append(f"line {line.sku or '(no sku)'} x{line.quantity}: {why} -> parked ({reason})")
+        reasons.append(f"{name}: {why} -> parked ({reason})")
 
-    shipments: list[PlannedShipment] = []
+    excluded = {s.strip() for s in rules.exclude_skus}
+    for line in live:
+        seller_sku = rules.sku_map.get(line.sku)
+        if line.sku in excluded:
+            why = f"SKU {line.sku} is in exclude_skus (never auto-fulfilled)"
+            parked.setdefault(why, []).append(PlannedLine(line))
+            reasons.append(f"line {line.sku} x{line.quantity}: {why} -> parked")
+        elif seller_sku and not_fba:
+            place(line, not_fba, not_fba_route)
+        elif seller_sku and seller_sku in unavailable:
+            place(line, f"Amazon cannot fulfil {seller_sku} now (preview)", rules.fallback)
+        elif seller_sku:
+            fba.append(PlannedLine(line, seller_sku))
+            reasons.append(f"line {line.sku} x{line.quantity}: sku_map -> FBA as {seller_sku}")
+        else:
+            place(line, "line has no SKU" if not line.sku else f"SKU {line.sku} is not in sku_map",
+                  rules.default)
+
     if fba and (parked or self_ship) and not rules.split:
-        reasons.append("split = false and some lines cannot go to FBA: the whole order is parked")
-        everything = tuple(fba) + tuple(self_ship) + tuple(pl for group in parked.values() for pl in group)
-        return Plan((PlannedShipment(Route.HOLD, everything,
-                                     parked_reason="mixed order and split = false"),), tuple(reasons))
+        return _mixed(store, fba, self_ship, parked, reasons)
+    shipments: list[PlannedShipment] = []
     if fba:
         speed, why = speed_for(order, store)
         reasons.append(why)
@@ -109,3 +153,24 @@ def plan(order: Order, store: StoreConfig) -> Plan:
     for reason, lines in parked.items():
         shipments.append(PlannedShipment(Route.SELF_SHIP, tuple(lines), parked_reason=reason))
     return Plan(tuple(shipments), tuple(reasons))
+
+
+def _mixed(store: StoreConfig, fba: list[PlannedLine], self_ship: list[PlannedLine],
+           parked: dict[str, list[PlannedLine]], reasons: list[str]) -> Plan:
+    """split = false and the lines disagree: the whole order goes one way (``mixed``).
+
+    ``self_ship`` and ``fba_if_all_available`` both send a mixed order with one label (an order
+    whose every line can go to FBA is not mixed, so it goes to FBA); ``hold`` parks it."""
+    rules = store.routing
+    leftovers = [x for group in parked.values() for x in group]
+    everything = tuple(PlannedLine(pl.line) for pl in [*fba, *self_ship, *leftovers])
+    excluded = any(pl.line.sku in rules.exclude_skus for pl in everything)
+    if rules.mixed != "hold" and store.labels is not None and not excluded:
+        reasons.append(f"split = false, mixed = {rules.mixed}: not every line can go to FBA, so the "
+                       "whole order ships with one label")
+        return Plan((PlannedShipment(Route.SELF_SHIP, everything),), tuple(reasons))
+    why = ("split = false and a line is excluded" if excluded else
+           "mixed order and split = false" if rules.mixed == "hold" else
+           f"split = false, mixed = {rules.mixed}, but no labels are configured")
+    reasons.append(f"{why}: the whole order is parked")
+    return Plan((PlannedShipment(Route.HOLD, everything, parked_reason=why),), tuple(reasons))

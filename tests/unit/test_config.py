@@ -96,3 +96,14 @@ def test_parcels_csv_is_read_relative_to_the_config_and_bad_rows_are_named(tmp_p
     (tmp_path / "parcels.csv").write_text("sku,weight\nPOSTER,9\n")
     with pytest.raises(ConfigError, match="missing column"):
         parse_config(data, tmp_path, env=ENV)
+
+
+def test_sku_map_csv_merges_under_the_inline_map(tmp_path: Path) -> None:
+    data = tomllib.loads(EXAMPLE)
+    data["stores"]["acme"]["routing"]["sku_map_csv"] = "skus.csv"
+    (tmp_path / "skus.csv").write_text("store_sku,seller_sku\nMUG-BLK,AMZ-MUG\nTEE-RED-M,OLD\n")
+    sku_map = parse_config(data, tmp_path, env=ENV).store("acme").routing.sku_map
+    assert sku_map == {"MUG-BLK": "AMZ-MUG", "TEE-RED-M": "AMZ-TEE-RED-M"}
+    (tmp_path / "skus.csv").write_text("store_sku,seller_sku\nMUG-BLK,\n")
+    with pytest.raises(ConfigError, match=r"stores.acme.routing.sku_map_csv: .*skus.csv:2"):
+        parse_config(data, tmp_path, env=ENV)

@@ -1,15 +1,17 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.fakes import make_order
 from worker.config import StoreConfig
 from worker.domain import Address, Route
-from worker.routing import NO_SELF_SHIP, eligible, plan
+from worker.routing import NO_SELF_SHIP, eligible, features_for, plan
 
 
 def store(**routing: object) -> StoreConfig:
@@ -88,3 +90,74 @@ def test_with_labels_unmapped_lines_self_ship_in_one_shipment() -> None:
     assert [(s.route, s.parked_reason, [pl.line.sku for pl in s.lines]) for s in result.shipments] == [
         (Route.FBA, "", ["TEE"]), (Route.SELF_SHIP, "", ["POSTER", "HAT"])]
     assert any("self-ship (label from [labels.main])" in r for r in result.reasons)
+
+
+D = Decimal
+US = Address(name="A", address1="1 Main", city="Austin", region="TX", country="US")
+CA = Address(name="A", address1="1 Rue", city="Montreal", region="QC", country="CA")
+
+# (case, routing rules, labels?, order changes, expected [(route, skus, parked reason start)])
+CASES: list[tuple[str, dict[str, object], bool, dict[str, object], list[tuple[Route, list[str], str]]]] = [
+    ("mapped -> FBA, unmapped -> label", {}, True, {},
+     [(Route.FBA, ["TEE"], ""), (Route.SELF_SHIP, ["POSTER"], "")]),
+    ("no labels: unmapped parked", {}, False, {},
+     [(Route.FBA, ["TEE"], ""), (Route.SELF_SHIP, ["POSTER"], NO_SELF_SHIP)]),
+    ("default hold parks unmapped", {"default": "hold"}, True, {},
+     [(Route.FBA, ["TEE"], ""),
+      (Route.SELF_SHIP, ["POSTER"], "SKU POSTER is not in sku_map; the rule says hold")]),
+    ("no-fba tag", {}, True, {"tags": ("no-fba",)}, [(Route.SELF_SHIP, ["TEE", "POSTER"], "")]),
+    ("hold tag parks the order", {}, True, {"tags": ("VIP", "hold")},
+     [(Route.HOLD, ["TEE", "POSTER"], "order tag 'hold' holds the order")]),
+    ("outside fba_countries self-ships", {}, True, {"address": CA},
+     [(Route.SELF_SHIP, ["TEE", "POSTER"], "")]),
+    ("outside fba_countries held", {"outside_fba_countries": "hold"}, True, {"address": CA},
+     [(Route.SELF_SHIP, ["POSTER"], ""), (Route.SELF_SHIP, ["TEE"], "destination country CA")]),
+    ("unmapped method self-ships", {"unmapped_method": "self_ship"}, True, {"shipping_title": "Pigeon"},
+     [(Route.SELF_SHIP, ["TEE", "POSTER"], "")]),
+    ("mapped method still FBA", {"unmapped_method": "self_ship"}, True, {"shipping_title": "Express"},
+     [(Route.FBA, ["TEE"], ""), (Route.SELF_SHIP, ["POSTER"], "")]),
+    ("excluded SKU parked", {"exclude_skus": ["POSTER"]}, True, {},
+     [(Route.FBA, ["TEE"], ""), (Route.SELF_SHIP, ["POSTER"], "SKU POSTER is in exclude_skus")]),
+    ("above max_order_value", {"max_order_value": 100}, True, {"total": D("250.00"), "currency": "USD"},
+     [(Route.HOLD, ["TEE", "POSTER"], "order total 250.00 USD is above max_order_value")]),
+    ("above max_order_quantity", {"max_order_quantity": 2}, True, {},
+     [(Route.HOLD, ["TEE", "POSTER"], "3 units is above max_order_quantity 2")]),
+    ("split false, mixed hold", {"split": False}, True, {},
+     [(Route.HOLD, ["TEE", "POSTER"], "mixed order and split = false")]),
+    ("split false, mixed self_ship", {"split": False, "mixed": "self_ship"}, True, {},
+     [(Route.SELF_SHIP, ["TEE", "POSTER"], "")]),
+    ("split false, fba_if_all_available", {"split": False, "mixed": "fba_if_all_available"}, True, {},
+     [(Route.SELF_SHIP, ["TEE", "POSTER"], "")]),
+    ("split false, mixed self_ship, no labels", {"split": False, "mixed": "self_ship"}, False, {},
+     [(Route.HOLD, ["TEE", "POSTER"], "split = false, mixed = self_ship, but no labels")]),
+]
+
+
+@pytest.mark.parametrize(("case", "rules", "labels", "changes", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_routing_table(case: str, rules: dict[str, object], labels: bool, changes: dict[str, object],
+                       expected: list[tuple[Route, list[str], str]]) -> None:
+    cfg = store(**rules).model_copy(update={"labels": "main" if labels else None})
+    order = replace(make_order("1", lines=(("TEE", 2), ("POSTER", 1)), address=US), **changes)
+    result = plan(order, cfg)
+    got = [(s.route, [pl.line.sku for pl in s.lines], s.parked_reason) for s in result.shipments]
+    assert [(r, skus) for r, skus, _ in got] == [(r, skus) for r, skus, _ in expected], result.reasons
+    for (_, _, reason), (_, _, want) in zip(got, expected, strict=True):
+        assert reason.startswith(want), (reason, want)
+    assert result.reasons  # every plan says why
+
+
+def test_unavailable_at_amazon_takes_the_fallback() -> None:
+    cfg = store().model_copy(update={"labels": "main"})
+    order = make_order("1", lines=(("TEE", 1), ("MUG", 1)))
+    result = plan(order, cfg, unavailable=frozenset({"AMZ-MUG"}))
+    assert [(s.route, [pl.line.sku for pl in s.lines]) for s in result.shipments] == [
+        (Route.FBA, ["TEE"]), (Route.SELF_SHIP, ["MUG"])]
+    hold = cfg.model_copy(update={"routing": cfg.routing.model_copy(update={"fallback": "hold"})})
+    held = plan(order, hold, unavailable=frozenset({"AMZ-MUG"}))
+    assert held.shipments[1].parked_reason.startswith("Amazon cannot fulfil AMZ-MUG now")
+
+
+def test_feature_tags_join_the_store_features() -> None:
+    cfg = store(features=["BLANK_BOX"])
+    assert features_for(make_order("1", tags=("block_amzl",)), cfg) == ("BLANK_BOX", "BLOCK_AMZL")
+    assert features_for(make_order("1"), cfg) == ("BLANK_BOX",)
