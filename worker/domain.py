@@ -194,3 +194,31 @@ class Label:
     label_url: str
     label_format: str = "PDF"
     carrier_status: str = ""  # the tracker's status: "pre_transit" until the carrier's first scan
+
+
+@dataclass(frozen=True)
+class PreviewItem:
+    """One line of a fulfillment preview (MCF ``GetFulfillmentPreviewItem``)."""
+
+    seller_sku: str
+    item_id: str  # sellerFulfillmentOrderItemId: we use the store's line id
+    quantity: int
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What the fulfiller says it could do for one shipping speed, before anything is created.
+
+    ``fees`` is the sum of the estimated fees in ``currency`` (``Decimal(0)`` and ``currency`` ""
+    when the provider gave none, e.g. Amazon IN). When some lines are unfulfillable the fees cover
+    only what the provider would ship. ``reasons`` are order-level refusals (e.g.
+    ``DeliverySLAUnavailable``, ``InvalidDestinationAddress``), possibly with no line listed."""
+
+    speed: str  # MCF shippingSpeedCategory
+    fulfillable: bool
+    unfulfillable: tuple[tuple[str, str], ...]  # (seller_sku, reason codes joined by ", ")
+    fees: Decimal
+    currency: str
+    earliest_arrival: datetime | None
+    latest_arrival: datetime | None
+    reasons: tuple[str, ...] = ()

@@ -12,7 +12,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
@@ -25,7 +25,7 @@ from connectors.base import Fulfiller, Limiter
 from connectors.errors import AmbiguousOutcome, NotFound, PermanentError, TransientError
 from connectors.http import DEFAULT_TIMEOUT, send
 from worker.config import AmazonConfig
-from worker.domain import FulfillmentRequest, FulfillmentStatus
+from worker.domain import Address, FulfillmentRequest, FulfillmentStatus, Preview, PreviewItem
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +154,25 @@ class AmazonMCF:
                 code=exc.code, amazon_message=exc.amazon_message,
                 request_id=exc.request_id, status=exc.status) from exc
         log.info("amazon.cancelled", extra={"shipment": oid, "request_id": self.last_request_id})
+
+    def preview(self, address: Address, items: Sequence[PreviewItem], speeds: Sequence[str],
+                features: Sequence[str] = ()) -> tuple[Preview, ...]:
+        """getFulfillmentPreview: can Amazon ship these lines, at which fees and arrival, per speed.
+
+        Read-only (nothing is created): a timeout or 5xx is a TransientError, never ambiguous.
+        ``speeds`` empty asks for every speed. Raises AmazonRejected for a refused request (400:
+        e.g. an invalid address), AmazonThrottled after repeated 429s."""
+        body = mapping.preview_request_body(address, items, self._config.marketplace_id, speeds,
+                                            features)
+        resp = self._call("getFulfillmentPreview", "POST", "/fulfillmentOrders/preview", json=body)
+        try:
+            previews = mapping.previews_from_payload(_json(resp))
+        except PermanentError as exc:
+            raise PermanentError(str(exc), request_id=self.last_request_id,
+                                 status=resp.status_code) from exc
+        log.info("amazon.preview", extra={"request_id": self.last_request_id, "speeds": [
+            f"{p.speed}:{'ok' if p.fulfillable else 'no'}" for p in previews]})
+        return previews
 
     def check(self) -> str:
         """One cheap authenticated read for ``autofulfill check --live``."""

@@ -7,11 +7,20 @@ payload itself, and ignore fields they do not know (Amazon's own examples carry 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from worker.domain import Address, FulfillmentRequest, FulfillmentStatus, Tracking
+from connectors.errors import PermanentError
+from worker.domain import (
+    Address,
+    FulfillmentRequest,
+    FulfillmentStatus,
+    Preview,
+    PreviewItem,
+    Tracking,
+)
 
 # Cancel is possible only while the order has not started to be picked (DESIGN §7).
 CANCELLABLE = frozenset({"new", "received", "planning"})
@@ -94,12 +103,106 @@ def create_request_body(req: FulfillmentRequest, marketplace_id: str) -> dict[st
         ],
     }
     if req.features:
-        body["featureConstraints"] = [
-            {"featureName": f, "featureFulfillmentPolicy": "Required"} for f in req.features
-        ]
+        body["featureConstraints"] = _feature_constraints(req.features)
     if req.notification_emails:
         body["notificationEmails"] = list(req.notification_emails)
     return body
+
+
+def _feature_constraints(features: Iterable[str]) -> list[dict[str, str]]:
+    return [{"featureName": f, "featureFulfillmentPolicy": "Required"} for f in features]
+
+
+def preview_request_body(address: Address, items: Sequence[PreviewItem], marketplace_id: str,
+                         speeds: Sequence[str], features: Sequence[str] = ()) -> dict[str, Any]:
+    """``GetFulfillmentPreviewRequest``: one preview per speed in ``speeds`` (all speeds when empty).
+
+    No COD previews and no delivery windows (JP scheduled delivery); features are ``Required``, as
+    in the create, so the preview answers for the order we would really send."""
+    body: dict[str, Any] = {
+        "marketplaceId": marketplace_id,
+        "address": destination_address(address),
+        "items": [
+            {
+                "sellerSku": item.seller_sku,
+                "sellerFulfillmentOrderItemId": item.item_id,
+                "quantity": item.quantity,
+            }
+            for item in items
+        ],
+        "includeCODFulfillmentPreview": False,
+        "includeDeliveryWindows": False,
+    }
+    if speeds:
+        body["shippingSpeedCategories"] = list(dict.fromkeys(speeds))
+    if features:
+        body["featureConstraints"] = _feature_constraints(features)
+    return body
+
+
+def _fee_total(fees: object, speed: str) -> tuple[Decimal, str]:
+    total = Decimal("0")
+    currency = ""
+    for fee in fees if isinstance(fees, list) else ():
+        amount = fee.get("amount") if isinstance(fee, Mapping) else None
+        if not isinstance(amount, Mapping):
+            continue
+        code = str(amount.get("currencyCode", "")).strip().upper()
+        try:
+            value = Decimal(str(amount.get("value", "")).strip())
+        except InvalidOperation:
+            value = Decimal("NaN")
+        if not value.is_finite():
+            # A fee we cannot read must not turn into a cheaper FBA: refuse the whole preview.
+            raise PermanentError(f"amazon getFulfillmentPreview: {speed}: unreadable fee "
+                                 f"{str(fee.get('name', ''))[:40]!r}")
+        if currency and code and code != currency:
+            raise PermanentError(f"amazon getFulfillmentPreview: {speed}: fees in {currency} and {code}")
+        currency = currency or code
+        total += value
+    return total, currency
+
+
+def previews_from_payload(payload: Mapping[str, Any]) -> tuple[Preview, ...]:
+    """One ``Preview`` per ``fulfillmentPreviews[]`` entry (one per speed), in Amazon's order.
+
+    Fees are the sum of ``estimatedFees[].amount.value``; arrival is the earliest
+    ``earliestArrivalDate`` and the latest ``latestArrivalDate`` over the preview's shipments.
+    Raises PermanentError when fees cannot be read or mix currencies."""
+    out: list[Preview] = []
+    for entry in _unwrap(payload).get("fulfillmentPreviews") or ():
+        if not isinstance(entry, Mapping):
+            continue
+        speed = str(entry.get("shippingSpeedCategory", ""))
+        fees, currency = _fee_total(entry.get("estimatedFees"), speed)
+        unfulfillable: list[tuple[str, str]] = []
+        for item in entry.get("unfulfillablePreviewItems") or ():
+            if not isinstance(item, Mapping):
+                continue
+            reasons = [str(r) for r in item.get("itemUnfulfillableReasons") or () if r]
+            unfulfillable.append((str(item.get("sellerSku", "")), ", ".join(reasons) or "Unfulfillable"))
+        earliest: list[datetime] = []
+        latest: list[datetime] = []
+        for shipment in entry.get("fulfillmentPreviewShipments") or ():
+            if not isinstance(shipment, Mapping):
+                continue
+            first = parse_time(shipment.get("earliestArrivalDate"))
+            last = parse_time(shipment.get("latestArrivalDate"))
+            if first is not None:
+                earliest.append(first)
+            if last is not None:
+                latest.append(last)
+        out.append(Preview(
+            speed=speed,
+            fulfillable=entry.get("isFulfillable") is True,
+            unfulfillable=tuple(unfulfillable),
+            fees=fees,
+            currency=currency,
+            earliest_arrival=min(earliest) if earliest else None,
+            latest_arrival=max(latest) if latest else None,
+            reasons=tuple(str(r) for r in entry.get("orderUnfulfillableReasons") or () if r),
+        ))
+    return tuple(out)
 
 
 def is_amazon_carrier(carrier_code: str) -> bool:

@@ -5,6 +5,9 @@ as ``endpoint`` and ``.token_url`` as ``token_url``. It checks credentials and t
 per operation (429 QuotaExceeded, no Retry-After), validates create bodies, refuses a reused
 sellerFulfillmentOrderId, and moves orders Received → Planning → Processing → Complete over
 ``ship_after_s`` seconds, then shows one package per shipment (UPS, USPS, AMZN_US in turn).
+``getFulfillmentPreview`` answers per speed with deterministic fees and arrival dates; SKUs in
+``out_of_stock`` (or ``set_stock(sku, False)``) are ``InventoryUnavailable``, SKUs outside
+``known_skus`` (when given) are ``InvalidSKU``.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from connectors.amazon_mcf.sandbox_model import (
     InvalidInput,
     SandboxOrder,
     parse_iso,
+    preview_payload,
     validate_create,
+    validate_preview,
 )
 from connectors.sandbox_server import LoopbackServer
 
@@ -48,7 +53,8 @@ class AmazonSandbox(LoopbackServer):
     def __init__(self, *, client_id: str = "sandbox-client", client_secret: str = "sandbox-secret",
                  refresh_token: str = "sandbox-refresh", ship_after_s: float = 2.0, rate: float = 2.0,
                  burst: float = 30, create_delay_s: float = 0.0, page_size: int = 10,
-                 token_ttl_s: int = 3600, clock: Callable[[], float] = time.time) -> None:
+                 token_ttl_s: int = 3600, clock: Callable[[], float] = time.time,
+                 out_of_stock: tuple[str, ...] = (), known_skus: tuple[str, ...] | None = None) -> None:
         super().__init__()
         self.client_id = client_id
         self.client_secret = client_secret
@@ -70,6 +76,8 @@ class AmazonSandbox(LoopbackServer):
         self._buckets: dict[str, tuple[float, float]] = {}  # operation -> (tokens, at)
         self._failures: dict[str, list[tuple[int, bool]]] = {}  # operation -> [(status, after)]
         self._pages: dict[str, list[str]] = {}  # nextToken -> remaining ids
+        self.out_of_stock: set[str] = set(out_of_stock)
+        self.known_skus: set[str] | None = set(known_skus) if known_skus is not None else None
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         return _handler(self)
@@ -106,6 +114,14 @@ class AmazonSandbox(LoopbackServer):
         ``after=True`` performs the call first and then fails it: an outcome the caller cannot see."""
         with self._lock:
             self._failures.setdefault(operation, []).extend([(status, after)] * count)
+
+    def set_stock(self, sku: str, available: bool) -> None:
+        """Make ``sku`` fulfillable (``available``) or ``InventoryUnavailable`` in previews."""
+        with self._lock:
+            if available:
+                self.out_of_stock.discard(sku)
+            else:
+                self.out_of_stock.add(sku)
 
     def expire_tokens(self) -> None:
         with self._lock:
@@ -152,6 +168,8 @@ class AmazonSandbox(LoopbackServer):
                 return "createFulfillmentOrder", self._create, ""
             if method == "GET":
                 return "listAllFulfillmentOrders", self._list, ""
+        if rest == ["fulfillmentOrders", "preview"] and method == "POST":
+            return "getFulfillmentPreview", self._preview, ""
         if rest == ["tracking"] and method == "GET":
             return "getPackageTrackingDetails", self._tracking, ""
         if len(rest) == 2 and rest[0] == "fulfillmentOrders" and method == "GET" and rest[1] != "preview":
@@ -200,6 +218,21 @@ class AmazonSandbox(LoopbackServer):
         if self.create_delay_s > 0:
             time.sleep(self.create_delay_s)  # recorded first: the caller may die while waiting
         return 200, {}
+
+    def _unfulfillable(self, sku: str) -> str | None:
+        if self.known_skus is not None and sku not in self.known_skus:
+            return "InvalidSKU"
+        if sku in self.out_of_stock:
+            return "InventoryUnavailable"
+        return None
+
+    def _preview(self, _: str, query: dict[str, list[str]], body: Any) -> Reply:
+        try:
+            validate_preview(body)
+        except InvalidInput as exc:
+            return _error(400, "InvalidInput", str(exc))
+        with self._lock:
+            return 200, {"payload": preview_payload(body, self.now(), self._unfulfillable)}
 
     def _get(self, oid: str, query: dict[str, list[str]], body: Any) -> Reply:
         with self._lock:

@@ -6,8 +6,10 @@ Used by ``sandbox.AmazonSandbox`` only. Times are epoch seconds from the sandbox
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 SPEEDS = {"Standard", "Expedited", "Priority", "ScheduledDelivery"}
@@ -69,16 +71,25 @@ def validate_create(body: object) -> None:
     for key, allowed in (("fulfillmentAction", ACTIONS), ("fulfillmentPolicy", POLICIES)):
         if key in body and body[key] not in allowed:
             raise InvalidInput(f"Value for parameter {key} is invalid. Reason: InvalidValue.")
-    address = body.get("destinationAddress")
+    _validate_address(body.get("destinationAddress"), "destinationAddress")
+    _validate_items(body.get("items"))
+    _validate_features(body.get("featureConstraints", []))
+    emails = body.get("notificationEmails", [])
+    if not isinstance(emails, list) or any(not isinstance(e, str) or len(e) > 64 for e in emails):
+        raise InvalidInput("Value for parameter notificationEmails is invalid. Reason: InvalidValue.")
+
+
+def _validate_address(address: object, where: str) -> None:
     if not isinstance(address, dict):
-        raise InvalidInput("Value for parameter destinationAddress is invalid. Reason: Missing.")
+        raise InvalidInput(f"Value for parameter {where} is invalid. Reason: Missing.")
     for key in ("name", "addressLine1", "postalCode", "countryCode"):
-        _require_str(address, key, "destinationAddress.")
+        _require_str(address, key, f"{where}.")
     for key, value in address.items():
         if not isinstance(value, str):
-            raise InvalidInput(f"Value for parameter destinationAddress.{key} is invalid. "
-                               "Reason: not a string.")
-    items = body.get("items")
+            raise InvalidInput(f"Value for parameter {where}.{key} is invalid. Reason: not a string.")
+
+
+def _validate_items(items: object) -> None:
     if not isinstance(items, list) or not items:
         raise InvalidInput("Value for parameter items is invalid. Reason: Missing.")
     item_ids: set[str] = set()
@@ -95,14 +106,118 @@ def validate_create(body: object) -> None:
             raise InvalidInput(f"Value for parameter {where}sellerFulfillmentOrderItemId is invalid. "
                                "Reason: Duplicate sellerFulfillmentOrderItemId.")
         item_ids.add(item["sellerFulfillmentOrderItemId"])
-    features = body.get("featureConstraints", [])
+
+
+def _validate_features(features: object) -> None:
     if not isinstance(features, list) or any(
             not isinstance(f, dict) or f.get("featureFulfillmentPolicy", "Required")
             not in ("Required", "NotRequired") for f in features):
         raise InvalidInput("Value for parameter featureConstraints is invalid. Reason: InvalidValue.")
-    emails = body.get("notificationEmails", [])
-    if not isinstance(emails, list) or any(not isinstance(e, str) or len(e) > 64 for e in emails):
-        raise InvalidInput("Value for parameter notificationEmails is invalid. Reason: InvalidValue.")
+
+
+MAX_PREVIEW_LINES = 100  # "Maximum of 100 line items with a maximum of 250 units per order."
+MAX_PREVIEW_UNITS = 250
+
+
+def validate_preview(body: object) -> None:
+    """The GetFulfillmentPreviewRequest checks of the v2020-07-01 model (required, enums, limits)."""
+    if not isinstance(body, dict):
+        raise InvalidInput("Request body must be a JSON object.")
+    _validate_address(body.get("address"), "address")
+    _validate_items(body.get("items"))
+    items = body["items"]
+    if len(items) > MAX_PREVIEW_LINES or sum(i["quantity"] for i in items) > MAX_PREVIEW_UNITS:
+        raise InvalidInput(f"Value for parameter items is invalid. Reason: more than {MAX_PREVIEW_LINES} "
+                           f"line items or {MAX_PREVIEW_UNITS} units.")
+    if "marketplaceId" in body and not isinstance(body["marketplaceId"], str):
+        raise InvalidInput("Value for parameter marketplaceId is invalid. Reason: not a string.")
+    speeds = body.get("shippingSpeedCategories", [])
+    if not isinstance(speeds, list) or any(s not in SPEEDS for s in speeds):
+        raise InvalidInput("Value for parameter shippingSpeedCategories is invalid. Reason: InvalidValue.")
+    for key in ("includeCODFulfillmentPreview", "includeDeliveryWindows"):
+        if key in body and not isinstance(body[key], bool):
+            raise InvalidInput(f"Value for parameter {key} is invalid. Reason: not a boolean.")
+    _validate_features(body.get("featureConstraints", []))
+
+
+# Per-unit fee of the cheapest SKU and (ship after, arrive after, arrive by) in days, per speed.
+PREVIEW_SPEEDS: dict[str, tuple[Decimal, float, int, int]] = {
+    "Standard": (Decimal("5.40"), 1.0, 3, 5),
+    "Expedited": (Decimal("7.90"), 0.5, 2, 3),
+    "Priority": (Decimal("12.35"), 0.25, 1, 2),
+}
+CURRENCIES = {"ATVPDKIKX0DER": "USD", "A2EUQ1WTGCTBG2": "CAD", "A1AM78C64UM0Y8": "MXN",
+              "A1F83G8C2ARO7P": "GBP", "A1PA6795UKMFR9": "EUR", "A13V1IB3VIYZZH": "EUR",
+              "APJ6JRA9NG5V4": "EUR", "A1RKKUPIHCS9HS": "EUR", "A1VC38T7YXB528": "JPY"}
+
+
+def unit_fee(speed: str, sku: str) -> Decimal:
+    """Deterministic per-unit fee: the speed's base plus 0.00-0.99 that depends on the SKU only."""
+    extra = int(hashlib.sha256(sku.encode()).hexdigest(), 16) % 100
+    return PREVIEW_SPEEDS[speed][0] + Decimal(extra) / 100
+
+
+def unit_weight(sku: str) -> Decimal:
+    grams = 100 + int(hashlib.sha256(f"w:{sku}".encode()).hexdigest(), 16) % 1900
+    return (Decimal(grams) / Decimal("453.592")).quantize(Decimal("0.001"))
+
+
+def preview_payload(body: dict[str, Any], now: float,
+                    unfulfillable: Callable[[str], str | None]) -> dict[str, Any]:
+    """A GetFulfillmentPreviewResult for a validated request.
+
+    ``unfulfillable(sku)`` is the reason a SKU cannot ship (e.g. "InventoryUnavailable"), or None.
+    One preview per requested speed (Standard, Expedited and Priority when none is named);
+    ScheduledDelivery is JP-only and answers ``DeliverySLAUnavailable``. Fees and the shipment
+    cover the fulfillable items only."""
+    marketplace = body.get("marketplaceId") or "ATVPDKIKX0DER"
+    currency = CURRENCIES.get(marketplace, "USD")
+    speeds = list(dict.fromkeys(body.get("shippingSpeedCategories") or PREVIEW_SPEEDS))
+    features = [{"featureName": str(f.get("featureName", "")),
+                 "featureFulfillmentPolicy": f.get("featureFulfillmentPolicy", "Required")}
+                for f in body.get("featureConstraints", [])]
+    bad: list[dict[str, Any]] = []
+    good: list[dict[str, Any]] = []
+    for item in body["items"]:
+        reason = unfulfillable(item["sellerSku"])
+        ident = {k: item[k] for k in ("sellerSku", "sellerFulfillmentOrderItemId", "quantity")}
+        if reason:
+            bad.append({**ident, "itemUnfulfillableReasons": [reason]})
+        else:
+            good.append(ident)
+    previews = []
+    for speed in speeds:
+        preview: dict[str, Any] = {"shippingSpeedCategory": speed, "isCODCapable": False,
+                                   "marketplaceId": marketplace, "featureConstraints": features,
+                                   "unfulfillablePreviewItems": bad}
+        if speed not in PREVIEW_SPEEDS:
+            preview.update(isFulfillable=False, orderUnfulfillableReasons=["DeliverySLAUnavailable"],
+                           unfulfillablePreviewItems=[], fulfillmentPreviewShipments=[],
+                           estimatedFees=[])
+            previews.append(preview)
+            continue
+        _, ship_days, first_day, last_day = PREVIEW_SPEEDS[speed]
+        weight = sum((unit_weight(i["sellerSku"]) * i["quantity"] for i in good), Decimal("0"))
+        fee = sum((unit_fee(speed, i["sellerSku"]) * i["quantity"] for i in good), Decimal("0"))
+        ship = now + ship_days * 86400
+        preview.update(
+            isFulfillable=not bad,
+            orderUnfulfillableReasons=[],
+            estimatedShippingWeight={"unit": "POUNDS", "value": str(weight)},
+            estimatedFees=[{"name": "FBAPerUnitFulfillmentFee",
+                            "amount": {"currencyCode": currency, "value": str(fee)}}] if good else [],
+            fulfillmentPreviewShipments=[{
+                "earliestShipDate": iso(now), "latestShipDate": iso(ship),
+                "earliestArrivalDate": iso(ship + first_day * 86400),
+                "latestArrivalDate": iso(ship + last_day * 86400),
+                "fulfillmentPreviewItems": [{
+                    **i, "estimatedShippingWeight": {"unit": "POUNDS",
+                                                     "value": str(unit_weight(i["sellerSku"]))},
+                    "shippingWeightCalculationMethod": "Package"} for i in good],
+            }] if good else [],
+        )
+        previews.append(preview)
+    return {"fulfillmentPreviews": previews}
 
 
 def _digits(seed: str, n: int) -> str:
