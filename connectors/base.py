@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
 from worker.domain import (
+    Address,
     FulfillmentRequest,
     FulfillmentStatus,
     Label,
     LabelRequest,
     Order,
+    Preview,
+    PreviewItem,
     PushRequest,
     PushResult,
     Quote,
@@ -84,6 +87,11 @@ class Fulfiller(Protocol):
 
     def changed_since(self, since: datetime) -> Iterator[str]:
         """Ids of fulfillment orders whose status changed at or after ``since``."""
+
+    def preview(self, address: Address, items: Sequence[PreviewItem], speeds: Sequence[str],
+                features: Sequence[str] = ()) -> tuple[Preview, ...]:
+        """What the fulfiller could do, per speed (fees, unfulfillable lines), creating nothing.
+        Read-only; TransientError to try again, PermanentError when the request is refused."""
 
 
 class LabelProvider(Protocol):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -16,6 +16,8 @@ from worker.domain import (
     LabelRequest,
     Line,
     Order,
+    Preview,
+    PreviewItem,
     PushRequest,
     PushResult,
     Quote,
@@ -84,6 +86,8 @@ class FakeFulfiller:
         self.last_request_id = ""
         self.cancelled: list[str] = []
         self.picking: set[str] = set()
+        self.out_of_stock: set[str] = set()
+        self.previews = 0
 
     def submit(self, request: FulfillmentRequest) -> None:
         self.submits += 1
@@ -103,6 +107,15 @@ class FakeFulfiller:
             number = f"1Z{sum(map(ord, seller_fulfillment_order_id)):010d}"
             return FulfillmentStatus(seller_fulfillment_order_id, "complete", (Tracking("UPS", number),))
         return FulfillmentStatus(seller_fulfillment_order_id, "received")
+
+    def preview(self, address: Address, items: Sequence[PreviewItem], speeds: Sequence[str],
+                features: Sequence[str] = ()) -> tuple[Preview, ...]:
+        self.previews += 1
+        gone = tuple((i.seller_sku, "InventoryUnavailable") for i in items
+                     if i.seller_sku in self.out_of_stock)
+        fees = sum((Decimal("5.40") * i.quantity for i in items if i.seller_sku not in self.out_of_stock),
+                   Decimal(0))
+        return tuple(Preview(speed, not gone, gone, fees, "USD", None, None) for speed in speeds)
 
     def cancel(self, seller_fulfillment_order_id: str) -> None:
         if seller_fulfillment_order_id in self.shipped or seller_fulfillment_order_id in self.picking:

@@ -143,6 +143,7 @@ class RoutingConfig(_Model):
     split: bool = True  # FBA and self-ship lines of one order may ship separately
     mixed: Literal["hold", "self_ship", "fba_if_all_available"] = "hold"  # a mixed order, split = false
     fallback: Literal["self_ship", "hold"] = "self_ship"  # lines Amazon cannot fulfil (preview)
+    preview: bool = True  # ask Amazon (getFulfillmentPreview) before sending lines to FBA
     features: list[str] = Field(default_factory=list)  # MCF featureConstraints for every order
     no_fba_tags: list[str] = Field(default_factory=lambda: ["no-fba"])  # order tags: never FBA
     hold_tags: list[str] = Field(default_factory=lambda: ["hold"])  # order tags: park for a person

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from connectors.errors import PermanentError, TransientError
 from worker import routing, state
+from worker.availability import unavailable_at_amazon
 from worker.bootstrap import App
 from worker.codec import order_from_json, order_to_json
 from worker.config import StoreConfig
@@ -131,13 +132,7 @@ def release(app: App, order_pk: int, *, actor: str = "") -> str:
         try:
             fresh = app.store(row.store).fetch_order(row.platform_order_id)
         except TransientError as exc:
-            wait = state.backoff_s(row.attempts, retry_after=exc.retry_after)
-            row.hold_until = now + timedelta(seconds=wait)
-            state.release_lease(row)
-            state.event(session, row.id, "release_retry", actor=actor, at=now, error=str(exc),
-                        retry_in_s=round(wait, 1))
-            session.commit()
-            return row.status
+            return _retry_release(app, session, row, exc, actor=actor)
         except PermanentError as exc:
             fresh = None
             why = f"could not read the order from the store: {exc}"
@@ -157,24 +152,40 @@ def release(app: App, order_pk: int, *, actor: str = "") -> str:
             state.event(session, row.id, row.status, actor=actor, at=now, reason=reason, source="release")
             session.commit()
             return row.status
+        try:
+            unavailable = unavailable_at_amazon(app, session, row, fresh, cfg, actor=actor)
+        except TransientError as exc:
+            return _retry_release(app, session, row, exc, actor=actor)
         row.lines.clear()
         session.flush()
         for line in fresh.lines:
             row.lines.append(LineRow(line_id=line.line_id, sku=line.sku, quantity=line.quantity,
                                      title=line.title))
-        outbox = plan_shipments(app, session, row, fresh, cfg, actor=actor)
+        outbox = plan_shipments(app, session, row, fresh, cfg, actor=actor, unavailable=unavailable)
         state.release_lease(row)
         session.commit()
     publish(app.sessions, app.publisher, outbox, now=now)
     return row.status
 
 
+def _retry_release(app: App, session: Session, row: OrderRow, exc: TransientError, *, actor: str) -> str:
+    """The store or Amazon could not be asked: the order stays held and is released again later."""
+    now = app.clock()
+    wait = state.backoff_s(row.attempts, retry_after=exc.retry_after)
+    row.hold_until = now + timedelta(seconds=wait)
+    state.release_lease(row)
+    state.event(session, row.id, "release_retry", actor=actor, at=now, error=str(exc),
+                retry_in_s=round(wait, 1))
+    session.commit()
+    return row.status
+
+
 def plan_shipments(app: App, session: Session, row: OrderRow, order: Order, cfg: StoreConfig, *,
-                   actor: str) -> list[int]:
+                   actor: str, unavailable: frozenset[str] = frozenset()) -> list[int]:
     """Route ``order``'s lines and write the shipments (numbered after any existing ones), parking
     what cannot go anywhere and enqueueing the rest. Returns outbox ids to publish after commit."""
     now = app.clock()
-    plan = routing.plan(order, cfg)
+    plan = routing.plan(order, cfg, unavailable=unavailable)
     state.event(session, row.id, "routed", actor=actor, at=now, reasons=list(plan.reasons))
     n = max((s.n for s in row.shipments), default=0)
     outbox: list[int] = []

@@ -143,3 +143,19 @@ def test_first_scan_holds_the_tracking_until_the_carrier_has_the_parcel(db_url: 
         drain(app, published)
         assert shipments(app)["self_ship"].state == "pushed" and len(store.pushed) == 1
         assert scan_sweep(app, "main") == 0
+
+
+def test_lines_amazon_cannot_fulfil_fall_back_to_a_label(env: Env, labels: FakeLabels) -> None:
+    app, store, amazon, published, _ = env
+    amazon.out_of_stock.add("AMZ-TEE")
+    order = make_order("6007", lines=(("TEE-RED-M", 2), ("POSTER", 1)))
+    store.orders["6007"] = order
+    pipeline.ingest_and_publish(app, "acme", order, source="webhook")
+    drain(app, published)
+    assert amazon.previews == 1 and amazon.created == {}  # no blind create
+    ships = shipments(app)
+    assert list(ships) == ["self_ship"] and ships["self_ship"].state == "pushed"
+    with app.sessions() as s:
+        events = {e.kind: e.detail for e in s.scalars(select(EventRow))}
+    assert events["previewed"]["unfulfillable"] == ["AMZ-TEE: InventoryUnavailable"]
+    assert any("Amazon cannot fulfil AMZ-TEE now (preview)" in r for r in events["routed"]["reasons"])

@@ -328,3 +328,22 @@ def test_one_active_scheduler_and_takeover_when_its_lease_runs_out(env: Any) -> 
     clock.advance(ttl + 1)  # "a" died
     assert cursors.hold(app, LOCK, "b", ttl)
     assert not cursors.hold(app, LOCK, "a", ttl)
+
+
+def test_preview_fees_are_on_the_timeline_and_a_refused_preview_keeps_lines_from_fba(env: Any) -> None:
+    app, store, amazon, published, _ = env
+    store.orders["5014"] = make_order("5014", lines=(("TEE-RED-M", 2),))
+    pipeline.ingest_and_publish(app, "acme", store.orders["5014"], source="webhook")
+    drain(app, published)
+    with app.sessions() as s:
+        previewed = s.scalar(select(EventRow).where(EventRow.kind == "previewed"))
+        assert previewed is not None and previewed.detail["fees"] == "10.80 USD"
+    assert list(amazon.created) == ["ACME-5014-1"]
+    amazon.out_of_stock.add("AMZ-TEE")
+    store.orders["5015"] = make_order("5015", lines=(("TEE-RED-M", 1),))
+    pipeline.ingest_and_publish(app, "acme", store.orders["5015"], source="webhook")
+    drain(app, published)
+    assert list(amazon.created) == ["ACME-5014-1"]  # nothing sent that Amazon would refuse
+    with app.sessions() as s:
+        row = s.scalar(select(ShipmentRow).where(ShipmentRow.external_id == "ACME-5015-1"))
+        assert row is not None and row.state == "attention" and row.reason == "no self-ship route configured"
