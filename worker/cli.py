@@ -339,6 +339,7 @@ def retry(config_file: str | None, store: str, order: str) -> None:
 def plan(config_file: str | None, store: str, order: str) -> None:
     """Print the routing plan and its reasons, sending nothing."""
     from worker import routing
+    from worker.availability import ask_amazon, describe
     from worker.views import find_order
 
     _, config = _load(config_file)
@@ -352,9 +353,12 @@ def plan(config_file: str | None, store: str, order: str) -> None:
     if fresh is None:
         click.echo(f"store {store} has no order {order}", err=True)
         sys.exit(1)
-    ok, why = routing.eligible(fresh, config.store(store))
+    cfg = config.store(store)
+    ok, why = routing.eligible(fresh, cfg)
     click.echo(f"order {fresh.number}: {'ships' if ok else 'does not ship'} ({why})")
-    result = routing.plan(fresh, config.store(store))
+    answer = ask_amazon(app, fresh, cfg)  # read-only, like everything here
+    click.echo(f"  {describe(answer)}")
+    result = routing.plan(fresh, cfg, unavailable=answer.unavailable)
     for reason in result.reasons:
         click.echo(f"  - {reason}")
     for n, s in enumerate(result.shipments, 1):
