@@ -182,6 +182,7 @@ class StoreConfig(_Model):
     initial_lookback_hours: float = Field(24, gt=0)
     packing_slip_comment: str = Field("Thank you for your order", max_length=250)
     complete_on_ship: bool = True
+    dry_run: bool = False  # run everything, record what would be sent, send nothing (no MCF, no label)
     # Self-ship parcels per store SKU (inches, ounces), inline and/or from a CSV file with the
     # columns sku,length_in,width_in,height_in,weight_oz; lines without one use default_parcel.
     parcels: dict[str, ParcelConfig] = Field(default_factory=dict)

@@ -58,6 +58,7 @@ labels         = "main"                         # lines not mapped to Amazon get
 order_prefix   = "ACME"                         # sellerFulfillmentOrderId = {prefix}-{order id}-{n}
 hold_minutes   = 0                              # may be fractional
 notify_customer = true
+# dry_run       = true                          # record what would be sent, send nothing (try it safely)
 ship_when      = ["PAID", "PARTIALLY_REFUNDED"]  # Shopify financial statuses that ship
 initial_lookback_hours = 24
 packing_slip_comment = "Thank you for your order"

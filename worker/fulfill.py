@@ -62,6 +62,8 @@ def submit(app: App, shipment_pk: int, *, actor: str = "") -> str:
                        now=now, actor=actor)
             session.commit()
             return row.state
+        if app.config.store(row.order.store).dry_run:
+            return _dry_run(app, session, row, actor=actor)
         row.state = S.SUBMITTING
         row.next_attempt_at = now + timedelta(seconds=app.lease_s)
         state.event(session, row.order_id, "submitting", shipment_id=row.id, actor=actor, at=now,
@@ -102,6 +104,31 @@ def submit(app: App, shipment_pk: int, *, actor: str = "") -> str:
         session.commit()
     publish(app.sessions, app.publisher, outbox, now=app.clock())
     return S.LABEL_BOUGHT
+
+
+def _dry_run(app: App, session: Session, row: ShipmentRow, *, actor: str) -> str:
+    """``dry_run = true``: say what would be sent, send nothing, close the shipment."""
+    now = app.clock()
+    lines = ", ".join(f"{ln.seller_sku or ln.sku} x{ln.quantity}" for ln in row.lines)
+    if row.route == "fba":
+        request = build_request(app, row)
+        would = (f"create MCF order {row.external_id} ({request.speed}; {lines}; to "
+                 f"{request.address.redacted()}; features {list(request.features) or 'none'})")
+    else:
+        request_ = labels.label_request(app, row)
+        p = request_.parcel
+        would = (f"buy a label ({app.config.labels[row.account].choose}) for {lines}, parcel "
+                 f"{p.length_in}x{p.width_in}x{p.height_in} in {p.weight_oz} oz, to "
+                 f"{request_.to_address.redacted()}")
+    row.state, row.reason, row.next_attempt_at = S.CANCELLED, "dry run: nothing was sent", None
+    state.release_lease(row)
+    state.event(session, row.order_id, "dry_run", shipment_id=row.id, actor=actor, at=now,
+                shipment=row.external_id, would=would)
+    order = row.order
+    if all(s.state in (S.CANCELLED, S.ATTENTION) for s in order.shipments):
+        order.status, order.reason = "done", "dry run: nothing was sent"
+    session.commit()
+    return row.state
 
 
 def _send_to_mcf(app: App, row: ShipmentRow, *, recovering: bool) -> str:

@@ -159,3 +159,22 @@ def test_lines_amazon_cannot_fulfil_fall_back_to_a_label(env: Env, labels: FakeL
         events = {e.kind: e.detail for e in s.scalars(select(EventRow))}
     assert events["previewed"]["unfulfillable"] == ["AMZ-TEE: InventoryUnavailable"]
     assert any("Amazon cannot fulfil AMZ-TEE now (preview)" in r for r in events["routed"]["reasons"])
+
+
+def test_dry_run_records_what_it_would_send_and_sends_nothing(db_url: str, tmp_path: Path) -> None:
+    labels = FakeLabels()
+    for app, store, amazon, published, _ in make_env(db_url, tmp_path, labels=labels,
+                                                    store_extra={"dry_run": True}):
+        order = make_order("6008", lines=(("TEE-RED-M", 1), ("POSTER", 2)))
+        store.orders["6008"] = order
+        pipeline.ingest_and_publish(app, "acme", order, source="webhook")
+        drain(app, published)
+        assert amazon.created == {} and labels.quotes == {} and labels.bought == {}
+        assert store.pushed == []
+        with app.sessions() as s:
+            would = [e.detail["would"] for e in s.scalars(select(EventRow).where(EventRow.kind == "dry_run"))]
+            rows = list(s.scalars(select(ShipmentRow)))
+        assert would[0].startswith("create MCF order ACME-6008-1 (Standard; AMZ-TEE x1; to Austin, TX, US")
+        assert would[1].startswith("buy a label (cheapest) for POSTER x2")
+        assert "Analytical" not in " ".join(would)
+        assert {r.state for r in rows} == {"cancelled"}
