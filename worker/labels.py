@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from connectors.errors import PermanentError
 from worker import state
 from worker.bootstrap import App
 from worker.config import AddressConfig
@@ -42,8 +43,6 @@ def label_request(app: App, row: ShipmentRow) -> LabelRequest:
     order = stored_order(row.order)
     labels = app.config.labels[row.account]
     if order.address is None:
-        from connectors.errors import PermanentError
-
         raise PermanentError("order has no shipping address")
     parcel = shipment_parcel([(ln.sku, ln.quantity) for ln in row.lines],
                              app.config.parcels(row.order.store), labels.default_parcel)
