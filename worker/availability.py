@@ -11,8 +11,9 @@ from connectors.errors import PermanentError
 from worker import routing, state
 from worker.bootstrap import App
 from worker.config import StoreConfig
-from worker.domain import Order, Preview, PreviewItem, Route
+from worker.domain import LabelRequest, Order, Preview, PreviewItem, Route
 from worker.ledger import OrderRow
+from worker.rates import choose_rate, from_address, shipment_parcel
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def describe(answer: Answer) -> str:
 
 
 def unavailable_at_amazon(app: App, session: Session, row: OrderRow, order: Order, cfg: StoreConfig, *,
-                          actor: str) -> frozenset[str]:
+                          actor: str) -> Answer:
     """``ask_amazon``, with the answer recorded on the order's timeline."""
     answer = ask_amazon(app, order, cfg)
     now = app.clock()
@@ -67,4 +68,47 @@ def unavailable_at_amazon(app: App, session: Session, row: OrderRow, order: Orde
                     fees=f"{p.fees} {p.currency}" if p.currency else "unknown", fulfillable=p.fulfillable,
                     unfulfillable=[f"{sku}: {why}" for sku, why in p.unfulfillable] or None,
                     reasons=list(p.reasons) or None)
-    return answer.unavailable
+    return answer
+
+
+# The slowest delivery (days) a label may promise and still count as meeting the MCF speed.
+SPEED_DAYS = {"Standard": 5, "Expedited": 3, "Priority": 1, "ScheduledDelivery": 1}
+
+
+def compare_costs(app: App, session: Session, row: OrderRow, order: Order, cfg: StoreConfig,
+                  answer: Answer, *, actor: str) -> str:
+    """``prefer = "cheapest"``: quote one label for the lines the rules send to FBA and compare it
+    with the MCF preview's fees. Returns the reason to self-ship them, or "" to keep FBA. Both
+    numbers and the choice go on the timeline. Quoting buys nothing."""
+    p = answer.preview
+    if cfg.routing.prefer != "cheapest" or cfg.labels not in app.config.labels or p is None or not p.currency:
+        return ""
+    fba = next((s for s in routing.plan(order, cfg, unavailable=answer.unavailable).shipments
+                if s.route == Route.FBA), None)
+    if fba is None or order.address is None:
+        return ""
+    labels_cfg = app.config.labels[cfg.labels]
+    parcel = shipment_parcel([(pl.line.sku, pl.line.quantity) for pl in fba.lines],
+                             app.config.parcels(row.store), labels_cfg.default_parcel)
+    request = LabelRequest(reference=f"{cfg.order_prefix}-{row.platform_order_id}-quote",
+                           to_address=order.address, from_address=from_address(labels_cfg.from_address),
+                           parcel=parcel)
+    try:
+        quote = app.labeler(cfg.labels).quote(request)
+        rate = choose_rate(quote.rates, labels_cfg.choose, quote.messages)
+    except PermanentError as exc:  # no label possible: FBA it is
+        state.event(session, row.id, "cost_compared", actor=actor, at=app.clock(),
+                    fba=f"{p.fees} {p.currency}", label=f"none ({str(exc)[:200]})", choice="fba")
+        return ""
+    label_cost = rate.amount + cfg.self_ship_cost_per_order
+    fast_enough = rate.delivery_days is not None and rate.delivery_days <= SPEED_DAYS.get(fba.speed, 5)
+    cheaper = label_cost < p.fees and rate.currency == p.currency and fast_enough
+    state.event(session, row.id, "cost_compared", actor=actor, at=app.clock(), fba=f"{p.fees} {p.currency}",
+                label=f"{rate.carrier}:{rate.service} {rate.amount} + {cfg.self_ship_cost_per_order} "
+                      f"{rate.currency} ({rate.delivery_days or '?'} days; {fba.speed} needs "
+                      f"≤{SPEED_DAYS.get(fba.speed, 5)})",
+                choice="label" if cheaper else "fba")
+    if not cheaper:
+        return ""
+    return (f"prefer = cheapest: a label ({rate.carrier}:{rate.service} {label_cost} {rate.currency}) "
+            f"costs less than FBA ({p.fees} {p.currency})")

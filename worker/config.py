@@ -144,6 +144,9 @@ class RoutingConfig(_Model):
     mixed: Literal["hold", "self_ship", "fba_if_all_available"] = "hold"  # a mixed order, split = false
     fallback: Literal["self_ship", "hold"] = "self_ship"  # lines Amazon cannot fulfil (preview)
     preview: bool = True  # ask Amazon (getFulfillmentPreview) before sending lines to FBA
+    # "cheapest": lines that could go either way take the cheaper of the MCF preview's fees and
+    # the best label rate + self_ship_cost_per_order, when the label meets the requested speed.
+    prefer: Literal["rules", "cheapest"] = "rules"
     features: list[str] = Field(default_factory=list)  # MCF featureConstraints for every order
     no_fba_tags: list[str] = Field(default_factory=lambda: ["no-fba"])  # order tags: never FBA
     hold_tags: list[str] = Field(default_factory=lambda: ["hold"])  # order tags: park for a person
@@ -183,6 +186,7 @@ class StoreConfig(_Model):
     packing_slip_comment: str = Field("Thank you for your order", max_length=250)
     complete_on_ship: bool = True
     dry_run: bool = False  # run everything, record what would be sent, send nothing (no MCF, no label)
+    self_ship_cost_per_order: Decimal = Field(Decimal(0), ge=0)  # packing and labour, for prefer = cheapest
     # Self-ship parcels per store SKU (inches, ounces), inline and/or from a CSV file with the
     # columns sku,length_in,width_in,height_in,weight_oz; lines without one use default_parcel.
     parcels: dict[str, ParcelConfig] = Field(default_factory=dict)

@@ -22,12 +22,11 @@ from sqlalchemy.orm import Session
 from connectors.errors import PermanentError
 from worker import state
 from worker.bootstrap import App
-from worker.config import AddressConfig
-from worker.domain import Address, Label, LabelRequest, Rate, ShipmentState
+from worker.domain import Label, LabelRequest, Rate, ShipmentState
 from worker.ledger import ShipmentRow
 from worker.outbox import enqueue, publish
 from worker.pipeline import stored_order
-from worker.rates import choose_rate, shipment_parcel
+from worker.rates import choose_rate, from_address, shipment_parcel
 from worker.task_names import PUSH
 
 
@@ -48,13 +47,6 @@ def label_request(app: App, row: ShipmentRow) -> LabelRequest:
                              app.config.parcels(row.order.store), labels.default_parcel)
     return LabelRequest(reference=row.external_id, to_address=order.address, parcel=parcel,
                         email=order.email, from_address=from_address(labels.from_address))
-
-
-def from_address(config: AddressConfig) -> Address:
-    """The configured ship-from address as a domain Address."""
-    return Address(name=config.name, address1=config.street1, address2=config.street2,
-                   city=config.city, region=config.state, postal_code=config.zip,
-                   country=config.country, phone=config.phone, company=config.company)
 
 
 def buy_label(app: App, session: Session, row: ShipmentRow, *, actor: str) -> tuple[str, Label, Path]:

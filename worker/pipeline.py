@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from connectors.errors import PermanentError, TransientError
 from worker import routing, state
-from worker.availability import unavailable_at_amazon
+from worker.availability import compare_costs, unavailable_at_amazon
 from worker.bootstrap import App
 from worker.codec import order_from_json, order_to_json
 from worker.config import StoreConfig
@@ -153,7 +153,8 @@ def release(app: App, order_pk: int, *, actor: str = "") -> str:
             session.commit()
             return row.status
         try:
-            unavailable = unavailable_at_amazon(app, session, row, fresh, cfg, actor=actor)
+            answer = unavailable_at_amazon(app, session, row, fresh, cfg, actor=actor)
+            cheaper = compare_costs(app, session, row, fresh, cfg, answer, actor=actor)
         except TransientError as exc:
             return _retry_release(app, session, row, exc, actor=actor)
         row.lines.clear()
@@ -161,7 +162,8 @@ def release(app: App, order_pk: int, *, actor: str = "") -> str:
         for line in fresh.lines:
             row.lines.append(LineRow(line_id=line.line_id, sku=line.sku, quantity=line.quantity,
                                      title=line.title))
-        outbox = plan_shipments(app, session, row, fresh, cfg, actor=actor, unavailable=unavailable)
+        outbox = plan_shipments(app, session, row, fresh, cfg, actor=actor, unavailable=answer.unavailable,
+                                label_is_cheaper=cheaper)
         state.release_lease(row)
         session.commit()
     publish(app.sessions, app.publisher, outbox, now=now)
@@ -181,11 +183,12 @@ def _retry_release(app: App, session: Session, row: OrderRow, exc: TransientErro
 
 
 def plan_shipments(app: App, session: Session, row: OrderRow, order: Order, cfg: StoreConfig, *,
-                   actor: str, unavailable: frozenset[str] = frozenset()) -> list[int]:
+                   actor: str, unavailable: frozenset[str] = frozenset(),
+                   label_is_cheaper: str = "") -> list[int]:
     """Route ``order``'s lines and write the shipments (numbered after any existing ones), parking
     what cannot go anywhere and enqueueing the rest. Returns outbox ids to publish after commit."""
     now = app.clock()
-    plan = routing.plan(order, cfg, unavailable=unavailable)
+    plan = routing.plan(order, cfg, unavailable=unavailable, label_is_cheaper=label_is_cheaper)
     state.event(session, row.id, "routed", actor=actor, at=now, reasons=list(plan.reasons))
     n = max((s.n for s in row.shipments), default=0)
     outbox: list[int] = []

@@ -7,8 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 from connectors.errors import PermanentError
-from worker.config import ParcelConfig
-from worker.domain import Parcel, Rate
+from worker.config import AddressConfig, ParcelConfig
+from worker.domain import Address, Parcel, Rate
 
 CHEAPEST = "cheapest"
 FASTEST = "fastest"
@@ -95,3 +95,10 @@ def choose_rate(rates: Sequence[Rate], rule: Rule, messages: Sequence[str] = ())
     if messages:
         text += "; carriers said: " + "; ".join(messages)
     raise PermanentError(text)
+
+
+def from_address(config: AddressConfig) -> Address:
+    """The configured ship-from address as a domain Address."""
+    return Address(name=config.name, address1=config.street1, address2=config.street2,
+                   city=config.city, region=config.state, postal_code=config.zip,
+                   country=config.country, phone=config.phone, company=config.company)

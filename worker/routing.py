@@ -82,11 +82,13 @@ def _whole_order_hold(order: Order, store: StoreConfig) -> str:
     return ""
 
 
-def plan(order: Order, store: StoreConfig, *, unavailable: frozenset[str] = frozenset()) -> Plan:
+def plan(order: Order, store: StoreConfig, *, unavailable: frozenset[str] = frozenset(),
+         label_is_cheaper: str = "") -> Plan:
     """Split the order's lines into shipments, each rule's decision recorded as a reason.
 
     ``unavailable``: seller SKUs Amazon said it cannot fulfil (from a preview); those lines take
-    the ``fallback`` route."""
+    the ``fallback`` route. ``label_is_cheaper``: the cost comparison's verdict (``prefer =
+    "cheapest"``) that sends the FBA lines to a label instead; "" keeps them with Amazon."""
     rules = store.routing
     reasons: list[str] = []
     live = [line for line in order.lines if line.quantity > 0]
@@ -103,6 +105,8 @@ def plan(order: Order, store: StoreConfig, *, unavailable: frozenset[str] = froz
         not_fba_route = rules.outside_fba_countries
     elif rules.unmapped_method == "self_ship" and order.shipping_title not in rules.speeds:
         not_fba = f"shipping method {order.shipping_title!r} is not in speeds (unmapped_method = self_ship)"
+    elif label_is_cheaper and store.labels is not None:
+        not_fba = label_is_cheaper
 
     fba: list[PlannedLine] = []
     self_ship: list[PlannedLine] = []

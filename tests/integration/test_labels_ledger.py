@@ -4,6 +4,7 @@ per shipment, also across an unknown outcome or a dead worker."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -178,3 +179,28 @@ def test_dry_run_records_what_it_would_send_and_sends_nothing(db_url: str, tmp_p
         assert would[1].startswith("buy a label (cheapest) for POSTER x2")
         assert "Analytical" not in " ".join(would)
         assert {r.state for r in rows} == {"cancelled"}
+
+
+@pytest.mark.parametrize(("units", "packing", "expected"), [
+    (1, "0", "fba"),  # FBA 5.40 < label 6.95
+    (2, "0", "label"),  # FBA 10.80 > label 6.95
+    (2, "5", "fba"),  # FBA 10.80 < label 6.95 + 5 packing
+])
+def test_prefer_cheapest_compares_fba_fees_with_the_best_label(db_url: str, tmp_path: Path, units: int,
+                                                               packing: str, expected: str) -> None:
+    labels = FakeLabels()
+    extra = {"self_ship_cost_per_order": packing, "routing": {"sku_map": {"TEE-RED-M": "AMZ-TEE"},
+                                                               "prefer": "cheapest"}}
+    for app, store, amazon, published, _ in make_env(db_url, tmp_path, labels=labels, store_extra=extra):
+        order = make_order("6009", lines=(("TEE-RED-M", units),))
+        store.orders["6009"] = order
+        pipeline.ingest_and_publish(app, "acme", order, source="webhook")
+        drain(app, published)
+        assert [r.route for r in shipments(app).values()] == ["fba" if expected == "fba" else "self_ship"]
+        assert len(labels.bought) == (1 if expected == "label" else 0)
+        assert len(amazon.created) == (1 if expected == "fba" else 0)
+        with app.sessions() as s:
+            compared = s.scalar(select(EventRow).where(EventRow.kind == "cost_compared"))
+        assert compared is not None and compared.detail["choice"] == expected
+        assert compared.detail["fba"] == f"{Decimal('5.40') * units} USD"
+        assert compared.detail["label"].startswith(f"USPS:GroundAdvantage 6.95 + {packing} USD")
