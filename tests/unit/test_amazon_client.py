@@ -28,6 +28,8 @@ TOKEN_URL = "https://lwa.test/auth/o2/token"
 API = BASE + "/fba/outbound/2020-07-01"
 SECRETS = ("cid-123", "csecret-456", "rtok-789", "Atza|")
 
+pytestmark = pytest.mark.usefixtures("fresh_amazon_tokens")
+
 
 class FakeClock:
     def __init__(self) -> None:
@@ -56,19 +58,6 @@ class RecordingLimiter:
     def pause(self, key: str, seconds: float) -> None:
         self.paused.append((key, seconds))
         self._inner.pause(key, seconds)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_tokens() -> Iterator[None]:
-    AmazonMCF.clear_token_cache()
-    yield
-    AmazonMCF.clear_token_cache()
-
-
-@pytest.fixture
-def session() -> Iterator[requests.Session]:
-    with requests.Session() as s:
-        yield s
 
 
 @pytest.fixture

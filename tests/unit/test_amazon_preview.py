@@ -35,6 +35,8 @@ ADDRESS = Address(name="Jo Doe", address1="1 Secret Lane", city="Austin", region
                   postal_code="78701", country="us", phone="+1 512 555 0100")
 ITEMS = (PreviewItem("AMZ-TEE", "111", 2), PreviewItem("AMZ-MUG", "112", 1))
 
+pytestmark = pytest.mark.usefixtures("fresh_amazon_tokens")
+
 
 @pytest.fixture(scope="module")
 def model(specs_dir: Path) -> dict[str, Any]:
@@ -58,19 +60,6 @@ def _validator(model: dict[str, Any], name: str) -> jsonschema.Draft4Validator:
 
 def _errors_of(model: dict[str, Any], name: str, body: object) -> list[str]:
     return sorted(e.message for e in _validator(model, name).iter_errors(body))
-
-
-@pytest.fixture(autouse=True)
-def _fresh_tokens() -> Iterator[None]:
-    AmazonMCF.clear_token_cache()
-    yield
-    AmazonMCF.clear_token_cache()
-
-
-@pytest.fixture
-def session() -> Iterator[requests.Session]:
-    with requests.Session() as s:
-        yield s
 
 
 class KeyLimiter(LocalLimiter):
