@@ -12,6 +12,7 @@ from worker.domain import (
     Address,
     FulfillmentRequest,
     FulfillmentStatus,
+    ItemOutcome,
     Label,
     LabelRequest,
     Line,
@@ -88,6 +89,8 @@ class FakeFulfiller:
         self.picking: set[str] = set()
         self.out_of_stock: set[str] = set()
         self.previews = 0
+        self.short: dict[str, dict[str, int]] = {}  # shipped with these item quantities missing
+        self.dead: dict[str, str] = {}  # ended without shipping: id -> status ("unfulfillable")
 
     def submit(self, request: FulfillmentRequest) -> None:
         self.submits += 1
@@ -103,9 +106,20 @@ class FakeFulfiller:
         self.lookups += 1
         if seller_fulfillment_order_id not in self.created:
             return None
+        request = self.created[seller_fulfillment_order_id]
+        missing = self.short.get(seller_fulfillment_order_id, {})
+        dead = self.dead.get(seller_fulfillment_order_id)
+        items = tuple(ItemOutcome(i.item_id, i.seller_sku, i.quantity,
+                                  shipped=0 if dead else i.quantity - missing.get(i.item_id, 0),
+                                  unfulfillable=i.quantity if dead else missing.get(i.item_id, 0))
+                      for i in request.items)
+        if dead:
+            return FulfillmentStatus(seller_fulfillment_order_id, dead, items=items)
         if seller_fulfillment_order_id in self.shipped:
             number = f"1Z{sum(map(ord, seller_fulfillment_order_id)):010d}"
-            return FulfillmentStatus(seller_fulfillment_order_id, "complete", (Tracking("UPS", number),))
+            status = "completepartialled" if missing else "complete"
+            return FulfillmentStatus(seller_fulfillment_order_id, status, (Tracking("UPS", number),),
+                                     items=items)
         return FulfillmentStatus(seller_fulfillment_order_id, "received")
 
     def preview(self, address: Address, items: Sequence[PreviewItem], speeds: Sequence[str],

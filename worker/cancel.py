@@ -90,9 +90,14 @@ def _cancel_mcf(app: App, row: ShipmentRow, was: str) -> str:
     if was in (S.SHIPPED, S.PUSHED):
         return "park:already shipped by Amazon: intercept the package manually"
     fulfiller = app.fulfiller(row.account) if row.account in app.config.amazon else None
-    unsure = was in (S.PENDING, S.SUBMITTING, S.ATTENTION)  # was anything created at Amazon?
-    if fulfiller is None or (unsure and fulfiller.lookup(row.external_id) is None):
+    if fulfiller is None:
         return "nothing was sent to Amazon"
+    if was in (S.PENDING, S.SUBMITTING, S.ATTENTION):  # was anything created at Amazon?
+        found = fulfiller.lookup(row.external_id)
+        if found is None:
+            return "nothing was sent to Amazon"
+        if found.is_dead:
+            return f"Amazon had already ended it ({found.status})"
     fulfiller.cancel(row.external_id)
     return "cancelled at Amazon (cancelFulfillmentOrder)"
 

@@ -46,4 +46,5 @@ def order_from_json(data: dict[str, Any]) -> Order:
         currency=data.get("currency", ""),
         total=Decimal(data.get("total", "0")),
         updated_at=datetime.fromisoformat(updated) if updated else None,
+        refunds=int(data.get("refunds", 0)),
     )

@@ -55,6 +55,9 @@ class Order:
     currency: str = ""
     total: Decimal = Decimal("0")
     updated_at: datetime | None = None
+    # How many refunds the store recorded. A new one may have lowered line quantities: a routed
+    # order is then read again and its unshipped lines adjusted (worker/adjust.py).
+    refunds: int = 0
 
 
 class Route(StrEnum):
@@ -106,6 +109,19 @@ class FulfillmentRequest:
 
 
 @dataclass(frozen=True)
+class ItemOutcome:
+    """One item of a fulfillment order as the fulfiller ended it (MCF ``FulfillmentOrderItem`` plus
+    the quantities of its shipped packages)."""
+
+    item_id: str  # sellerFulfillmentOrderItemId: the store's line id
+    seller_sku: str
+    quantity: int
+    shipped: int = 0  # in shipments with status SHIPPED
+    unfulfillable: int = 0
+    cancelled: int = 0
+
+
+@dataclass(frozen=True)
 class FulfillmentStatus:
     """What the fulfiller says about one of our fulfillment orders."""
 
@@ -113,6 +129,12 @@ class FulfillmentStatus:
     status: str  # the provider's word, lower-cased for comparison (e.g. "received", "complete")
     tracking: tuple[Tracking, ...] = ()
     status_updated_at: datetime | None = None
+    items: tuple[ItemOutcome, ...] = ()  # empty when the provider did not say
+
+    @property
+    def partial(self) -> bool:
+        """Shipped, but not everything: some quantity was unfulfillable or cancelled."""
+        return self.is_shipped and any(i.shipped < i.quantity for i in self.items)
 
     @property
     def is_shipped(self) -> bool:

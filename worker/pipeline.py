@@ -224,13 +224,16 @@ def replan_parked(app: App, session: Session, row: OrderRow, parked: list[Shipme
     """Route the lines of shipments parked before anything was sent again, under the current
     config (e.g. after a SKU was added to sku_map). The old shipments are closed as cancelled."""
     now = app.clock()
-    wanted = {ln.line_id for s in parked for ln in s.lines}
+    wanted: dict[str, int] = {}  # line id -> the parked quantity (a short shipment parks part of a line)
     for s in parked:
+        for ln in s.lines:
+            wanted[ln.line_id] = wanted.get(ln.line_id, 0) + ln.quantity
         s.state, s.reason, s.next_attempt_at = ShipmentState.CANCELLED, "re-planned by retry", None
         state.event(session, row.id, "replanned", shipment_id=s.id, actor=actor, at=now,
                     shipment=s.external_id)
     order = stored_order(row)
-    subset = replace(order, lines=tuple(ln for ln in order.lines if ln.line_id in wanted))
+    subset = replace(order, lines=tuple(replace(ln, quantity=wanted[ln.line_id])
+                                        for ln in order.lines if ln.line_id in wanted))
     return plan_shipments(app, session, row, subset, app.config.store(row.store), actor=actor)
 
 

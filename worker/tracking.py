@@ -14,11 +14,12 @@ from sqlalchemy.orm import Session
 from connectors.errors import AmbiguousOutcome, PermanentError, TransientError
 from worker import cursors, state
 from worker.bootstrap import App
-from worker.domain import FulfillmentStatus, PushRequest, ShipmentState, Tracking
+from worker.domain import FulfillmentStatus, ItemOutcome, PushRequest, ShipmentState, Tracking
 from worker.fulfill import retry_later
-from worker.ledger import OrderRow, ShipmentRow
+from worker.ledger import OrderRow, ShipmentLineRow, ShipmentRow
 from worker.logs import log
 from worker.outbox import enqueue, publish
+from worker.pipeline import external_id
 from worker.task_names import PUSH
 
 S = ShipmentState
@@ -83,16 +84,65 @@ def record_status(app: App, session: Session, row: ShipmentRow, status: Fulfillm
         return None
     session.refresh(row)
     if status.is_dead:
-        row.state = S.SUBMITTED  # park() records where it came from
-        state.park(session, row, f"Amazon reports the fulfillment order {status.status}", now=now,
-                   actor=actor)
+        # Nothing shipped and Amazon will not ship this id again: `retry` routes the lines anew.
+        row.state = S.PENDING
+        state.park(session, row, f"Amazon reports the fulfillment order {status.status}"
+                   f"{_shortfall(status)}; fix it in Seller Central, then retry", now=now, actor=actor)
         return None
+    if status.partial:
+        _split_off_shortfall(app, session, row, status, actor=actor)
     row.tracking = [{"carrier": t.carrier, "number": t.number, "url": t.url} for t in status.tracking]
     row.attempts = 0
     row.next_attempt_at = now + timedelta(seconds=app.lease_s)
     state.event(session, row.order_id, "shipped", shipment_id=row.id, actor=actor, at=now,
                 shipment=row.external_id, tracking=[f"{t.carrier} {t.number}" for t in status.tracking])
     return enqueue(session, PUSH, [row.id], f"push:{row.id}:0")
+
+
+def _shortfall(status: FulfillmentStatus) -> str:
+    short = [f"{i.seller_sku} x{i.quantity - i.shipped} ({_why_short(i)})"
+             for i in status.items if i.shipped < i.quantity]
+    return f": not shipped {', '.join(short)}" if short else ""
+
+
+def _why_short(item: ItemOutcome) -> str:
+    parts = [f"{n} {word}" for n, word in ((item.unfulfillable, "unfulfillable"),
+                                           (item.cancelled, "cancelled")) if n]
+    return ", ".join(parts) or "not in a shipped package"
+
+
+def _split_off_shortfall(app: App, session: Session, row: ShipmentRow, status: FulfillmentStatus, *,
+                         actor: str) -> None:
+    """Amazon shipped part of the shipment (``CompletePartialled``): keep what shipped on this
+    shipment (its tracking goes to the store for those quantities only) and park the rest as a new
+    shipment with Amazon's reason; `retry` routes it again once the merchant has fixed it."""
+    shipped = {i.item_id: i.shipped for i in status.items}
+    order: OrderRow = row.order
+    missing = []
+    for line in list(row.lines):
+        got = min(shipped.get(line.line_id, line.quantity), line.quantity)
+        if got < line.quantity:
+            missing.append(ShipmentLineRow(line_id=line.line_id, sku=line.sku, seller_sku=line.seller_sku,
+                                           quantity=line.quantity - got))
+            if got:
+                line.quantity = got
+            else:
+                row.lines.remove(line)
+    if not missing:
+        return
+    n = max(s.n for s in order.shipments) + 1
+    rest = ShipmentRow(order_id=order.id, n=n, route=row.route, state=S.PENDING,
+                       external_id=external_id(app.config.store(order.store), order.platform_order_id, n),
+                       account=row.account, speed=row.speed, lines=missing)
+    order.shipments.append(rest)
+    session.flush()
+    state.event(session, order.id, "short_shipped", shipment_id=row.id, actor=actor, at=app.clock(),
+                shipment=row.external_id, status=status.status,
+                shipped=[f"{ln.sku} x{ln.quantity}" for ln in row.lines],
+                not_shipped=[f"{ln.sku} x{ln.quantity}" for ln in missing], rest=rest.external_id)
+    state.park(session, rest, f"Amazon shipped only part of {row.external_id} ({status.status})"
+               f"{_shortfall(status)}; retry routes these lines again", now=app.clock(), actor=actor)
+    order.status, order.reason = "attention", "Amazon shipped only part of a shipment"
 
 
 def push(app: App, shipment_pk: int, *, actor: str = "") -> str:

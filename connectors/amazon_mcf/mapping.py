@@ -17,6 +17,7 @@ from worker.domain import (
     Address,
     FulfillmentRequest,
     FulfillmentStatus,
+    ItemOutcome,
     Preview,
     PreviewItem,
     Tracking,
@@ -256,7 +257,36 @@ def status_from_get(payload: Mapping[str, Any],
         status=str(order.get("fulfillmentOrderStatus", "")).strip().lower(),
         tracking=tuple(tracking),
         status_updated_at=parse_time(order.get("statusUpdatedDate")),
+        items=item_outcomes(body),
     )
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def item_outcomes(payload: Mapping[str, Any]) -> tuple[ItemOutcome, ...]:
+    """Per item: ordered, shipped (in shipments with status SHIPPED), unfulfillable and cancelled
+    quantities. A ``CompletePartialled`` order ships less than it was asked to."""
+    body = _unwrap(payload)
+    shipped: dict[str, int] = {}
+    for shipment in body.get("fulfillmentShipments") or ():
+        if not isinstance(shipment, Mapping) or shipment.get("fulfillmentShipmentStatus") != "SHIPPED":
+            continue
+        for item in shipment.get("fulfillmentShipmentItem") or ():
+            if isinstance(item, Mapping):
+                key = str(item.get("sellerFulfillmentOrderItemId", ""))
+                shipped[key] = shipped.get(key, 0) + _count(item.get("quantity"))
+    out = []
+    for item in body.get("fulfillmentOrderItems") or ():
+        if not isinstance(item, Mapping):
+            continue
+        key = str(item.get("sellerFulfillmentOrderItemId", ""))
+        out.append(ItemOutcome(item_id=key, seller_sku=str(item.get("sellerSku", "")),
+                               quantity=_count(item.get("quantity")), shipped=shipped.get(key, 0),
+                               unfulfillable=_count(item.get("unfulfillableQuantity")),
+                               cancelled=_count(item.get("cancelledQuantity"))))
+    return tuple(out)
 
 
 def ids_from_list(payload: Mapping[str, Any]) -> tuple[list[str], str | None]:

@@ -101,8 +101,16 @@ class AmazonSandbox(LoopbackServer):
         with self._lock:
             order = self.orders[seller_fulfillment_order_id]
             status, _ = order.status_at(self.now())
-            if status not in ("Complete", "Cancelled"):
+            if not status.startswith("Complete") and status != "Cancelled":
                 order.shipped_at = self.now()
+
+    def ship_short(self, seller_fulfillment_order_id: str, missing: dict[str, int]) -> None:
+        """Complete the order now without ``missing`` (item id -> quantity): ``CompletePartialled``,
+        those quantities ``unfulfillableQuantity``, the rest in one package."""
+        with self._lock:
+            order = self.orders[seller_fulfillment_order_id]
+            order.short = dict(missing)
+            order.shipped_at = self.now()
 
     def status(self, seller_fulfillment_order_id: str) -> str:
         with self._lock:
@@ -273,7 +281,7 @@ class AmazonSandbox(LoopbackServer):
         with self._lock:
             now = self.now()
             for order in self.orders.values():
-                if order.package_number == int(raw) and order.status_at(now)[0] == "Complete":
+                if order.package_number == int(raw) and order.status_at(now)[0].startswith("Complete"):
                     return 200, {"payload": order.tracking_payload(now)}
         return _error(404, "NotFound", f"Package {raw} not found")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -247,6 +247,7 @@ class SandboxOrder:
     ship_after_s: float
     shipped_at: float | None = None  # set by ship_now; otherwise created_at + ship_after_s
     cancelled_at: float | None = None
+    short: dict[str, int] = field(default_factory=dict)  # item id -> quantity Amazon could not ship
     package_number: int = 0
     carrier: str = ""
     tracking: str = ""
@@ -267,7 +268,7 @@ class SandboxOrder:
         complete_at = self.shipped_at if self.shipped_at is not None else (
             self.created_at + self.ship_after_s)
         if complete_at <= now:
-            return "Complete", complete_at
+            return ("CompletePartialled" if self.short else "Complete"), complete_at
         current = ("Received", self.created_at)
         for name, fraction in PHASES[1:-1]:
             start = self.created_at + fraction * self.ship_after_s
@@ -296,10 +297,12 @@ class SandboxOrder:
         items = [{
             "sellerSku": i["sellerSku"], "sellerFulfillmentOrderItemId": i["sellerFulfillmentOrderItemId"],
             "quantity": i["quantity"], "cancelledQuantity": i["quantity"] if cancelled else 0,
-            "unfulfillableQuantity": 0,
+            "unfulfillableQuantity": self.short.get(i["sellerFulfillmentOrderItemId"], 0),
         } for i in self.request["items"]]
+        shipped = [(i, i["quantity"] - self.short.get(i["sellerFulfillmentOrderItemId"], 0))
+                   for i in self.request["items"]]
         shipments = []
-        if status == "Complete":
+        if status in ("Complete", "CompletePartialled"):
             shipments.append({
                 "amazonShipmentId": hashlib.sha256(self.id.encode()).hexdigest()[:33],
                 "fulfillmentCenterId": "PHX3",
@@ -309,8 +312,8 @@ class SandboxOrder:
                 "fulfillmentShipmentItem": [{
                     "sellerSku": i["sellerSku"],
                     "sellerFulfillmentOrderItemId": i["sellerFulfillmentOrderItemId"],
-                    "quantity": i["quantity"], "packageNumber": self.package_number,
-                } for i in self.request["items"]],
+                    "quantity": qty, "packageNumber": self.package_number,
+                } for i, qty in shipped if qty > 0],
                 "fulfillmentShipmentPackage": [{
                     "packageNumber": self.package_number, "carrierCode": self.carrier,
                     "trackingNumber": self.tracking, "estimatedArrivalDate": iso(updated + 3 * 86400),

@@ -217,6 +217,63 @@ def test_retry_routes_parked_lines_again_once_the_sku_is_mapped(env: Any) -> Non
         assert [(r.n, r.state) for r in order.shipments] == [(1, "cancelled"), (2, "submitted")]
 
 
+def test_partially_shipped_mcf_order_pushes_what_shipped_and_parks_the_rest(env: Any) -> None:
+    from worker.operations import retry_order
+
+    app, store, amazon, published, clock = env
+    acme = app.config.stores["acme"]
+    routing = acme.routing.model_copy(update={"sku_map": {"TEE-RED-M": "AMZ-TEE", "MUG": "AMZ-MUG"}})
+    app.config = app.config.model_copy(
+        update={"stores": {"acme": acme.model_copy(update={"routing": routing})}})
+    store.orders["5020"] = make_order("5020", lines=(("TEE-RED-M", 2), ("MUG", 1)))
+    pipeline.ingest_and_publish(app, "acme", store.orders["5020"], source="webhook")
+    drain(app, published)
+    amazon.shipped.add("ACME-5020-1")
+    amazon.short["ACME-5020-1"] = {"50200": 1, "50201": 1}  # one tee and the mug did not ship
+    clock.advance(60)
+    assert tracking.sweep(app, "us") == 1
+    drain(app, published)
+    assert [p.lines for p in store.pushed] == [(("50200", 1),)]  # tracking for what shipped only
+    assert not store.pushed[0].final
+    with app.sessions() as s:
+        order = s.scalar(select(OrderRow))
+        assert order is not None and order.status == "attention"
+        states = [(r.n, r.state, [(ln.sku, ln.quantity) for ln in r.lines]) for r in order.shipments]
+        assert states == [(1, "pushed", [("TEE-RED-M", 1)]),
+                          (2, "attention", [("TEE-RED-M", 1), ("MUG", 1)])]
+        assert "AMZ-MUG x1 (1 unfulfillable)" in order.shipments[1].reason
+        assert "completepartialled" in order.shipments[1].reason
+        kinds = [e.kind for e in s.scalars(select(EventRow).where(EventRow.order_id == order.id))]
+        assert "short_shipped" in kinds
+    # The merchant restocks; retry routes the rest as a new MCF order.
+    assert "re-planned shipment 2" in retry_order(app, "acme", "5020")
+    drain(app, published)
+    assert sorted(amazon.created) == ["ACME-5020-1", "ACME-5020-3"]
+    assert [(i.seller_sku, i.quantity) for i in amazon.created["ACME-5020-3"].items] == [
+        ("AMZ-TEE", 1), ("AMZ-MUG", 1)]
+
+
+def test_unfulfillable_mcf_order_is_parked_with_amazons_reason_and_retry_sends_a_new_one(env: Any) -> None:
+    from worker.operations import retry_order
+
+    app, store, amazon, published, clock = env
+    store.orders["5021"] = make_order("5021", lines=(("TEE-RED-M", 2),))
+    pipeline.ingest_and_publish(app, "acme", store.orders["5021"], source="webhook")
+    drain(app, published)
+    amazon.dead["ACME-5021-1"] = "unfulfillable"
+    clock.advance(60)
+    assert tracking.sweep(app, "us") == 0
+    with app.sessions() as s:
+        row = s.scalar(select(ShipmentRow))
+        assert row is not None and row.state == "attention"
+        assert row.reason.startswith("Amazon reports the fulfillment order unfulfillable: not shipped "
+                                     "AMZ-TEE x2 (2 unfulfillable)")
+    del amazon.dead["ACME-5021-1"]
+    assert "re-planned shipment 1" in retry_order(app, "acme", "5021")
+    drain(app, published)
+    assert sorted(amazon.created) == ["ACME-5021-1", "ACME-5021-2"]  # a dead id is never reused
+
+
 def test_one_pass_per_cursor_and_one_shipped_record(env: Any) -> None:
     from worker import cursors
 

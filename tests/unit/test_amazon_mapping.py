@@ -89,6 +89,43 @@ def test_cancelled_shipments_and_packages_without_number_are_skipped() -> None:
     assert mapping.amazon_package_numbers(payload) == [4]
 
 
+def test_item_outcomes_of_a_partially_shipped_order() -> None:
+    payload = {"payload": {
+        "fulfillmentOrder": {"sellerFulfillmentOrderId": "A-7-1",
+                             "fulfillmentOrderStatus": "CompletePartialled"},
+        "fulfillmentOrderItems": [
+            {"sellerSku": "AMZ-MUG", "sellerFulfillmentOrderItemId": "11", "quantity": 3,
+             "unfulfillableQuantity": 1, "cancelledQuantity": 0},
+            {"sellerSku": "AMZ-TEE", "sellerFulfillmentOrderItemId": "12", "quantity": 1,
+             "unfulfillableQuantity": 1, "cancelledQuantity": 0},
+            "not an item",
+        ],
+        "fulfillmentShipments": [
+            {"fulfillmentShipmentStatus": "SHIPPED",
+             "fulfillmentShipmentItem": [{"sellerSku": "AMZ-MUG", "sellerFulfillmentOrderItemId": "11",
+                                          "quantity": 1, "packageNumber": 1}],
+             "fulfillmentShipmentPackage": [{"packageNumber": 1, "carrierCode": "UPS",
+                                             "trackingNumber": "1Z1"}]},
+            {"fulfillmentShipmentStatus": "SHIPPED",
+             "fulfillmentShipmentItem": [{"sellerSku": "AMZ-MUG", "sellerFulfillmentOrderItemId": "11",
+                                          "quantity": 1, "packageNumber": 2}]},
+            {"fulfillmentShipmentStatus": "CANCELLED_BY_FULFILLER",
+             "fulfillmentShipmentItem": [{"sellerSku": "AMZ-TEE", "sellerFulfillmentOrderItemId": "12",
+                                          "quantity": 1, "packageNumber": 3}]},
+        ],
+    }}
+    status = mapping.status_from_get(payload)
+    assert [(i.item_id, i.seller_sku, i.quantity, i.shipped, i.unfulfillable) for i in status.items] == [
+        ("11", "AMZ-MUG", 3, 2, 1), ("12", "AMZ-TEE", 1, 0, 1)]
+    assert status.is_shipped and status.partial
+
+
+def test_complete_order_is_not_partial(specs_dir: Path) -> None:
+    status = mapping.status_from_get(_fixture(specs_dir, "mcf-v1-getFulfillmentOrder.json"))
+    assert status.items and all(i.shipped == i.quantity for i in status.items)
+    assert not status.partial
+
+
 def test_ids_from_list_pages() -> None:
     body = {"payload": {"nextToken": "abc", "fulfillmentOrders": [
         {"sellerFulfillmentOrderId": "A-1-1", "extra": 1}, {"sellerFulfillmentOrderId": "A-2-1"}, {}]}}
