@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from connectors.ratelimit import LocalLimiter
 from tests.fakes import FakeFulfiller, FakeLabels, FakeStore
-from worker import cancel, fulfill, pipeline, tracking
+from worker import adjust, cancel, fulfill, pipeline, tracking
 from worker import task_names as names
 from worker.bootstrap import App
 from worker.config import parse_config
@@ -72,7 +72,7 @@ def make_env(db_url: str, tmp_path: Path, *, labels: FakeLabels | None = None,
 def drain(app: App, published: list[tuple[str, list[Any]]]) -> None:
     """Run published tasks in order, as a worker would (including ones they publish)."""
     steps = {names.RELEASE: pipeline.release, names.SUBMIT: fulfill.submit, names.PUSH: tracking.push,
-             names.CANCEL: cancel.cancel_order}
+             names.CANCEL: cancel.cancel_order, names.ADJUST: adjust.adjust_order}
     while published:
         name, args = published.pop(0)
         if name in steps:  # alerts stay in the list for the test to read

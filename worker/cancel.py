@@ -36,7 +36,7 @@ def cancel_order(app: App, order_pk: int, *, actor: str = "") -> str:
         for row in list(order.shipments):
             if row.state == S.CANCELLED:
                 continue
-            waiting |= not _cancel_shipment(app, session, row, actor=actor)
+            waiting |= not cancel_shipment(app, session, row, actor=actor)
             session.commit()
         session.refresh(order)
         state.release_lease(order)
@@ -52,7 +52,7 @@ def cancel_order(app: App, order_pk: int, *, actor: str = "") -> str:
         return order.status
 
 
-def _cancel_shipment(app: App, session: Session, row: ShipmentRow, *, actor: str) -> bool:
+def cancel_shipment(app: App, session: Session, row: ShipmentRow, *, actor: str) -> bool:
     """Undo one shipment; False when it must be tried again later."""
     claim = state.claim_shipment(session, row.id, tuple(s for s in S if s != S.CANCELLED),
                                  now=app.clock(), lease_s=app.lease_s)

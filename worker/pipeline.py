@@ -24,9 +24,10 @@ from worker.config import StoreConfig
 from worker.domain import Order, Route, ShipmentState
 from worker.ledger import LineRow, OrderRow, ShipmentLineRow, ShipmentRow
 from worker.outbox import enqueue, publish
-from worker.task_names import CANCEL, RELEASE, SUBMIT
+from worker.task_names import ADJUST, CANCEL, RELEASE, SUBMIT
 
 OPEN_STATUSES = ("waiting", "held")
+ADJUSTABLE = ("routed", "attention", "adjusting")  # a refund may still change what ships
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,16 @@ def ingest(app: App, session: Session, store_name: str, order: Order, *, source:
             state.event(session, row.id, "cancelled_in_store", actor=actor, at=now, source=source)
             oid = enqueue(session, CANCEL, [row.id], f"cancel:{row.id}")
             outbox_ids = (oid,) if oid else ()
+        elif row.status in ADJUSTABLE and (why := _lowered(row, order)):
+            now_qty = {ln.line_id: ln.quantity for ln in order.lines}  # seen: not a reason again
+            lines = [{**ln, "quantity": min(int(ln["quantity"]), now_qty.get(ln["line_id"], 0))}
+                     for ln in row.payload.get("lines", ())]
+            row.payload = {**row.payload, "refunds": max(order.refunds, int(row.payload.get("refunds", 0))),
+                           "lines": lines}
+            row.status, row.hold_until = "adjusting", now
+            state.event(session, row.id, "refunded_in_store", actor=actor, at=now, source=source, reason=why)
+            oid = enqueue(session, ADJUST, [row.id], f"adjust:{row.id}:{order.refunds}:{now.timestamp()}")
+            outbox_ids = (oid,) if oid else ()
         return Ingested(row.id, created, row.status, outbox_ids)
     row.payload = order_to_json(order)
     row.number = order.number
@@ -98,6 +109,17 @@ def ingest(app: App, session: Session, store_name: str, order: Order, *, source:
             oid = enqueue(session, RELEASE, [row.id], f"release:{row.id}")
             outbox += [oid] if oid else []
     return Ingested(row.id, created, row.status, tuple(outbox))
+
+
+def _lowered(row: OrderRow, order: Order) -> str:
+    """Why a routed order must be read again (a refund, a line quantity lower than planned), or ""."""
+    known = int(row.payload.get("refunds", 0))
+    if order.refunds > known:
+        return f"the store recorded a refund ({order.refunds} in all)"
+    now = {ln.line_id: ln.quantity for ln in order.lines}
+    lower = [f"{ln['sku']} {ln['quantity']} -> {now.get(ln['line_id'], 0)}"
+             for ln in row.payload.get("lines", ()) if now.get(ln["line_id"], 0) < int(ln["quantity"])]
+    return f"line quantities went down: {', '.join(lower)}" if lower else ""
 
 
 def ingest_and_publish(app: App, store_name: str, order: Order, *, source: str,

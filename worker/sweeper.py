@@ -19,7 +19,7 @@ from worker.logs import log
 from worker.outbox import enqueue, publish
 
 S = ShipmentState
-ORDER_TASKS = {"held": names.RELEASE, "cancelling": names.CANCEL}
+ORDER_TASKS = {"held": names.RELEASE, "cancelling": names.CANCEL, "adjusting": names.ADJUST}
 STEP_TASKS = {S.PENDING: names.SUBMIT, S.SUBMITTING: names.SUBMIT, S.SHIPPED: names.PUSH,
               S.LABEL_BOUGHT: names.PUSH}
 

@@ -16,6 +16,7 @@ from typing import Any
 from celery import Celery, Task
 from celery.signals import setup_logging, worker_process_init
 
+from worker import adjust as adjust_step
 from worker import alerts, fulfill, labels, pipeline, sweeper, tracking
 from worker import cancel as cancel_step
 from worker import task_names as names
@@ -126,6 +127,12 @@ def push(self: Task, shipment_pk: int) -> str:
 def cancel(self: Task, order_pk: int) -> str:
     """Undo a cancelled order's shipments (MCF cancel, label refund). Idempotent (leases)."""
     return str(_run(self, "cancel", cancel_step.cancel_order, order_pk))
+
+
+@celery.task(name=names.ADJUST, bind=True)
+def adjust(self: Task, order_pk: int) -> str:
+    """Bring a refunded order's unshipped shipments down to what is still wanted. Idempotent."""
+    return str(_run(self, "adjust", adjust_step.adjust_order, order_pk))
 
 
 @celery.task(name=names.SCANS, bind=True)

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from tests.fakes import FakeLabels, make_order
 from tests.ledger_support import Env, drain, make_env
 from worker import pipeline, tracking
-from worker.ledger import OrderRow, ShipmentRow
+from worker.ledger import EventRow, OrderRow, ShipmentRow
 
 
 @pytest.fixture
@@ -83,3 +83,97 @@ def test_already_shipped_is_parked_not_cancelled(env: Env) -> None:
     assert status == "attention" and ships["fba"] == (
         "attention", "already shipped by Amazon: intercept the package manually")
     assert amazon.cancelled == []
+
+
+def refund(env: Env, order_id: str, **quantities: int) -> None:
+    """The store refunds lines (sku -> quantity left); a webhook tells us, the poller too."""
+    app, store, _, published, _ = env
+    order = store.orders[order_id]
+    lines = tuple(replace(ln, quantity=quantities.get(ln.sku.replace("-", "_"), ln.quantity))
+                  for ln in order.lines)
+    store.orders[order_id] = replace(order, lines=tuple(ln for ln in lines if ln.quantity > 0),
+                                     refunds=order.refunds + 1, financial_status="PARTIALLY_REFUNDED")
+    for _ in range(2):
+        pipeline.ingest_and_publish(app, "acme", store.orders[order_id], source="webhook orders/updated")
+    drain(app, published)
+
+
+def shipments_of(env: Env) -> list[tuple[int, str, str, list[tuple[str, int]]]]:
+    with env[0].sessions() as s:
+        return [(r.n, r.route, r.state, [(ln.sku, ln.quantity) for ln in r.lines])
+                for r in s.scalars(select(ShipmentRow).order_by(ShipmentRow.n))]
+
+
+def test_partial_refund_of_a_submitted_mcf_line_resubmits_what_is_left(env: Env) -> None:
+    app, store, amazon, published, _ = env
+    ship_and_cancel(env, "7010", (("TEE-RED-M", 3),))
+    refund(env, "7010", TEE_RED_M=1)
+    assert amazon.cancelled == ["ACME-7010-1"]
+    assert shipments_of(env) == [(1, "fba", "cancelled", [("TEE-RED-M", 3)]),
+                                 (2, "fba", "submitted", [("TEE-RED-M", 1)])]
+    assert [(i.seller_sku, i.quantity) for i in amazon.created["ACME-7010-2"].items] == [("AMZ-TEE", 1)]
+    assert state_of(env)[0] == "routed"
+    with app.sessions() as s:
+        order = s.scalar(select(OrderRow))
+        assert order is not None and [(ln.sku, ln.quantity) for ln in order.lines] == [("TEE-RED-M", 1)]
+    refund(env, "7010", TEE_RED_M=1)  # the same refund seen again (no new refund): nothing moves
+    assert len(amazon.created) == 2 and amazon.cancelled == ["ACME-7010-1"]
+
+
+def test_refunding_the_self_ship_line_refunds_its_label_and_leaves_fba_alone(
+        env: Env, labels: FakeLabels) -> None:
+    app, store, amazon, published, _ = env
+    ship_and_cancel(env, "7011", (("TEE-RED-M", 1), ("POSTER", 1)))
+    refund(env, "7011", POSTER=0)
+    ships = shipments_of(env)
+    assert ships[0] == (1, "fba", "submitted", [("TEE-RED-M", 1)])
+    assert amazon.cancelled == []
+    # The label was bought and its tracking pushed at purchase: it has left, nothing to undo.
+    assert ships[1][2] == "pushed" and labels.refunded == []
+
+
+def test_refund_too_late_at_amazon_is_parked_and_nothing_is_sent_again(env: Env) -> None:
+    app, store, amazon, published, _ = env
+    ship_and_cancel(env, "7012", (("TEE-RED-M", 2),))
+    amazon.picking.add("ACME-7012-1")
+    refund(env, "7012", TEE_RED_M=1)
+    status, ships = state_of(env)
+    assert status == "attention"
+    assert ships["fba"][1].startswith("cancel too late, intercept manually")
+    assert list(amazon.created) == ["ACME-7012-1"]
+
+
+def test_refund_of_every_line_cancels_everything_unshipped(env: Env) -> None:
+    app, store, amazon, published, _ = env
+    ship_and_cancel(env, "7013", (("TEE-RED-M", 2),))
+    refund(env, "7013", TEE_RED_M=0)
+    assert state_of(env) == ("cancelled", {"fba": ("cancelled", "")})
+    assert amazon.cancelled == ["ACME-7013-1"]
+
+
+def test_refund_after_amazon_shipped_changes_nothing(env: Env) -> None:
+    app, store, amazon, published, clock = env
+    ship_and_cancel(env, "7014", (("TEE-RED-M", 2),))
+    amazon.shipped.add("ACME-7014-1")
+    clock.advance(60)
+    tracking.sweep(app, "us")
+    drain(app, published)
+    refund(env, "7014", TEE_RED_M=1)
+    assert state_of(env)[0] == "done"
+    assert shipments_of(env) == [(1, "fba", "pushed", [("TEE-RED-M", 2)])]
+    assert amazon.cancelled == []
+
+
+def test_refunded_line_whose_label_waits_for_its_first_scan_gets_the_label_refunded(
+        db_url: str, tmp_path: Path) -> None:
+    labels = FakeLabels()
+    for env in make_env(db_url, tmp_path, labels=labels, labels_extra={"push_tracking": "first_scan"}):
+        ship_and_cancel(env, "7015", (("POSTER", 1), ("MUG", 2)))
+        assert shipments_of(env) == [(1, "self_ship", "label_bought", [("POSTER", 1), ("MUG", 2)])]
+        refund(env, "7015", MUG=1)
+        assert labels.refunded == ["shp_1"]
+        assert shipments_of(env) == [(1, "self_ship", "cancelled", [("POSTER", 1), ("MUG", 2)]),
+                                     (2, "self_ship", "label_bought", [("POSTER", 1), ("MUG", 1)])]
+        with env[0].sessions() as s:
+            kinds = [e.kind for e in s.scalars(select(EventRow).order_by(EventRow.id))]
+        assert kinds.count("refunded_in_store") == 1 and "refund_adjusted" in kinds
