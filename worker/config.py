@@ -192,6 +192,12 @@ class StoreConfig(_Model):
     parcels: dict[str, ParcelConfig] = Field(default_factory=dict)
     parcels_csv: str | None = None
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    # WooCommerce has no order tags; routing's tags (no_fba_tags, hold_tags, BLOCK_AMZL, ...) come
+    # from order meta_data entries with these keys, the value "no-fba, BLOCK_AMZL" or a list of strings.
+    tag_meta_keys: list[str] = Field(default_factory=lambda: ["autofulfill_tags"])
+    # WooCommerce: each of these words found in the customer's note (whole word, any case) becomes
+    # a tag. Off by default: the customer writes the note, so a keyword gives them a say in routing.
+    note_keywords: list[str] = Field(default_factory=list)
 
     @property
     def ship_statuses(self) -> list[str]:
@@ -211,6 +217,13 @@ class StoreConfig(_Model):
                 raise ValueError("a shopify store needs access_token, or client_id and client_secret")
         elif self.consumer_key is None or self.consumer_secret is None:
             raise ValueError("a woocommerce store needs consumer_key and consumer_secret")
+        return self
+
+    @model_validator(mode="after")
+    def _woocommerce_only(self) -> StoreConfig:
+        if self.platform == "shopify" and self.note_keywords:
+            raise ValueError("note_keywords is for woocommerce stores only; a shopify order has its own "
+                             "tags, so remove note_keywords from this store")
         return self
 
 

@@ -71,7 +71,8 @@ class ShopifyStore:
         after: str | None = None
         while True:
             data = self._call(queries.GET_ORDER, {"id": mapping.order_gid(order_id),
-                                                  "lines": queries.ORDER_LINES, "linesAfter": after})
+                                                  "lines": queries.ORDER_LINES, "linesAfter": after,
+                                                  "refunds": queries.REFUNDS})
             node = data.get("order")
             if node is None:
                 return None

@@ -113,7 +113,12 @@ def order_from_rest(payload: Mapping[str, Any]) -> Order:
         currency=_s(payload.get("currency")),
         total=_money(payload.get("total_price")),
         updated_at=parse_time(payload["updated_at"]) if payload.get("updated_at") else None,
+        refunds=_count(payload.get("refunds")),
     )
+
+
+def _count(items: Any) -> int:
+    return len(items) if isinstance(items, list) else 0
 
 
 def _nodes(connection: Any) -> list[dict[str, Any]]:
@@ -166,6 +171,7 @@ def order_from_graphql(node: Mapping[str, Any], lines: Sequence[Line] | None = N
         currency=_s(money.get("currencyCode")),
         total=_money(money.get("amount")),
         updated_at=parse_time(node["updatedAt"]) if node.get("updatedAt") else None,
+        refunds=_count(node.get("refunds")),  # GetOrder reads them; the poll's list does not
     )
 
 

@@ -26,6 +26,8 @@ ORDERS_PAGE_SIZE = 50
 POLL_LINES = 10
 # One order with its line prices: 2 + 100 x 3 per page of lines.
 ORDER_LINES = 100
+# Refunds counted on one order (a new one makes a routed order be read again): 1 each.
+REFUNDS = 25
 
 _ORDER_FIELDS = """
     id
@@ -50,7 +52,7 @@ SHOP_NAME = Operation(
 
 GET_ORDER = Operation(
     name="GetOrder",
-    document="""query GetOrder($id: ID!, $lines: Int!, $linesAfter: String) {
+    document="""query GetOrder($id: ID!, $lines: Int!, $linesAfter: String, $refunds: Int!) {
   order(id: $id) {""" + _ORDER_FIELDS + """
     lineItems(first: $lines, after: $linesAfter) {
       pageInfo { hasNextPage endCursor }
@@ -59,9 +61,10 @@ GET_ORDER = Operation(
         originalUnitPriceSet { shopMoney { amount } }
       }
     }
+    refunds(first: $refunds) { id }
   }
 }""",
-    requested_cost=5 + 2 + ORDER_LINES * 3,
+    requested_cost=5 + 2 + ORDER_LINES * 3 + REFUNDS,
     expected_cost=20,
 )
 

@@ -72,6 +72,10 @@ class ShopifySandbox(LoopbackServer):
     def cancel_order(self, order_id: int | str) -> dict[str, Any]:
         return self.state.cancel_order(int(order_id))
 
+    def refund_lines(self, order_id: int | str, lines: list[tuple[int | str, int]]) -> dict[str, Any]:
+        """Refund (line item id, quantity) pairs; returns the REST order (then deliver orders/updated)."""
+        return self.state.refund_lines(int(order_id), [(int(li), q) for li, q in lines])
+
     def hold(self, order_id: int | str, status: str = "ON_HOLD") -> None:
         """Put the order's open fulfillment orders ON_HOLD (or SCHEDULED); ``status="OPEN"`` releases."""
         self.state.set_fulfillment_order_status(int(order_id), status)

@@ -121,6 +121,30 @@ class SandboxState:
                     fo["status"] = "CANCELLED"
             return self.rest_order(oid)
 
+    def refund_lines(self, oid: int, lines: list[tuple[int, int]]) -> dict[str, Any]:
+        """Refund (line item id, quantity) pairs as Shopify does with a refund that removes items:
+        the lines' current quantity and the open fulfillment orders' remaining quantity go down,
+        the order gets a refund and becomes PARTIALLY_REFUNDED (REFUNDED when nothing is left)."""
+        with self.lock:
+            order = self._order(oid)
+            by_id = {li["id"]: li for li in order["lines"]}
+            refund_id = self._id()
+            for line_id, qty in lines:
+                li = by_id[line_id]
+                qty = min(qty, li["quantity"] - li.get("refunded", 0))
+                li["refunded"] = li.get("refunded", 0) + qty
+                for fo in self.fos[oid]:
+                    for fl in fo["lines"]:
+                        if fl["line"]["id"] == line_id and fo["status"] in ("OPEN", "IN_PROGRESS", "ON_HOLD"):
+                            taken = min(qty, fl["remaining"])
+                            fl["remaining"] -= taken
+                            qty -= taken
+            order.setdefault("refunds", []).append(refund_id)
+            left = sum(li["quantity"] - li.get("refunded", 0) for li in order["lines"])
+            order["financial_status"] = "partially_refunded" if left else "refunded"
+            order["updated_at"] = _now()
+            return self.rest_order(oid)
+
     def set_fulfillment_order_status(self, oid: int, status: str) -> None:
         with self.lock:
             for fo in self.fos[oid]:
@@ -173,7 +197,7 @@ class SandboxState:
             open_ = ("OPEN", "IN_PROGRESS", "ON_HOLD", "SCHEDULED")
             items = [{"id": li["id"], "admin_graphql_api_id": _gid("LineItem", li["id"]),
                       "sku": li["sku"], "title": li["title"], "name": li["title"], "price": li["price"],
-                      "quantity": li["quantity"], "current_quantity": li["quantity"],
+                      "quantity": li["quantity"], "current_quantity": li["quantity"] - li.get("refunded", 0),
                       "fulfillable_quantity": self._remaining(oid, li["id"], open_),
                       "fulfillment_service": "manual", "fulfillment_status": None, "gift_card": False,
                       "grams": 0, "product_id": None, "variant_id": None, "properties": [],
@@ -192,6 +216,8 @@ class SandboxState:
                 "fulfillment_status": status, "tags": o["tags"], "total_price": total,
                 "subtotal_price": total, "current_total_price": total, "total_tax": "0.00",
                 "line_items": items, "shipping_address": dict(o["address"]),
+                "refunds": [{"id": r, "admin_graphql_api_id": _gid("Refund", r), "order_id": oid}
+                            for r in o.get("refunds", [])],
                 "billing_address": dict(o["address"]),
                 "shipping_lines": [{"id": oid + 7, "title": o["shipping_title"], "code": o["shipping_title"],
                                     "price": "0.00", "source": "shopify"}],
@@ -210,7 +236,8 @@ class SandboxState:
         nodes = []
         for li in page:
             node: dict[str, Any] = {"id": _gid("LineItem", li["id"]), "sku": li["sku"], "title": li["title"],
-                                    "quantity": li["quantity"], "currentQuantity": li["quantity"]}
+                                    "quantity": li["quantity"],
+                                    "currentQuantity": li["quantity"] - li.get("refunded", 0)}
             if not summary:
                 node["originalUnitPriceSet"] = {"shopMoney": {"amount": li["price"]}}
             nodes.append(node)
@@ -232,6 +259,7 @@ class SandboxState:
             "shippingLine": {"title": o["shipping_title"]},
             "totalPriceSet": {"shopMoney": {"amount": self._total(o), "currencyCode": o["currency"]}},
             "lineItems": {"pageInfo": page_info, "nodes": nodes},
+            **({} if summary else {"refunds": [{"id": _gid("Refund", r)} for r in o.get("refunds", [])]}),
         }
 
     # --- GraphQL ------------------------------------------------------------------------------
@@ -410,7 +438,7 @@ def _create_fulfillment(state: SandboxState, v: dict[str, Any]) -> tuple[dict[st
 
 _HANDLERS: dict[str, tuple[Callable[[dict[str, Any]], float], Handler]] = {
     "ShopName": (lambda v: 1, _shop),
-    "GetOrder": (lambda v: 7 + 3 * int(v.get("lines") or 0), _get_order),
+    "GetOrder": (lambda v: 7 + 3 * int(v.get("lines") or 0) + int(v.get("refunds") or 0), _get_order),
     "ListOrders": (lambda v: 2 + int(v.get("first") or 0) * (7 + int(v.get("lines") or 0)), _list_orders),
     "FulfillmentState": (lambda v: 653, _fulfillment_state),
     "CreateFulfillment": (lambda v: 10, _create_fulfillment),

@@ -57,13 +57,22 @@ class WooStore:
     # --- Store Protocol ----------------------------------------------------------------------
 
     def fetch_order(self, order_id: str) -> Order | None:
+        """The order as it is now; None when the shop has no such order.
+
+        Its lines are what is left to ship: a refund does not change the order's line quantities,
+        so when the order has refunds they are read (``GET orders/<id>/refunds``) and each line is
+        lowered by its refunded units, a line with none left dropped."""
+        oid = _oid(order_id)
         try:
-            answer = self._rest.get(f"orders/{_oid(order_id)}")
+            order = self._order(_object(self._rest.get(f"orders/{oid}").data, "order"))
+            if order.refunds:
+                refunded = mapping.refunded_quantities(self._all(f"orders/{oid}/refunds", "refunds"))
+                order = mapping.apply_refunds(order, refunded)
         except WooNoRoute:
             raise
-        except NotFound:
+        except NotFound:  # also when the order went between the two reads
             return None
-        return mapping.order_from_rest(_object(answer.data, "order"))
+        return order
 
     def iter_orders(self, updated_since: datetime) -> Iterator[Order]:
         """Pages of ``GET /orders`` (status in ship_when, modified after, oldest change first).
@@ -80,7 +89,7 @@ class WooStore:
             if not isinstance(items, list):
                 raise WooPayloadError("woocommerce GET /orders: the answer is not a list")
             for item in items:
-                order = mapping.order_from_rest(_object(item, "order"))
+                order = self._order(_object(item, "order"))
                 if (order.platform_order_id, order.updated_at) not in seen:
                     seen.add((order.platform_order_id, order.updated_at))
                     yield order
@@ -94,17 +103,8 @@ class WooStore:
         return webhooks.is_ping(body, headers)
 
     def warnings(self) -> list[str]:
-        hooks: list[Any] = []
-        page = 1
-        while True:
-            answer = self._rest.get("webhooks", {"per_page": str(mapping.PAGE_SIZE), "page": str(page)})
-            if not isinstance(answer.data, list):
-                raise WooPayloadError("woocommerce GET /webhooks: the answer is not a list")
-            hooks.extend(h for h in answer.data if isinstance(h, dict))
-            pages = _int(answer.headers.get("X-WP-TotalPages")) or 1
-            if not answer.data or page >= pages:
-                return mapping.webhook_warnings(hooks)
-            page += 1
+        hooks = [h for h in self._all("webhooks", "webhooks") if isinstance(h, dict)]
+        return mapping.webhook_warnings(hooks)
 
     def verify_webhook(self, body: bytes, headers: Mapping[str, str]) -> bool:
         secret = self._config.webhook_secret
@@ -114,7 +114,8 @@ class WooStore:
                                secret.get_secret_value())
 
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
-        return webhooks.parse(body, headers)
+        return webhooks.parse(body, headers, tag_meta_keys=self._config.tag_meta_keys,
+                              note_keywords=self._config.note_keywords)
 
     def push_tracking(self, request: PushRequest) -> PushResult:
         """Write the tracking once: tracking items when an extension answers, else one customer note.
@@ -155,6 +156,24 @@ class WooStore:
         return f"WooCommerce REST API ok ({self._rest.auth_mode} auth, {total} orders)"
 
     # --- internals -----------------------------------------------------------------------------
+
+    def _order(self, payload: dict[str, Any]) -> Order:
+        return mapping.order_from_rest(payload, tag_meta_keys=self._config.tag_meta_keys,
+                                       note_keywords=self._config.note_keywords)
+
+    def _all(self, path: str, what: str) -> list[Any]:
+        """Every item of a paged list route, 100 a page."""
+        items: list[Any] = []
+        page = 1
+        while True:
+            answer = self._rest.get(path, {"per_page": str(mapping.PAGE_SIZE), "page": str(page)})
+            if not isinstance(answer.data, list):
+                raise WooPayloadError(f"woocommerce GET /{path}: the {what} answer is not a list")
+            items.extend(answer.data)
+            pages = _int(answer.headers.get("X-WP-TotalPages")) or 1
+            if not answer.data or page >= pages:
+                return items
+            page += 1
 
     def _existing(self, oid: str, tracking: tuple[Tracking, ...]) -> tuple[str, dict[str, str]]:
         """(extension or "", {normalised number already on the order: tracking or note id}).

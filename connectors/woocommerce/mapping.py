@@ -3,12 +3,19 @@
 One order shape arrives, from the API and as a webhook body alike: the REST v3 ``order``. Its
 ``*_gmt`` dates are UTC without a zone suffix; the others are the shop's local time and are not
 used. Line items carry the SKU of what was bought: for a variation, the variation's own SKU.
+
+WooCommerce orders have no tags: ours come from configured order meta keys and, when configured,
+keywords in the customer's note. A refund leaves ``line_items[].quantity`` as it was; the refunded
+units are on the refunds themselves (``GET orders/<id>/refunds``): each refund line has a negative
+``quantity`` and names the order's line in its ``_refunded_item_id`` meta.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -107,14 +114,18 @@ def lines_from_rest(items: Iterable[Mapping[str, Any]] | None) -> tuple[Line, ..
     return tuple(lines)
 
 
-def order_from_rest(payload: Mapping[str, Any]) -> Order:
-    """A REST v3 order (an API answer or a webhook body) -> Order."""
+def order_from_rest(payload: Mapping[str, Any], *, tag_meta_keys: Iterable[str] = (),
+                    note_keywords: Iterable[str] = ()) -> Order:
+    """A REST v3 order (an API answer or a webhook body) -> Order.
+
+    ``lines`` are the quantities as ordered: refunds are not subtracted here (see ``apply_refunds``)."""
     if not isinstance(payload, Mapping):
         raise WooPayloadError("order payload is not a JSON object")
     order_id = order_id_of(payload)
     status = _s(payload.get("status")).lower()
     shipping = payload.get("shipping_lines") or []
     modified = payload.get("date_modified_gmt")
+    refunds = payload.get("refunds")
     return Order(
         platform_order_id=order_id,
         number=_s(payload.get("number") or order_id).removeprefix("#"),
@@ -126,10 +137,113 @@ def order_from_rest(payload: Mapping[str, Any]) -> Order:
         fulfilled=status == "completed",
         shipping_title=_s(shipping[0].get("method_title")) if shipping else "",
         email=_s((payload.get("billing") or {}).get("email")),
+        tags=tags_from_rest(payload, tag_meta_keys=tag_meta_keys, note_keywords=note_keywords),
         currency=_s(payload.get("currency")),
         total=money(payload.get("total")),
         updated_at=parse_gmt(modified) if modified else None,
+        refunds=len(refunds) if isinstance(refunds, list) else 0,
     )
+
+
+# --- tags --------------------------------------------------------------------------------------
+
+def _meta_tags(value: Any) -> list[str]:
+    """One meta value -> tags: "no-fba, BLOCK_AMZL", a JSON list of strings, or a string holding
+    one ('["no-fba"]', as a plugin that json_encodes its value stores it); anything else: none."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except ValueError:
+                value = text.split(",")
+        else:
+            value = text.split(",")
+    if not isinstance(value, list):
+        return []
+    return [v.strip() for v in value if isinstance(v, str) and v.strip()]
+
+
+def _keyword_in(keyword: str, note: str) -> bool:
+    # A whole word: not part of a longer word, where '-' and '_' join words ("no-fba", "on_hold").
+    return re.search(rf"(?<![\w-]){re.escape(keyword)}(?![\w-])", note, re.IGNORECASE) is not None
+
+
+def tags_from_rest(payload: Mapping[str, Any], *, tag_meta_keys: Iterable[str] = (),
+                   note_keywords: Iterable[str] = ()) -> tuple[str, ...]:
+    """The order's tags: values of its ``meta_data`` entries whose key is in ``tag_meta_keys``,
+    then each of ``note_keywords`` (as configured) found as a whole word, in any case, in its
+    ``customer_note``. First spelling kept, repeats (in any case) dropped. Meta entries that are
+    not objects, and a ``meta_data`` that is not a list, are skipped."""
+    keys = set(tag_meta_keys)
+    found: list[str] = []
+    meta = payload.get("meta_data")
+    if keys and isinstance(meta, list):
+        for entry in meta:
+            if isinstance(entry, Mapping) and entry.get("key") in keys:
+                found += _meta_tags(entry.get("value"))
+    note = payload.get("customer_note")
+    if isinstance(note, str) and note:
+        found += [k.strip() for k in note_keywords if k.strip() and _keyword_in(k.strip(), note)]
+    seen: set[str] = set()
+    tags = []
+    for tag in found:
+        if tag.lower() not in seen:
+            seen.add(tag.lower())
+            tags.append(tag)
+    return tuple(tags)
+
+
+# --- refunds -----------------------------------------------------------------------------------
+
+def refunded_quantities(refunds: Any) -> dict[str, int]:
+    """The answer of ``GET orders/<id>/refunds`` (all pages) -> {order line item id: units refunded}.
+
+    Each refund line's ``quantity`` is negative (-1 for one unit); a refund of money only has 0 and
+    counts nothing. Raises WooPayloadError when the answer is not a list, or a refund line with a
+    quantity has a bad quantity or does not say which line it refunds: shipping those units is
+    not a guess to make."""
+    if not isinstance(refunds, list):
+        raise WooPayloadError("order refunds answer is not a list")
+    out: dict[str, int] = {}
+    for refund in refunds:
+        if not isinstance(refund, Mapping) or not isinstance(refund.get("line_items"), list):
+            continue
+        for item in refund["line_items"]:
+            if not isinstance(item, Mapping):
+                continue
+            try:
+                qty = abs(int(item.get("quantity") or 0))
+            except (TypeError, ValueError) as exc:
+                raise WooPayloadError(f"refund {refund.get('id')}: bad quantity "
+                                      f"{item.get('quantity')!r}") from exc
+            if qty == 0:
+                continue
+            line_id = _refunded_item_id(item.get("meta_data"))
+            if line_id is None:
+                raise WooPayloadError(f"refund {refund.get('id')}: line {item.get('id')} does not say which "
+                                      "order line it refunds (no _refunded_item_id)")
+            out[line_id] = out.get(line_id, 0) + qty
+    return out
+
+
+def _refunded_item_id(meta: Any) -> str | None:
+    for entry in meta if isinstance(meta, list) else ():
+        if isinstance(entry, Mapping) and entry.get("key") == "_refunded_item_id":
+            raw = entry.get("value")
+            if not isinstance(raw, bool) and isinstance(raw, int | str) and str(raw).strip().isdigit():
+                return str(int(raw))
+    return None
+
+
+def apply_refunds(order: Order, refunded: Mapping[str, int]) -> Order:
+    """The order with each line lowered by its refunded units; a line with none left is dropped."""
+    lines = []
+    for line in order.lines:
+        left = line.quantity - refunded.get(line.line_id, 0)
+        if left > 0:
+            lines.append(line if left == line.quantity else replace(line, quantity=left))
+    return replace(order, lines=tuple(lines))
 
 
 def orders_params(updated_since: datetime, statuses: Iterable[str], page: int) -> dict[str, str]:

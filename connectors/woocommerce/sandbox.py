@@ -9,7 +9,9 @@ accepts only over https). Anything else is 401 ``woocommerce_rest_cannot_view`` 
 ``woocommerce_rest_authentication_error``. With ``tracking_extension`` it serves the routes of
 WooCommerce Shipment Tracking (``"shipment-tracking"``) or Advanced Shipment Tracking
 (``"ast"``); without, those are 404 ``rest_no_route``. It signs and delivers webhooks and the
-creation ping. State lives in ``WooState`` (``sandbox_state.py``) behind one lock.
+creation ping. Refunds made with ``refund_lines`` are listed at ``orders/<id>/refunds`` as
+WooCommerce lists them, the order's own line quantities unchanged. State lives in ``WooState``
+(``sandbox_state.py``) behind one lock.
 """
 
 from __future__ import annotations
@@ -78,12 +80,23 @@ class WooSandbox(LoopbackServer):
 
     def add_order(self, lines: list[tuple[Any, ...]], status: str = "processing",
                   shipping_title: str = "Flat rate", country: str = "US", ship_to_billing_only: bool = False,
-                  customer_name: str | None = None) -> dict[str, Any]:
+                  customer_name: str | None = None, meta_data: list[dict[str, Any]] | None = None,
+                  customer_note: str = "") -> dict[str, Any]:
         """Create an order; returns its REST JSON (what a webhook body carries).
 
-        ``lines`` are ``(sku, qty)``, ``(sku, qty, name)`` or ``(sku, qty, name, price)``."""
+        ``lines`` are ``(sku, qty)``, ``(sku, qty, name)`` or ``(sku, qty, name, price)``;
+        ``meta_data`` entries are ``{"key": ..., "value": ...}`` (each gets an id)."""
         return self.state.add_order(lines, status=status, shipping_title=shipping_title, country=country,
-                                    ship_to_billing_only=ship_to_billing_only, customer_name=customer_name)
+                                    ship_to_billing_only=ship_to_billing_only, customer_name=customer_name,
+                                    meta_data=meta_data, customer_note=customer_note)
+
+    def refund_lines(self, order_id: int | str, lines: list[tuple[int | str, int]],
+                     reason: str = "") -> dict[str, Any]:
+        """Refund ``(line_item_id, qty)`` units as the shop admin would; returns the refund as
+        ``GET orders/<id>/refunds`` lists it. The order's line quantities do not change; it is
+        ``refunded`` once every unit of every line is. ValueError for an unknown line, or more
+        units than are left unrefunded."""
+        return self.state.refund_lines(int(order_id), lines, reason)
 
     def set_status(self, order_id: int | str, status: str) -> dict[str, Any]:
         """Change the status as the shop admin would (date_modified moves on)."""
@@ -92,6 +105,11 @@ class WooSandbox(LoopbackServer):
     def order(self, order_id: int | str) -> dict[str, Any]:
         with self.state.lock:
             return copy(self.state.orders[int(order_id)])
+
+    def refunds(self, order_id: int | str) -> list[dict[str, Any]]:
+        """The order's refunds, newest first (copies)."""
+        with self.state.lock:
+            return copy(self.state.refunds[int(order_id)])
 
     def notes(self, order_id: int | str) -> list[dict[str, Any]]:
         """The order's notes, newest first (copies)."""

@@ -66,10 +66,12 @@ class WooState:
         self.orders: dict[int, dict[str, Any]] = {}
         self.notes: dict[int, list[dict[str, Any]]] = {}
         self.trackings: dict[int, list[dict[str, Any]]] = {}
+        self.refunds: dict[int, list[dict[str, Any]]] = {}  # full refund objects, newest first
         self.webhooks: dict[int, dict[str, Any]] = {}
         self._post_id = 1000
         self._item_id = 0
         self._note_id = 0
+        self._meta_id = 9000
         for topic, name in (("order.created", "Order created"), ("order.updated", "Order updated")):
             self.add_webhook(topic, name, "")
 
@@ -108,8 +110,13 @@ class WooState:
                 **self._dates("date_created", now), **self._dates("date_modified", now)}
             return dict(self.webhooks[hook_id])
 
+    def _meta(self, key: str, value: Any) -> dict[str, Any]:
+        self._meta_id += 1
+        return {"id": self._meta_id, "key": key, "value": value}
+
     def add_order(self, lines: list[tuple[Any, ...]], *, status: str, shipping_title: str, country: str,
-                  ship_to_billing_only: bool, customer_name: str | None) -> dict[str, Any]:
+                  ship_to_billing_only: bool, customer_name: str | None,
+                  meta_data: list[dict[str, Any]] | None = None, customer_note: str = "") -> dict[str, Any]:
         if status not in STATUSES:
             raise ValueError(f"unknown WooCommerce status {status!r}")
         first, _, last = (customer_name or "Zoë Ångström").partition(" ")
@@ -148,9 +155,11 @@ class WooState:
                 "order_key": f"wc_order_{uuid.uuid4().hex[:13]}", "billing": billing, "shipping": shipping,
                 "payment_method": "stripe", "payment_method_title": "Credit card", "transaction_id": "",
                 "customer_ip_address": "127.0.0.1", "customer_user_agent": "", "created_via": "checkout",
-                "customer_note": "", **self._dates("date_completed", None),
+                "customer_note": customer_note, **self._dates("date_completed", None),
                 **self._dates("date_paid", now if paid else None), "cart_hash": "", "number": str(oid),
-                "meta_data": [], "line_items": items, "tax_lines": [],
+                "meta_data": [self._meta(str(m["key"]), m.get("value")) if isinstance(m, dict) else m
+                              for m in meta_data or ()],
+                "line_items": items, "tax_lines": [],
                 "shipping_lines": [{"id": self._item_id, "method_title": shipping_title,
                                     "method_id": "flat_rate", "instance_id": "1",
                                     "total": f"{shipping_total:.2f}", "total_tax": "0.00", "taxes": [],
@@ -158,7 +167,62 @@ class WooState:
                 "fee_lines": [], "coupon_lines": [], "refunds": [], "currency_symbol": "$"}
             self.notes[oid] = []
             self.trackings[oid] = []
+            self.refunds[oid] = []
             return copy(self.orders[oid])
+
+    def refund_lines(self, oid: int, lines: list[tuple[int | str, int]], reason: str = "") -> dict[str, Any]:
+        """Refund units of lines as the admin's Refund button does (no payment refunded): a refund
+        object whose lines have negative quantities and totals and ``_refunded_item_id`` meta; the
+        order's ``line_items`` stay as they were; ``refunds`` gets ``{id, reason, total}`` first;
+        the order is ``refunded`` once every unit of every line is."""
+        with self.lock:
+            order = self.orders[oid]
+            by_id = {int(i["id"]): i for i in order["line_items"]}
+            done = self._refunded_units(oid)
+            wanted: dict[int, int] = {}
+            for line_id, qty in lines:
+                item = by_id.get(int(line_id))
+                if item is None or int(qty) <= 0:
+                    raise ValueError(f"order {oid}: cannot refund {qty} of line {line_id}")
+                wanted[item["id"]] = wanted.get(item["id"], 0) + int(qty)
+                if done.get(item["id"], 0) + wanted[item["id"]] > item["quantity"]:
+                    raise ValueError(f"order {oid}: line {line_id} has fewer unrefunded units than {qty}")
+            if not wanted:
+                raise ValueError("nothing to refund")
+            now = self._modified_now(order)
+            refund_id = self._next_post()
+            refund_items = []
+            for line_id, qty in wanted.items():
+                item = by_id[line_id]
+                self._item_id += 1
+                total = f"{-Decimal(str(item['price'])) * qty:.2f}"
+                refund_items.append({
+                    "id": self._item_id, "name": item["name"], "product_id": item["product_id"],
+                    "variation_id": item["variation_id"], "quantity": -qty, "tax_class": "",
+                    "subtotal": total, "subtotal_tax": "0.00", "total": total, "total_tax": "0.00",
+                    "taxes": [],
+                    "meta_data": [{**self._meta("_refunded_item_id", str(line_id)),
+                                   "display_key": "_refunded_item_id", "display_value": str(line_id)}],
+                    "sku": item["sku"], "price": item["price"], "image": item["image"], "parent_name": None})
+            amount = -sum(Decimal(i["total"]) for i in refund_items)
+            refund = {"id": refund_id, **self._dates("date_created", now), "amount": f"{amount:.2f}",
+                      "reason": reason, "refunded_by": 1, "refunded_payment": False, "meta_data": [],
+                      "line_items": refund_items, "shipping_lines": [], "tax_lines": [], "fee_lines": []}
+            self.refunds[oid].insert(0, refund)  # WooCommerce lists the newest refund first
+            order["refunds"].insert(0, {"id": refund_id, "reason": reason, "total": f"-{amount:.2f}"})
+            order.update(self._dates("date_modified", now))
+            done = self._refunded_units(oid)
+            if all(done.get(i["id"], 0) >= i["quantity"] for i in order["line_items"]):
+                self.set_status(oid, "refunded")
+            return copy(refund)
+
+    def _refunded_units(self, oid: int) -> dict[int, int]:
+        out: dict[int, int] = {}
+        for refund in self.refunds[oid]:
+            for item in refund["line_items"]:
+                line_id = int(item["meta_data"][0]["value"])
+                out[line_id] = out.get(line_id, 0) - int(item["quantity"])
+        return out
 
     def set_status(self, oid: int, status: str) -> dict[str, Any]:
         """Change the status as the admin would: date_modified moves, a system note is added."""
@@ -207,6 +271,10 @@ class WooState:
                     return self._get_order(int(m.group(1)))
                 if method in ("PUT", "POST", "PATCH"):
                     return self._update_order(int(m.group(1)), body)
+            if (m := re.fullmatch(r"/orders/(\d+)/refunds", short)) and method == "GET":
+                if int(m.group(1)) not in self.orders:
+                    return error(404, "woocommerce_rest_invalid_order_id", "Invalid order ID.")
+                return self._page(self.refunds[int(m.group(1))], query)
             if m := re.fullmatch(r"/orders/(\d+)/notes", short):
                 if method in ("GET", "POST"):
                     return self._notes(method, int(m.group(1)), body)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from connectors.signing import header as header
 from connectors.signing import sign as sign
@@ -41,8 +41,11 @@ def is_ping(body: bytes, headers: Mapping[str, str]) -> bool:
     return _PING.fullmatch(body or b"") is not None
 
 
-def parse(body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
-    """Topic, event id and (for ``order.*``) the order of a verified delivery.
+def parse(body: bytes, headers: Mapping[str, str], *, tag_meta_keys: Iterable[str] = (),
+          note_keywords: Iterable[str] = ()) -> WebhookEvent:
+    """Topic, event id and (for ``order.*``) the order of a verified delivery; the order's tags
+    are read as ``mapping.order_from_rest`` reads them (the store's ``tag_meta_keys`` and
+    ``note_keywords``). Its lines are as ordered: refunds are not read here.
 
     Raises WooPayloadError (a PermanentError) when the topic header is missing, the body is not a
     JSON object, or an order topic's body has no usable order.
@@ -72,7 +75,7 @@ def parse(body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
     if not isinstance(modified, str) or not modified:
         raise WooPayloadError(f"webhook {topic}: order {order_id} has no date_modified_gmt")
     try:
-        order = order_from_rest(payload)
+        order = order_from_rest(payload, tag_meta_keys=tag_meta_keys, note_keywords=note_keywords)
     except WooPayloadError as exc:
         raise WooPayloadError(f"webhook {topic}: {exc}") from exc
     except (TypeError, ValueError, KeyError, AttributeError) as exc:

@@ -107,3 +107,19 @@ def test_sku_map_csv_merges_under_the_inline_map(tmp_path: Path) -> None:
     (tmp_path / "skus.csv").write_text("store_sku,seller_sku\nMUG-BLK,\n")
     with pytest.raises(ConfigError, match=r"stores.acme.routing.sku_map_csv: .*skus.csv:2"):
         parse_config(data, tmp_path, env=ENV)
+
+
+def test_woocommerce_tag_settings_default_and_note_keywords_are_woocommerce_only(tmp_path: Path) -> None:
+    data = tomllib.loads(EXAMPLE)
+    config = parse_config(data, tmp_path, env=ENV)
+    assert config.store("bolt").tag_meta_keys == ["autofulfill_tags"]
+    assert config.store("bolt").note_keywords == []
+    data["stores"]["bolt"]["note_keywords"] = ["hold", "no-fba"]
+    data["stores"]["bolt"]["tag_meta_keys"] = ["routing_tags"]
+    bolt = parse_config(data, tmp_path, env=ENV).store("bolt")
+    assert (bolt.note_keywords, bolt.tag_meta_keys) == (["hold", "no-fba"], ["routing_tags"])
+    data["stores"]["acme"]["note_keywords"] = ["hold"]
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, tmp_path, env=ENV)
+    [problem] = err.value.problems
+    assert problem.startswith("stores.acme: note_keywords is for woocommerce stores only")

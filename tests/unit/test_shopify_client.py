@@ -399,3 +399,21 @@ def test_sandbox_webhooks_verify(sandbox_factory: Callable[..., Any]) -> None:
     body, headers = sb.signed_webhook("orders/cancelled", rest["id"])
     cancelled = store.parse_webhook(body, headers)
     assert cancelled.order is not None and cancelled.order.cancelled
+
+
+def test_sandbox_refund_lowers_current_quantity_and_counts_refunds(
+        sandbox_factory: Callable[..., Any]) -> None:
+    from connectors.shopify import mapping
+
+    sb = sandbox_factory()
+    rest = sb.add_order([("A", 3), ("B", 1)])
+    line_a, line_b = (li["id"] for li in rest["line_items"])
+    refunded = sb.refund_lines(rest["id"], [(line_a, 1), (line_b, 1)])
+    assert refunded["financial_status"] == "partially_refunded"
+    webhook_order = mapping.order_from_rest(refunded)  # what orders/updated carries
+    assert [(ln.sku, ln.quantity) for ln in webhook_order.lines] == [("A", 2)]
+    assert webhook_order.refunds == 1
+    fetched = _sandbox_store(sb.url).fetch_order(str(rest["id"]))
+    assert fetched is not None and fetched.refunds == 1
+    assert [(ln.sku, ln.quantity) for ln in fetched.lines] == [("A", 2)]
+    assert sb.refund_lines(rest["id"], [(line_a, 2)])["financial_status"] == "refunded"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
@@ -18,9 +19,10 @@ from woocommerce.oauth import OAuth  # type: ignore[import-untyped]
 
 from connectors.errors import AmbiguousOutcome, NotFound, PermanentError, TransientError
 from connectors.woocommerce.client import WooStore
-from connectors.woocommerce.errors import WooAuthError, WooNoRoute, WooNotJsonError
+from connectors.woocommerce.errors import WooAuthError, WooNoRoute, WooNotJsonError, WooPayloadError
 from connectors.woocommerce.sandbox import oauth_signature
-from tests.unit.test_woo_mapping import ORDER
+from tests.unit.test_woo_mapping import ORDER, refund, refund_line
+from tests.unit.test_woo_webhooks import delivery
 from worker.config import StoreConfig
 from worker.domain import PushRequest, Tracking
 
@@ -292,3 +294,75 @@ def test_order_ids_must_be_numeric() -> None:
     store, _ = _store()
     with pytest.raises(PermanentError, match="not a WooCommerce order id"):
         store.fetch_order("../webhooks")
+
+
+# --- refunds and tags ------------------------------------------------------------------------------
+
+REFUNDED = {**ORDER, "refunds": [{"id": 731, "reason": "", "total": "-22.50"},
+                                 {"id": 730, "reason": "damaged", "total": "-47.50"}]}
+
+
+@responses.activate
+def test_fetch_order_subtracts_refunded_units_read_from_every_page() -> None:
+    responses.get(f"{API}/orders/727", json=REFUNDED)
+    responses.get(f"{API}/orders/727/refunds", json=[refund(731, refund_line(400, "315", -1))],
+                  headers={"X-WP-Total": "2", "X-WP-TotalPages": "2"},
+                  match=[responses.matchers.query_param_matcher({"per_page": "100", "page": "1"})])
+    responses.get(f"{API}/orders/727/refunds",
+                  json=[refund(730, refund_line(398, "315", -1), refund_line(399, "316", -1, "-25.00"))],
+                  headers={"X-WP-Total": "2", "X-WP-TotalPages": "2"},
+                  match=[responses.matchers.query_param_matcher({"per_page": "100", "page": "2"})])
+    store, limiter = _store()
+    order = store.fetch_order("727")
+    assert order is not None and order.refunds == 2
+    assert [(ln.line_id, ln.quantity) for ln in order.lines] == [("317", 3)]  # 315: 2-2, 316: 1-1
+    assert len(responses.calls) == 3 and limiter.acquired == 3
+
+
+@responses.activate
+def test_no_refunds_no_second_read_and_iter_orders_reads_none() -> None:
+    responses.get(f"{API}/orders/727", json=ORDER)
+    responses.get(f"{API}/orders", json=[REFUNDED], headers={"X-WP-TotalPages": "1"})
+    store, _ = _store()
+    order = store.fetch_order("727")
+    assert order is not None and [ln.quantity for ln in order.lines] == [2, 1, 3]
+    [polled] = store.iter_orders(datetime(2026, 11, 25, 10, 0, tzinfo=UTC))
+    assert polled.refunds == 2 and [ln.quantity for ln in polled.lines] == [2, 1, 3]  # as ordered
+    assert [urlsplit(c.request.url).path for c in responses.calls] == ["/wp-json/wc/v3/orders/727",
+                                                                       "/wp-json/wc/v3/orders"]
+
+
+@responses.activate
+def test_refunds_read_fails_like_any_read() -> None:
+    responses.get(f"{API}/orders/727", json=REFUNDED)
+    responses.get(f"{API}/orders/727/refunds", status=503, body="Service Unavailable")
+    store, _ = _store()
+    with pytest.raises(TransientError, match="HTTP 503"):
+        store.fetch_order("727")
+    responses.get(f"{API}/orders/728", json={**REFUNDED, "id": 728})
+    responses.get(f"{API}/orders/728/refunds", status=404,
+                  json=_json_error(404, "woocommerce_rest_invalid_order_id", "Invalid order ID."))
+    assert store.fetch_order("728") is None  # deleted between the two reads
+    responses.get(f"{API}/orders/729", json={**REFUNDED, "id": 729})
+    responses.get(f"{API}/orders/729/refunds", json={"not": "a list"})
+    with pytest.raises(WooPayloadError, match="not a list"):
+        store.fetch_order("729")
+
+
+@responses.activate
+def test_the_stores_tag_settings_reach_fetch_poll_and_webhook() -> None:
+    tagged = {**ORDER, "meta_data": [{"id": 1, "key": "routing", "value": "BLOCK_AMZL"},
+                                     {"id": 2, "key": "autofulfill_tags", "value": "ignored"}],
+              "customer_note": "Fragile. Please HOLD for pickup"}
+    responses.get(f"{API}/orders/727", json=tagged)
+    responses.get(f"{API}/orders", json=[tagged], headers={"X-WP-TotalPages": "1"})
+    store, _ = _store(tag_meta_keys=["routing"], note_keywords=["hold", "no-fba"])
+    expected = ("BLOCK_AMZL", "hold")
+    order = store.fetch_order("727")
+    assert order is not None and order.tags == expected
+    assert [o.tags for o in store.iter_orders(datetime(2026, 11, 25, 10, 0, tzinfo=UTC))] == [expected]
+    event = store.parse_webhook(*delivery(body=json.dumps(tagged).encode()))
+    assert event.order is not None and event.order.tags == expected
+    default, _ = _store()
+    default_event = default.parse_webhook(*delivery(body=json.dumps(tagged).encode()))
+    assert default_event.order is not None and default_event.order.tags == ("ignored",)

@@ -203,3 +203,136 @@ def test_webhook_warnings_name_inactive_hooks() -> None:
     assert "webhook 2" in warnings[0] and "'Order updated'" in warnings[0] and "order.updated" in warnings[0]
     assert "disabled" in warnings[0]
     assert "webhook 3" in warnings[1] and "paused" in warnings[1]
+
+
+# --- tags ----------------------------------------------------------------------------------------
+
+def _tagged(meta: Any = None, note: Any = "", keywords: tuple[str, ...] = ()) -> tuple[str, ...]:
+    payload = {**ORDER, "customer_note": note}
+    if meta is not None:
+        payload["meta_data"] = meta
+    return mapping.order_from_rest(payload, tag_meta_keys=("autofulfill_tags", "_routing"),
+                                   note_keywords=keywords).tags
+
+
+def test_no_tags_without_configuration() -> None:
+    payload = {**ORDER, "meta_data": [{"id": 1, "key": "autofulfill_tags", "value": "hold"}],
+               "customer_note": "please hold"}
+    assert mapping.order_from_rest(payload).tags == ()
+
+
+@pytest.mark.parametrize(("value", "tags"), [
+    ("no-fba, BLOCK_AMZL", ("no-fba", "BLOCK_AMZL")),
+    (" hold ,, ", ("hold",)),
+    (["no-fba", "BLANK_BOX", 7, None, " "], ("no-fba", "BLANK_BOX")),  # a serialised array's JSON
+    ('["no-fba", "hold"]', ("no-fba", "hold")),  # a plugin that stores json_encode()'s text
+    ("[not json, hold", ("[not json", "hold")),
+    (42, ()), (None, ()), ({"a": "hold"}, ()), (True, ()),
+])
+def test_tags_from_meta_values(value: Any, tags: tuple[str, ...]) -> None:
+    assert _tagged([{"id": 9002, "key": "autofulfill_tags", "value": value}]) == tags
+
+
+def test_tags_from_several_meta_keys_in_order_without_repeats() -> None:
+    meta = [{"id": 1, "key": "_stripe_customer_id", "value": "hold"},  # not a tag key
+            {"id": 2, "key": "_routing", "value": "BLOCK_AMZL"},
+            {"id": 3, "key": "autofulfill_tags", "value": "block_amzl, no-fba"},
+            {"id": 4, "key": "AUTOFULFILL_TAGS", "value": "hold"}]  # meta keys are case-sensitive
+    assert _tagged(meta) == ("BLOCK_AMZL", "no-fba")
+
+
+@pytest.mark.parametrize("meta", ["no-fba", {"key": "autofulfill_tags", "value": "no-fba"}, 17, None])
+def test_meta_data_that_is_not_a_list_gives_no_tags(meta: Any) -> None:
+    payload = {**ORDER, "meta_data": meta}
+    assert mapping.order_from_rest(payload, tag_meta_keys=("autofulfill_tags",)).tags == ()
+
+
+def test_meta_entries_that_are_not_objects_are_skipped() -> None:
+    meta = ["autofulfill_tags", None, 3, [{"key": "autofulfill_tags", "value": "no-fba"}],
+            {"value": "no-fba"}, {"key": "autofulfill_tags", "value": "hold"}]
+    assert _tagged(meta) == ("hold",)
+
+
+@pytest.mark.parametrize(("note", "tags"), [
+    ("Please HOLD until Monday", ("hold",)),
+    ("hold", ("hold",)),
+    ("(hold)", ("hold",)),
+    ("hold.", ("hold",)),
+    ("household items, fragile", ()),
+    ("on-hold please", ()),  # '-' joins words
+    ("hold_me", ()),
+    ("holds", ()),
+    ("No-FBA please, ship yourself", ("no-fba",)),
+    ("no-fbaX", ()),
+    ("xno-fba", ()),
+    ("no fba", ()),
+    ("leave at door", ()),
+])
+def test_note_keywords_match_whole_words_in_any_case(note: str, tags: tuple[str, ...]) -> None:
+    assert _tagged(note=note, keywords=("hold", "no-fba")) == tags
+
+
+def test_keywords_follow_meta_tags_and_a_bad_note_is_ignored() -> None:
+    meta = [{"id": 9, "key": "autofulfill_tags", "value": "BLOCK_AMZL, no-fba"}]
+    assert _tagged(meta, note="NO-FBA and hold", keywords=("hold", "no-fba", " ")) == (
+        "BLOCK_AMZL", "no-fba", "hold")
+    assert _tagged(meta, note=None, keywords=("hold",)) == ("BLOCK_AMZL", "no-fba")
+    assert _tagged(note=["hold"], keywords=("hold",)) == ()
+
+
+# --- refunds -------------------------------------------------------------------------------------
+
+def test_refunds_are_counted() -> None:
+    assert mapping.order_from_rest(ORDER).refunds == 0
+    two = [{"id": 730, "reason": "", "total": "-22.50"}, {"id": 729, "reason": "damaged", "total": "-1.99"}]
+    assert mapping.order_from_rest({**ORDER, "refunds": two}).refunds == 2
+    assert mapping.order_from_rest({**ORDER, "refunds": None}).refunds == 0
+    assert mapping.order_from_rest({**ORDER, "refunds": {"id": 730}}).refunds == 0
+
+
+def refund_line(item_id: int, refunded: Any, quantity: Any, total: str = "-22.50") -> dict[str, Any]:
+    """One line of a refund as ``GET orders/<id>/refunds`` lists it (WooCommerce 9)."""
+    return {"id": item_id, "name": "Hoodie - Blue, L", "product_id": 93, "variation_id": 101,
+            "quantity": quantity, "tax_class": "", "subtotal": total, "subtotal_tax": "0.00", "total": total,
+            "total_tax": "0.00", "taxes": [],
+            "meta_data": [{"id": 3100 + item_id, "key": "_refunded_item_id", "value": refunded,
+                           "display_key": "_refunded_item_id", "display_value": refunded}],
+            "sku": "HOODIE-BLU-L", "price": 22.5, "image": {"id": "41", "src": ""}, "parent_name": "Hoodie"}
+
+
+def refund(refund_id: int, *lines: dict[str, Any], amount: str = "22.50") -> dict[str, Any]:
+    return {"id": refund_id, "date_created": "2026-11-26T09:00:00", "date_created_gmt": "2026-11-26T14:00:00",
+            "amount": amount, "reason": "", "refunded_by": 1, "refunded_payment": False, "meta_data": [],
+            "line_items": list(lines), "shipping_lines": [], "tax_lines": [], "fee_lines": []}
+
+
+def test_refunded_quantities_add_up_per_line() -> None:
+    refunds = [refund(731, refund_line(400, "315", -1)),  # newest first, as WooCommerce lists them
+               refund(730, refund_line(398, "315", -1), refund_line(399, 317, -2, "-3.98")),
+               refund(729, refund_line(397, "316", 0, "-5.00")),  # money only: no units
+               refund(728, amount="3.00")]  # no lines at all (shipping, or an amount)
+    assert mapping.refunded_quantities(refunds) == {"315": 2, "317": 2}
+    assert mapping.refunded_quantities([]) == {}
+    assert mapping.refunded_quantities(["x", {"id": 1, "line_items": None}, refund(2, "y")]) == {}
+
+
+@pytest.mark.parametrize("bad", [
+    {"refunds": "no"},
+    [refund(730, refund_line(398, "315", "one"))],
+    [refund(730, {**refund_line(398, "315", -1), "meta_data": []})],
+    [refund(730, refund_line(398, "", -1))],
+    [refund(730, refund_line(398, True, -1))],
+])
+def test_refunds_we_cannot_read_raise(bad: Any) -> None:
+    with pytest.raises(WooPayloadError):
+        mapping.refunded_quantities(bad)
+
+
+def test_apply_refunds_lowers_and_drops_lines() -> None:
+    order = mapping.order_from_rest(ORDER)
+    after = mapping.apply_refunds(order, {"315": 1, "316": 1, "999": 4})
+    assert [(ln.line_id, ln.quantity) for ln in after.lines] == [("315", 1), ("317", 3)]
+    assert after.lines[0] == Line(line_id="315", sku="HOODIE-BLU-L", quantity=1, title="Hoodie - Blue, L",
+                                  unit_price=Decimal("22.5"))
+    assert mapping.apply_refunds(order, {}) == order
+    assert mapping.apply_refunds(order, {"317": 5}).lines == order.lines[:2]  # never below zero

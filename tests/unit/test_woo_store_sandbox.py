@@ -231,3 +231,76 @@ def test_no_completion_when_configured_off_or_order_cancelled(woo: WooSandbox) -
 def test_push_to_a_missing_order_is_permanent(woo: WooSandbox) -> None:
     with pytest.raises(PermanentError, match="not found"):
         push(store_for(woo), 424242, Tracking("UPS", "1Z4"))
+
+
+# --- refunds and tags ------------------------------------------------------------------------------
+
+def test_a_partial_refund_lowers_what_fetch_order_ships(woo: WooSandbox) -> None:
+    placed = woo.add_order([("MUG", 3, "Mug", "12.00"), ("TEE", 1, "Tee", "20.00")])
+    mug, tee = (str(i["id"]) for i in placed["line_items"])
+    made = woo.refund_lines(placed["id"], [(mug, 1)], reason="chipped")
+    order = woo.order(placed["id"])
+    assert order["status"] == "processing"
+    assert order["refunds"] == [{"id": made["id"], "reason": "chipped", "total": "-12.00"}]
+    assert [i["quantity"] for i in order["line_items"]] == [3, 1]  # WooCommerce leaves them
+    assert order["date_modified_gmt"] > placed["date_modified_gmt"]
+    assert made["amount"] == "12.00" and made["refunded_payment"] is False
+    [line] = made["line_items"]
+    assert (line["quantity"], line["total"], line["sku"]) == (-1, "-12.00", "MUG")
+    assert [(m["key"], m["value"]) for m in line["meta_data"]] == [("_refunded_item_id", mug)]
+    assert woo.refunds(placed["id"]) == [made]
+
+    store = store_for(woo)
+    fetched = store.fetch_order(str(placed["id"]))
+    assert fetched is not None and fetched.refunds == 1
+    assert [(ln.line_id, ln.quantity) for ln in fetched.lines] == [(mug, 2), (tee, 1)]
+    assert woo.calls[-2:] == [f"GET /orders/{placed['id']}", f"GET /orders/{placed['id']}/refunds"]
+
+    woo.refund_lines(placed["id"], [(tee, 1)])
+    fetched = store.fetch_order(str(placed["id"]))
+    assert fetched is not None and fetched.refunds == 2 and not fetched.cancelled
+    assert [(ln.line_id, ln.quantity) for ln in fetched.lines] == [(mug, 2)]
+
+
+def test_refunding_every_unit_refunds_the_order(woo: WooSandbox) -> None:
+    placed = woo.add_order([("MUG", 2), ("TEE", 1)])
+    mug, tee = (i["id"] for i in placed["line_items"])
+    woo.refund_lines(placed["id"], [(mug, 1)])
+    woo.refund_lines(placed["id"], [(mug, 1), (tee, 1)])
+    order = woo.order(placed["id"])
+    assert order["status"] == "refunded"
+    assert [r["total"] for r in order["refunds"]] == ["-20.00", "-10.00"]  # newest first
+    assert woo.notes(placed["id"])[0]["note"] == "Order status changed from Processing to Refunded."
+    fetched = store_for(woo).fetch_order(str(placed["id"]))
+    assert fetched is not None and fetched.cancelled and fetched.lines == ()
+    with pytest.raises(ValueError, match="fewer unrefunded units"):
+        woo.refund_lines(placed["id"], [(mug, 1)])
+    with pytest.raises(ValueError, match="cannot refund"):
+        woo.refund_lines(placed["id"], [(424242, 1)])
+
+
+def test_refunds_route_pages_and_knows_missing_orders(woo: WooSandbox) -> None:
+    placed = woo.add_order([("MUG", 3)])
+    for _ in range(3):
+        woo.refund_lines(placed["id"], [(placed["line_items"][0]["id"], 1)])
+    auth = {"consumer_key": "ck_sandbox", "consumer_secret": "cs_sandbox"}
+    with requests.Session() as session:
+        page = session.get(f"{woo.url}/wp-json/wc/v3/orders/{placed['id']}/refunds",
+                           params={**auth, "per_page": "2", "page": "2"}, timeout=5)
+        missing = session.get(f"{woo.url}/wp-json/wc/v3/orders/424242/refunds", params=auth, timeout=5)
+    assert page.status_code == 200 and page.headers["X-WP-TotalPages"] == "2" and len(page.json()) == 1
+    assert missing.status_code == 404
+
+
+def test_tags_from_meta_and_note_keywords(woo: WooSandbox) -> None:
+    placed = woo.add_order([("MUG", 1)], meta_data=[{"key": "autofulfill_tags", "value": "BLOCK_AMZL"}],
+                           customer_note="No-FBA please; household goods")
+    assert placed["meta_data"][0]["key"] == "autofulfill_tags" and placed["meta_data"][0]["id"]
+    assert placed["customer_note"] == "No-FBA please; household goods"
+    plain = store_for(woo).fetch_order(str(placed["id"]))
+    assert plain is not None and plain.tags == ("BLOCK_AMZL",)  # note_keywords is off by default
+    store = store_for(woo, note_keywords=["no-fba", "hold"])
+    fetched = store.fetch_order(str(placed["id"]))
+    assert fetched is not None and fetched.tags == ("BLOCK_AMZL", "no-fba")
+    event = store.parse_webhook(*woo.signed_webhook("order.created", placed["id"]))
+    assert event.order is not None and event.order.tags == ("BLOCK_AMZL", "no-fba")
