@@ -84,7 +84,7 @@ amazon = "us"
 order_prefix = "DEMO"
 hold_minutes = 0
 notify_customer = true
-
+{extra_demo}
 [stores.demo.routing]
 default = "self_ship"
 sku_map = {{ {sku_map} }}
@@ -92,7 +92,7 @@ speeds = {{ "Standard" = "Standard", "Express" = "Expedited", "Overnight" = "Pri
 fba_countries = ["US"]
 split = true
 features = []
-
+{extra_demo_routing}
 [stores.bolt]
 platform = "woocommerce"
 shop_url = "{woo_url}"
@@ -102,11 +102,12 @@ webhook_secret = "sandbox-woo-secret"
 amazon = "us"
 order_prefix = "BOLT"
 complete_on_ship = true
-
+{extra_bolt}
 [stores.bolt.routing]
 sku_map = {{ {sku_map} }}
 speeds = {{ "Flat rate" = "Standard", "Express" = "Expedited" }}
-"""
+{extra_bolt_routing}"""
+EXTRA_TABLES = ("demo", "demo_routing", "bolt", "bolt_routing")
 
 
 class AlertSink(LoopbackServer):
@@ -163,7 +164,13 @@ class Stack:
                  poll_interval_s: float = 30, tracking_interval_s: float = 2,
                  task_time_limit_s: float = 60, log_format: str = "text", worker_concurrency: int = 2,
                  woo_tracking_extension: str | None = None, buy_delay_s: float = 0.0,
-                 output: TextIO | None = None) -> None:
+                 output: TextIO | None = None, extra: dict[str, str] | None = None) -> None:
+        """``extra``: TOML lines added to a store's table, keyed "demo", "demo_routing", "bolt" or
+        "bolt_routing" (e.g. ``{"bolt": "hold_minutes = 0.25"}``)."""
+        unknown = set(extra or {}) - set(EXTRA_TABLES)
+        if unknown:
+            raise ValueError(f"Stack extra: unknown table(s) {sorted(unknown)}; use {EXTRA_TABLES}")
+        self.extra = {f"extra_{name}": (extra or {}).get(name, "") for name in EXTRA_TABLES}
         self.workdir = workdir
         self.shop = ShopifySandbox()
         self.woo = WooSandbox(tracking_extension=woo_tracking_extension)
@@ -201,7 +208,7 @@ class Stack:
         self.config_path.write_text(CONFIG.format(
             port=self.port, shop_url=self.shop.url, woo_url=self.woo.url, amazon_url=self.amazon.url,
             easypost_url=self.easypost.endpoint, alert_url=self.alerts.url + "/hook",
-            amazon_token_url=self.amazon.token_url, sku_map=sku_map, **self.settings))
+            amazon_token_url=self.amazon.token_url, sku_map=sku_map, **self.settings, **self.extra))
         config = load_config(self.config_path, env=self.env)
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.app = bootstrap(config, publisher=lambda *_: None)
