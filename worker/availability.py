@@ -3,7 +3,8 @@ create is sent that Amazon would refuse; what it cannot ship takes the routing `
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -75,22 +76,42 @@ def unavailable_at_amazon(app: App, session: Session, row: OrderRow, order: Orde
 SPEED_DAYS = {"Standard": 5, "Expedited": 3, "Priority": 1, "ScheduledDelivery": 1}
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """The verdict of ``compare_costs``: ``label_is_cheaper`` is the reason to self-ship the FBA
+    lines ("" keeps FBA). When it is set, ``quote`` is the provider shipment that was rated, kept
+    so the label is bought from it instead of rating the same parcel twice."""
+
+    label_is_cheaper: str = ""
+    quote: QuoteToReuse | None = None
+
+
+@dataclass(frozen=True)
+class QuoteToReuse:
+    reference: str  # the external id the label shipment will have
+    lines: frozenset[tuple[str, int]]  # (line id, quantity) the quote was made for
+    label: dict[str, Any]  # ShipmentRow.label: {"shipment_id", "rate"}
+
+
 def compare_costs(app: App, session: Session, row: OrderRow, order: Order, cfg: StoreConfig,
-                  answer: Answer, *, actor: str) -> str:
+                  answer: Answer, *, actor: str) -> Comparison:
     """``prefer = "cheapest"``: quote one label for the lines the rules send to FBA and compare it
-    with the MCF preview's fees. Returns the reason to self-ship them, or "" to keep FBA. Both
-    numbers and the choice go on the timeline. Quoting buys nothing."""
+    with the MCF preview's fees. Both numbers and the choice go on the timeline. Quoting buys
+    nothing; when the label wins, its quote is bought later (``Comparison.quote``)."""
     p = answer.preview
     if cfg.routing.prefer != "cheapest" or cfg.labels not in app.config.labels or p is None or not p.currency:
-        return ""
+        return Comparison()
     fba = next((s for s in routing.plan(order, cfg, unavailable=answer.unavailable).shipments
                 if s.route == Route.FBA), None)
     if fba is None or order.address is None:
-        return ""
+        return Comparison()
     labels_cfg = app.config.labels[cfg.labels]
     parcel = shipment_parcel([(pl.line.sku, pl.line.quantity) for pl in fba.lines],
                              app.config.parcels(row.store), labels_cfg.default_parcel)
-    request = LabelRequest(reference=f"{cfg.order_prefix}-{row.platform_order_id}-quote",
+    # The label shipment, if the label wins, is the next one of this order (it takes every line).
+    n = max((s.n for s in row.shipments), default=0) + 1
+    reference = f"{cfg.order_prefix}-{row.platform_order_id}-{n}"
+    request = LabelRequest(reference=reference, email=order.email,
                            to_address=order.address, from_address=from_address(labels_cfg.from_address),
                            parcel=parcel)
     try:
@@ -99,7 +120,7 @@ def compare_costs(app: App, session: Session, row: OrderRow, order: Order, cfg: 
     except PermanentError as exc:  # no label possible: FBA it is
         state.event(session, row.id, "cost_compared", actor=actor, at=app.clock(),
                     fba=f"{p.fees} {p.currency}", label=f"none ({str(exc)[:200]})", choice="fba")
-        return ""
+        return Comparison()
     label_cost = rate.amount + cfg.self_ship_cost_per_order
     fast_enough = rate.delivery_days is not None and rate.delivery_days <= SPEED_DAYS.get(fba.speed, 5)
     cheaper = label_cost < p.fees and rate.currency == p.currency and fast_enough
@@ -109,6 +130,10 @@ def compare_costs(app: App, session: Session, row: OrderRow, order: Order, cfg: 
                       f"≤{SPEED_DAYS.get(fba.speed, 5)})",
                 choice="label" if cheaper else "fba")
     if not cheaper:
-        return ""
-    return (f"prefer = cheapest: a label ({rate.carrier}:{rate.service} {label_cost} {rate.currency}) "
-            f"costs less than FBA ({p.fees} {p.currency})")
+        return Comparison()
+    why = (f"prefer = cheapest: a label ({rate.carrier}:{rate.service} {label_cost} {rate.currency}) "
+           f"costs less than FBA ({p.fees} {p.currency})")
+    lines = frozenset((pl.line.line_id, pl.line.quantity) for pl in fba.lines)
+    rate_json = {**asdict(rate), "amount": str(rate.amount)}
+    label = {"shipment_id": quote.shipment_id, "rate": rate_json}
+    return Comparison(why, QuoteToReuse(reference, lines, label))

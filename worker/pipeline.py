@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from connectors.errors import PermanentError, TransientError
 from worker import routing, state
-from worker.availability import compare_costs, unavailable_at_amazon
+from worker.availability import Comparison, compare_costs, unavailable_at_amazon
 from worker.bootstrap import App
 from worker.codec import order_from_json, order_to_json
 from worker.config import StoreConfig
@@ -176,7 +176,7 @@ def release(app: App, order_pk: int, *, actor: str = "") -> str:
             return row.status
         try:
             answer = unavailable_at_amazon(app, session, row, fresh, cfg, actor=actor)
-            cheaper = compare_costs(app, session, row, fresh, cfg, answer, actor=actor)
+            compared = compare_costs(app, session, row, fresh, cfg, answer, actor=actor)
         except TransientError as exc:
             return _retry_release(app, session, row, exc, actor=actor)
         row.lines.clear()
@@ -185,7 +185,7 @@ def release(app: App, order_pk: int, *, actor: str = "") -> str:
             row.lines.append(LineRow(line_id=line.line_id, sku=line.sku, quantity=line.quantity,
                                      title=line.title))
         outbox = plan_shipments(app, session, row, fresh, cfg, actor=actor, unavailable=answer.unavailable,
-                                label_is_cheaper=cheaper)
+                                compared=compared)
         state.release_lease(row)
         session.commit()
     publish(app.sessions, app.publisher, outbox, now=now)
@@ -206,11 +206,12 @@ def _retry_release(app: App, session: Session, row: OrderRow, exc: TransientErro
 
 def plan_shipments(app: App, session: Session, row: OrderRow, order: Order, cfg: StoreConfig, *,
                    actor: str, unavailable: frozenset[str] = frozenset(),
-                   label_is_cheaper: str = "") -> list[int]:
+                   compared: Comparison | None = None) -> list[int]:
     """Route ``order``'s lines and write the shipments (numbered after any existing ones), parking
     what cannot go anywhere and enqueueing the rest. Returns outbox ids to publish after commit."""
     now = app.clock()
-    plan = routing.plan(order, cfg, unavailable=unavailable, label_is_cheaper=label_is_cheaper)
+    compared = compared or Comparison()
+    plan = routing.plan(order, cfg, unavailable=unavailable, label_is_cheaper=compared.label_is_cheaper)
     state.event(session, row.id, "routed", actor=actor, at=now, reasons=list(plan.reasons))
     n = max((s.n for s in row.shipments), default=0)
     outbox: list[int] = []
@@ -224,11 +225,17 @@ def plan_shipments(app: App, session: Session, row: OrderRow, order: Order, cfg:
             lines=[ShipmentLineRow(line_id=pl.line.line_id, sku=pl.line.sku, seller_sku=pl.seller_sku,
                                    quantity=pl.line.quantity) for pl in planned.lines],
         )
+        quote = compared.quote
+        if (quote is not None and planned.route == Route.SELF_SHIP and not planned.parked_reason
+                and quote.reference == shipment.external_id
+                and quote.lines == {(pl.line.line_id, pl.line.quantity) for pl in planned.lines}):
+            shipment.label = dict(quote.label)  # buy the compared quote: no second rating
         row.shipments.append(shipment)
         session.flush()
         state.event(session, row.id, "shipment_planned", shipment_id=shipment.id, actor=actor, at=now,
                     shipment=shipment.external_id, route=shipment.route, speed=planned.speed,
-                    lines=[f"{pl.line.sku} x{pl.line.quantity}" for pl in planned.lines])
+                    lines=[f"{pl.line.sku} x{pl.line.quantity}" for pl in planned.lines],
+                    label_quote=shipment.label.get("shipment_id") or None)
         if planned.parked_reason:
             state.park(session, shipment, planned.parked_reason, now=now, actor=actor)
         else:

@@ -199,6 +199,12 @@ def test_prefer_cheapest_compares_fba_fees_with_the_best_label(db_url: str, tmp_
         assert [r.route for r in shipments(app).values()] == ["fba" if expected == "fba" else "self_ship"]
         assert len(labels.bought) == (1 if expected == "label" else 0)
         assert len(amazon.created) == (1 if expected == "fba" else 0)
+        # One rating only: when the label wins, the compared quote is the one bought, and it
+        # carries the label shipment's reference.
+        assert list(labels.quotes) == ["shp_1"]
+        assert labels.quotes["shp_1"].reference == "ACME-6009-1"
+        if expected == "label":
+            assert list(labels.bought) == ["shp_1"]
         with app.sessions() as s:
             compared = s.scalar(select(EventRow).where(EventRow.kind == "cost_compared"))
         assert compared is not None and compared.detail["choice"] == expected
