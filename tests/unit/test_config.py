@@ -123,3 +123,27 @@ def test_woocommerce_tag_settings_default_and_note_keywords_are_woocommerce_only
         parse_config(data, tmp_path, env=ENV)
     [problem] = err.value.problems
     assert problem.startswith("stores.acme: note_keywords is for woocommerce stores only")
+
+
+def test_readme_store_and_routing_examples_are_valid_config(tmp_path: Path) -> None:
+    """The README's store-key and routing examples parse as they are written."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = [tomllib.loads(b) for b in re.findall(r"```toml\n(.*?)```", readme, re.S)]
+    store = next(b["stores"]["acme"] for b in blocks if "hold_minutes" in b.get("stores", {}).get("acme", {}))
+    routing = next(b["stores"]["acme"]["routing"] for b in blocks
+                   if "routing" in b.get("stores", {}).get("acme", {}))
+    (tmp_path / "skus.csv").write_text("store_sku,seller_sku\nMUG,AMZ-MUG\n")
+    config = parse_config({
+        "amazon": {"us": {"marketplace_id": "ATVPDKIKX0DER", "client_id": "c", "client_secret": "s",
+                          "refresh_token": "r"}},
+        "labels": {"main": {"api_key": "k", "from_address": {
+            "name": "A", "street1": "1 Main St", "city": "Austin", "state": "TX", "zip": "78701"},
+            "default_parcel": {"length_in": 10, "width_in": 8, "height_in": 4, "weight_oz": 16}}},
+        "stores": {"acme": {"platform": "shopify", "shop_url": "https://acme.example", "access_token": "t",
+                            "order_prefix": "ACME", "amazon": "us", **store, "routing": routing}},
+    }, tmp_path, env={})
+    acme = config.stores["acme"]
+    assert acme.hold_minutes == 30 and acme.routing.prefer == "rules"
+    assert acme.routing.sku_map == {"TEE-RED-M": "AMZ-TEE-RED-M", "MUG": "AMZ-MUG"}
