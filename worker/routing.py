@@ -164,17 +164,23 @@ def _mixed(store: StoreConfig, fba: list[PlannedLine], self_ship: list[PlannedLi
     """split = false and the lines disagree: the whole order goes one way (``mixed``).
 
     ``self_ship`` and ``fba_if_all_available`` both send a mixed order with one label (an order
-    whose every line can go to FBA is not mixed, so it goes to FBA); ``hold`` parks it."""
+    whose every line can go to FBA is not mixed, so it goes to FBA); ``hold`` parks it. A line
+    that must wait for a person (an exclusion, a ``hold`` rule) holds the whole order: with
+    split = false the order ships as one or not at all."""
     rules = store.routing
     leftovers = [x for group in parked.values() for x in group]
     everything = tuple(PlannedLine(pl.line) for pl in [*fba, *self_ship, *leftovers])
-    excluded = any(pl.line.sku in rules.exclude_skus for pl in everything)
-    if rules.mixed != "hold" and store.labels is not None and not excluded:
+    if rules.mixed == "hold":
+        why = "mixed order and split = false"
+    elif store.labels is None:
+        why = f"split = false, mixed = {rules.mixed}, but no labels are configured"
+    elif any(pl.line.sku in rules.exclude_skus for pl in everything):
+        why = "split = false and a line is excluded"
+    elif parked:
+        why = f"split = false and a line must wait ({next(iter(parked))})"
+    else:
         reasons.append(f"split = false, mixed = {rules.mixed}: not every line can go to FBA, so the "
                        "whole order ships with one label")
         return Plan((PlannedShipment(Route.SELF_SHIP, everything),), tuple(reasons))
-    why = ("split = false and a line is excluded" if excluded else
-           "mixed order and split = false" if rules.mixed == "hold" else
-           f"split = false, mixed = {rules.mixed}, but no labels are configured")
     reasons.append(f"{why}: the whole order is parked")
     return Plan((PlannedShipment(Route.HOLD, everything, parked_reason=why),), tuple(reasons))

@@ -185,6 +185,7 @@ def test_dry_run_records_what_it_would_send_and_sends_nothing(db_url: str, tmp_p
     (1, "0", "fba"),  # FBA 5.40 < label 6.95
     (2, "0", "label"),  # FBA 10.80 > label 6.95
     (2, "5", "fba"),  # FBA 10.80 < label 6.95 + 5 packing
+    (2, "3.85", "fba"),  # a tie (10.80 both ways) keeps FBA: the rules' choice stands
 ])
 def test_prefer_cheapest_compares_fba_fees_with_the_best_label(db_url: str, tmp_path: Path, units: int,
                                                                packing: str, expected: str) -> None:

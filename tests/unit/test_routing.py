@@ -161,3 +161,55 @@ def test_feature_tags_join_the_store_features() -> None:
     cfg = store(features=["BLANK_BOX"])
     assert features_for(make_order("1", tags=("block_amzl",)), cfg) == ("BLANK_BOX", "BLOCK_AMZL")
     assert features_for(make_order("1"), cfg) == ("BLANK_BOX",)
+
+
+# Every combination of split / mixed / fallback for one order: TEE (mapped, Amazon has it), MUG
+# (mapped, the preview says Amazon cannot fulfil it) and, with `unmapped`, POSTER (no sku_map entry:
+# the default route, a label). Expected: [(route, skus, parked reason start)].
+_FB_SELF = [(Route.FBA, ["TEE"], ""), (Route.SELF_SHIP, ["MUG"], "")]
+_FB_HOLD = [(Route.FBA, ["TEE"], ""), (Route.SELF_SHIP, ["MUG"], "Amazon cannot fulfil AMZ-MUG now")]
+_ALL_LABEL = [(Route.SELF_SHIP, ["TEE", "MUG"], "")]
+_ALL_HELD = [(Route.HOLD, ["TEE", "MUG"], "mixed order and split = false")]
+_WAIT = [(Route.HOLD, ["TEE", "MUG"], "split = false and a line must wait (Amazon cannot fulfil")]
+COMBINATIONS: list[tuple[bool, str, str, list[tuple[Route, list[str], str]]]] = [
+    (True, "hold", "self_ship", _FB_SELF),
+    (True, "self_ship", "self_ship", _FB_SELF),
+    (True, "fba_if_all_available", "self_ship", _FB_SELF),
+    (True, "hold", "hold", _FB_HOLD),
+    (True, "self_ship", "hold", _FB_HOLD),
+    (True, "fba_if_all_available", "hold", _FB_HOLD),
+    (False, "hold", "self_ship", _ALL_HELD),
+    (False, "self_ship", "self_ship", _ALL_LABEL),
+    (False, "fba_if_all_available", "self_ship", _ALL_LABEL),
+    (False, "hold", "hold", _ALL_HELD),
+    (False, "self_ship", "hold", _WAIT),
+    (False, "fba_if_all_available", "hold", _WAIT),
+]
+
+
+@pytest.mark.parametrize(("split", "mixed", "fallback", "expected"), COMBINATIONS,
+                         ids=[f"split={c[0]}-mixed={c[1]}-fallback={c[2]}" for c in COMBINATIONS])
+def test_split_mixed_fallback_combinations(split: bool, mixed: str, fallback: str,
+                                           expected: list[tuple[Route, list[str], str]]) -> None:
+    cfg = store(split=split, mixed=mixed, fallback=fallback).model_copy(update={"labels": "main"})
+    order = make_order("1", lines=(("TEE", 1), ("MUG", 1)), address=US)
+    result = plan(order, cfg, unavailable=frozenset({"AMZ-MUG"}))
+    got = [(s.route, [pl.line.sku for pl in s.lines], s.parked_reason) for s in result.shipments]
+    assert [(r, skus) for r, skus, _ in got] == [(r, skus) for r, skus, _ in expected], result.reasons
+    for (_, _, reason), (_, _, want) in zip(got, expected, strict=True):
+        assert reason.startswith(want) if want else reason == "", (reason, want)
+    # Without the unavailable line the order is not mixed: FBA whatever split/mixed/fallback say.
+    whole = plan(order, cfg)
+    assert [(s.route, [pl.line.sku for pl in s.lines]) for s in whole.shipments] == [
+        (Route.FBA, ["TEE", "MUG"])]
+
+
+def test_cost_verdict_moves_only_fba_lines_and_needs_labels() -> None:
+    cfg = store().model_copy(update={"labels": "main"})
+    order = make_order("1", lines=(("TEE", 1), ("POSTER", 1)), address=US)
+    cheaper = plan(order, cfg, label_is_cheaper="prefer = cheapest: a label costs less")
+    assert [(s.route, [pl.line.sku for pl in s.lines]) for s in cheaper.shipments] == [
+        (Route.SELF_SHIP, ["TEE", "POSTER"])]
+    assert any("prefer = cheapest" in r for r in cheaper.reasons)
+    no_labels = plan(order, store(), label_is_cheaper="prefer = cheapest: a label costs less")
+    assert no_labels.shipments[0].route == Route.FBA  # no label route: the verdict cannot apply
