@@ -37,12 +37,10 @@ def adjust_order(app: App, order_pk: int, *, actor: str = "") -> str:
     Idempotent: every run starts from the store's order and the ledger's shipments."""
     now = app.clock()
     with app.sessions() as session:
-        token = state.claim_order(session, order_pk, "adjusting", now=now, lease_s=app.lease_s)
-        row = session.get(OrderRow, order_pk)
-        if row is None:
-            return "missing"
-        if token is None:
-            return row.status
+        claim = state.claim_order(session, order_pk, "adjusting", now=now, lease_s=app.lease_s)
+        if isinstance(claim, str):
+            return claim
+        row, token = claim.row, claim.token
         try:
             fresh = app.store(row.store).fetch_order(row.platform_order_id)
             problem = "" if fresh is not None else "the order no longer exists in the store"

@@ -16,7 +16,7 @@ from connectors.errors import AmbiguousOutcome, PermanentError, TransientError
 from worker import state
 from worker.bootstrap import App
 from worker.domain import ShipmentState
-from worker.ledger import OrderRow, ShipmentRow
+from worker.ledger import ShipmentRow
 
 S = ShipmentState
 RETRY_S = 30.0
@@ -26,12 +26,10 @@ def cancel_order(app: App, order_pk: int, *, actor: str = "") -> str:
     """Cancel every shipment of a ``cancelling`` order. Idempotent; returns the order status."""
     now = app.clock()
     with app.sessions() as session:
-        token = state.claim_order(session, order_pk, "cancelling", now=now, lease_s=app.lease_s)
-        order = session.get(OrderRow, order_pk)
-        if order is None:
-            return "missing"
-        if token is None:
-            return order.status
+        claim = state.claim_order(session, order_pk, "cancelling", now=now, lease_s=app.lease_s)
+        if isinstance(claim, str):
+            return claim
+        order = claim.row
         waiting = False
         for row in list(order.shipments):
             if row.state == S.CANCELLED:

@@ -144,12 +144,10 @@ def release(app: App, order_pk: int, *, actor: str = "") -> str:
     while the order is still ``held``. Returns the order's status afterwards."""
     now = app.clock()
     with app.sessions() as session:
-        token = state.claim_order(session, order_pk, "held", now=now, lease_s=app.lease_s)
-        row = session.get(OrderRow, order_pk)
-        if row is None:
-            return "missing"
-        if token is None:
-            return row.status
+        claim = state.claim_order(session, order_pk, "held", now=now, lease_s=app.lease_s)
+        if isinstance(claim, str):
+            return claim
+        row = claim.row
         cfg = app.config.store(row.store)
         try:
             fresh = app.store(row.store).fetch_order(row.platform_order_id)

@@ -69,8 +69,18 @@ def claim_shipment(session: Session, shipment_id: int, states: tuple[str, ...], 
     return Claim(row, token, was)
 
 
+@dataclass
+class OrderClaim:
+    row: OrderRow
+    token: str
+
+
 def claim_order(session: Session, order_id: int, status: str, *, now: datetime,
-                lease_s: float) -> str | None:
+                lease_s: float) -> OrderClaim | str:
+    """Take the order's lease when it is in ``status`` and nobody holds it. Commits.
+
+    Returns the claim, or, when the order is not ours to work on, its status ("missing" when
+    there is no such order)."""
     token = uuid.uuid4().hex
     result = session.execute(
         update(OrderRow)
@@ -81,7 +91,12 @@ def claim_order(session: Session, order_id: int, status: str, *, now: datetime,
         .execution_options(synchronize_session=False)
     )
     session.commit()
-    return token if result.rowcount == 1 else None  # type: ignore[attr-defined]
+    row = session.get(OrderRow, order_id)
+    if row is None:
+        return "missing"
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return row.status
+    return OrderClaim(row, token)
 
 
 def still_mine(row: ShipmentRow | OrderRow, token: str) -> bool:
