@@ -82,7 +82,6 @@ webhook_secret = "sandbox-secret"
 api_version = "2026-01"
 amazon = "us"
 order_prefix = "DEMO"
-hold_minutes = 0
 notify_customer = true
 {extra_demo}
 [stores.demo.routing]

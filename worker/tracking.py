@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from connectors.errors import AmbiguousOutcome, PermanentError, TransientError
@@ -76,8 +76,10 @@ def record_status(app: App, session: Session, row: ShipmentRow, status: Fulfillm
     now = app.clock()
     if not (status.is_dead or status.is_shipped):
         return None
-    moved = session.execute(
-        update(ShipmentRow).where(ShipmentRow.id == row.id, ShipmentRow.state == S.SUBMITTED)
+    moved = session.execute(  # not while someone holds it (a cancel in flight at Amazon)
+        update(ShipmentRow).where(ShipmentRow.id == row.id, ShipmentRow.state == S.SUBMITTED,
+                                  or_(ShipmentRow.lease_token == "", ShipmentRow.lease_until.is_(None),
+                                      ShipmentRow.lease_until < now))
         .values(state=S.SHIPPED if status.is_shipped else S.ATTENTION)
         .execution_options(synchronize_session=False))
     if moved.rowcount != 1:  # type: ignore[attr-defined]
