@@ -77,27 +77,31 @@ SPEED_DAYS = {"Standard": 5, "Expedited": 3, "Priority": 1, "ScheduledDelivery":
 
 
 @dataclass(frozen=True)
-class Comparison:
-    """The verdict of ``compare_costs``: ``label_is_cheaper`` is the reason to self-ship the FBA
-    lines ("" keeps FBA). When it is set, ``quote`` is the provider shipment that was rated, kept
-    so the label is bought from it instead of rating the same parcel twice."""
-
-    label_is_cheaper: str = ""
-    quote: QuoteToReuse | None = None
-
-
-@dataclass(frozen=True)
 class QuoteToReuse:
     reference: str  # the external id the label shipment will have
     lines: frozenset[tuple[str, int]]  # (line id, quantity) the quote was made for
     label: dict[str, Any]  # ShipmentRow.label: {"shipment_id", "rate"}
 
 
-def compare_costs(app: App, session: Session, row: OrderRow, order: Order, cfg: StoreConfig,
-                  answer: Answer, *, actor: str) -> Comparison:
+@dataclass(frozen=True)
+class Comparison:
+    """The verdict of ``weigh_costs``: ``label_is_cheaper`` is the reason to self-ship the FBA
+    lines ("" keeps FBA). When it is set, ``quote`` is the provider shipment that was rated, kept
+    so the label is bought from it instead of rating the same parcel twice. ``fba``, ``label`` and
+    ``choice`` say what was compared ("" when nothing was: prefer = rules, no preview, ...)."""
+
+    label_is_cheaper: str = ""
+    quote: QuoteToReuse | None = None
+    fba: str = ""
+    label: str = ""
+    choice: str = ""
+
+
+def weigh_costs(app: App, store: str, order: Order, answer: Answer, *, next_n: int = 1) -> Comparison:
     """``prefer = "cheapest"``: quote one label for the lines the rules send to FBA and compare it
-    with the MCF preview's fees. Both numbers and the choice go on the timeline. Quoting buys
-    nothing; when the label wins, its quote is bought later (``Comparison.quote``)."""
+    with the MCF preview's fees. Quoting buys nothing (the provider keeps an unbought shipment);
+    ``next_n`` is the number the label shipment would get, so the quote carries its reference."""
+    cfg = app.config.store(store)
     p = answer.preview
     if cfg.routing.prefer != "cheapest" or cfg.labels not in app.config.labels or p is None or not p.currency:
         return Comparison()
@@ -107,33 +111,40 @@ def compare_costs(app: App, session: Session, row: OrderRow, order: Order, cfg: 
         return Comparison()
     labels_cfg = app.config.labels[cfg.labels]
     parcel = shipment_parcel([(pl.line.sku, pl.line.quantity) for pl in fba.lines],
-                             app.config.parcels(row.store), labels_cfg.default_parcel)
-    # The label shipment, if the label wins, is the next one of this order (it takes every line).
-    n = max((s.n for s in row.shipments), default=0) + 1
-    reference = f"{cfg.order_prefix}-{row.platform_order_id}-{n}"
+                             app.config.parcels(store), labels_cfg.default_parcel)
+    # If the label wins, it is the order's next shipment and takes every FBA line.
+    reference = f"{cfg.order_prefix}-{order.platform_order_id}-{next_n}"
     request = LabelRequest(reference=reference, email=order.email,
                            to_address=order.address, from_address=from_address(labels_cfg.from_address),
                            parcel=parcel)
+    fees = f"{p.fees} {p.currency}"
     try:
         quote = app.labeler(cfg.labels).quote(request)
         rate = choose_rate(quote.rates, labels_cfg.choose, quote.messages)
     except PermanentError as exc:  # no label possible: FBA it is
-        state.event(session, row.id, "cost_compared", actor=actor, at=app.clock(),
-                    fba=f"{p.fees} {p.currency}", label=f"none ({str(exc)[:200]})", choice="fba")
-        return Comparison()
+        return Comparison(fba=fees, label=f"none ({str(exc)[:200]})", choice="fba")
     label_cost = rate.amount + cfg.self_ship_cost_per_order
-    fast_enough = rate.delivery_days is not None and rate.delivery_days <= SPEED_DAYS.get(fba.speed, 5)
+    days = SPEED_DAYS.get(fba.speed, 5)
+    fast_enough = rate.delivery_days is not None and rate.delivery_days <= days
     cheaper = label_cost < p.fees and rate.currency == p.currency and fast_enough
-    state.event(session, row.id, "cost_compared", actor=actor, at=app.clock(), fba=f"{p.fees} {p.currency}",
-                label=f"{rate.carrier}:{rate.service} {rate.amount} + {cfg.self_ship_cost_per_order} "
-                      f"{rate.currency} ({rate.delivery_days or '?'} days; {fba.speed} needs "
-                      f"≤{SPEED_DAYS.get(fba.speed, 5)})",
-                choice="label" if cheaper else "fba")
+    label = (f"{rate.carrier}:{rate.service} {rate.amount} + {cfg.self_ship_cost_per_order} {rate.currency} "
+             f"({rate.delivery_days or '?'} days; {fba.speed} needs ≤{days})")
     if not cheaper:
-        return Comparison()
+        return Comparison(fba=fees, label=label, choice="fba")
     why = (f"prefer = cheapest: a label ({rate.carrier}:{rate.service} {label_cost} {rate.currency}) "
-           f"costs less than FBA ({p.fees} {p.currency})")
+           f"costs less than FBA ({fees})")
     lines = frozenset((pl.line.line_id, pl.line.quantity) for pl in fba.lines)
     rate_json = {**asdict(rate), "amount": str(rate.amount)}
-    label = {"shipment_id": quote.shipment_id, "rate": rate_json}
-    return Comparison(why, QuoteToReuse(reference, lines, label))
+    reuse = QuoteToReuse(reference, lines, {"shipment_id": quote.shipment_id, "rate": rate_json})
+    return Comparison(why, reuse, fba=fees, label=label, choice="label")
+
+
+def compare_costs(app: App, session: Session, row: OrderRow, order: Order, answer: Answer, *,
+                  actor: str) -> Comparison:
+    """``weigh_costs`` for a ledger order, with both numbers and the choice on its timeline."""
+    next_n = max((s.n for s in row.shipments), default=0) + 1
+    compared = weigh_costs(app, row.store, order, answer, next_n=next_n)
+    if compared.choice:
+        state.event(session, row.id, "cost_compared", actor=actor, at=app.clock(), fba=compared.fba,
+                    label=compared.label, choice=compared.choice)
+    return compared

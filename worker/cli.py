@@ -339,7 +339,7 @@ def retry(config_file: str | None, store: str, order: str) -> None:
 def plan(config_file: str | None, store: str, order: str) -> None:
     """Print the routing plan and its reasons, sending nothing."""
     from worker import routing
-    from worker.availability import ask_amazon, describe
+    from worker.availability import ask_amazon, describe, weigh_costs
     from worker.views import find_order
 
     _, config = _load(config_file)
@@ -358,7 +358,11 @@ def plan(config_file: str | None, store: str, order: str) -> None:
     click.echo(f"order {fresh.number}: {'ships' if ok else 'does not ship'} ({why})")
     answer = ask_amazon(app, fresh, cfg)  # read-only, like everything here
     click.echo(f"  {describe(answer)}")
-    result = routing.plan(fresh, cfg, unavailable=answer.unavailable)
+    compared = weigh_costs(app, store, fresh, answer)  # a quote buys nothing
+    if compared.choice:
+        click.echo(f"  prefer = cheapest: FBA {compared.fba} vs label {compared.label} -> {compared.choice}")
+    result = routing.plan(fresh, cfg, unavailable=answer.unavailable,
+                          label_is_cheaper=compared.label_is_cheaper)
     for reason in result.reasons:
         click.echo(f"  - {reason}")
     for n, s in enumerate(result.shipments, 1):

@@ -203,6 +203,11 @@ class StoreConfig(_Model):
     def ship_statuses(self) -> list[str]:
         return [s.upper() for s in (self.ship_when or SHIP_WHEN_DEFAULTS[self.platform])]
 
+    @field_validator("self_ship_cost_per_order")
+    @classmethod
+    def _cents(cls, v: Decimal) -> Decimal:
+        return v.quantize(Decimal("0.01"))  # a TOML 2.5 is shown as 2.50, like a price
+
     @field_validator("shop_url")
     @classmethod
     def _url(cls, v: str) -> str:

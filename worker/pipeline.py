@@ -174,7 +174,7 @@ def release(app: App, order_pk: int, *, actor: str = "") -> str:
             return row.status
         try:
             answer = unavailable_at_amazon(app, session, row, fresh, cfg, actor=actor)
-            compared = compare_costs(app, session, row, fresh, cfg, answer, actor=actor)
+            compared = compare_costs(app, session, row, fresh, answer, actor=actor)
         except TransientError as exc:
             return _retry_release(app, session, row, exc, actor=actor)
         row.lines.clear()

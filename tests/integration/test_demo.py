@@ -22,7 +22,7 @@ def test_demo_ships_every_fba_order_once_on_the_embedded_broker(tmp_path: Path) 
             "WooCommerce orders completed: 2") in text
     assert "label files in" in text and "1003-2.pdf, 1004-1.pdf, 1005-1.pdf" in text
     # The cost-aware choice: both numbers on the timeline, and the compared quote is the one bought.
-    assert "fba=22.68 USD; label=USPS:GroundAdvantage 5.93 + 5.0 USD" in text and "choice=label" in text
+    assert "fba=22.68 USD; label=USPS:GroundAdvantage 5.93 + 5.00 USD" in text and "choice=label" in text
     assert "label_quote=shp_" in text
     # The order cancelled during its hold: on the timeline, nothing sent.
     assert "bolt   1004   held, then cancelled in the store: nothing sent  -          cancelled" in text

@@ -210,4 +210,4 @@ def test_prefer_cheapest_compares_fba_fees_with_the_best_label(db_url: str, tmp_
             compared = s.scalar(select(EventRow).where(EventRow.kind == "cost_compared"))
         assert compared is not None and compared.detail["choice"] == expected
         assert compared.detail["fba"] == f"{Decimal('5.40') * units} USD"
-        assert compared.detail["label"].startswith(f"USPS:GroundAdvantage 6.95 + {packing} USD")
+        assert compared.detail["label"].startswith(f"USPS:GroundAdvantage 6.95 + {Decimal(packing):.2f} USD")
