@@ -133,8 +133,10 @@ def _finish(app: App, session: Session, row: OrderRow, token: str, status: str, 
         OrderRow.id == row.id, OrderRow.status == "adjusting", OrderRow.lease_token == token)
         .values(**values).execution_options(synchronize_session=False))
     if moved.rowcount != 1:  # type: ignore[attr-defined]
-        session.rollback()
-    else:
-        session.commit()
+        session.rollback()  # e.g. cancelled meanwhile: let the cancellation have the order now
+        session.execute(update(OrderRow).where(OrderRow.id == row.id, OrderRow.lease_token == token)
+                        .values(lease_token="", lease_until=None)
+                        .execution_options(synchronize_session=False))
+    session.commit()
     session.refresh(row)
     return row.status

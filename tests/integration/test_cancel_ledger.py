@@ -177,3 +177,27 @@ def test_refunded_line_whose_label_waits_for_its_first_scan_gets_the_label_refun
         with env[0].sessions() as s:
             kinds = [e.kind for e in s.scalars(select(EventRow).order_by(EventRow.id))]
         assert kinds.count("refunded_in_store") == 1 and "refund_adjusted" in kinds
+
+
+def test_cancellation_arriving_while_a_refund_is_adjusted_wins(env: Env) -> None:
+    app, store, amazon, published, _ = env
+    ship_and_cancel(env, "7016", (("TEE-RED-M", 3),))
+    reads = store.fetch_order
+
+    def read_then_cancel(order_id: str) -> object:
+        """The adjust reads the refunded order; the customer cancels before it finishes."""
+        seen = reads(order_id)
+        store.fetch_order = reads  # type: ignore[method-assign]
+        store.orders[order_id] = replace(store.orders[order_id], cancelled=True)
+        pipeline.ingest_and_publish(app, "acme", store.orders[order_id], source="webhook orders/cancelled")
+        return seen
+
+    store.fetch_order = read_then_cancel  # type: ignore[method-assign,assignment]
+    refund(env, "7016", TEE_RED_M=2)
+    status, ships = state_of(env)
+    assert status == "cancelled", ships
+    assert amazon.cancelled == ["ACME-7016-1"]
+    assert list(amazon.created) == ["ACME-7016-1"]  # the adjust's new, smaller order was never sent
+    with app.sessions() as s:
+        order = s.scalar(select(OrderRow))
+        assert order is not None and order.lease_token == ""
