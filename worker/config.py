@@ -150,7 +150,7 @@ class RoutingConfig(_Model):
     features: list[str] = Field(default_factory=list)  # MCF featureConstraints for every order
     no_fba_tags: list[str] = Field(default_factory=lambda: ["no-fba"])  # order tags: never FBA
     hold_tags: list[str] = Field(default_factory=lambda: ["hold"])  # order tags: park for a person
-    exclude_skus: list[str] = Field(default_factory=list)  # never auto-fulfilled: parked
+    exclude_skus: list[str] = Field(default_factory=list)  # never auto-fulfilled: parked; globs ok ("GIFT-*")
     max_order_value: Decimal | None = Field(None, gt=0)  # above: parked for review
     max_order_quantity: int | None = Field(None, gt=0)  # units above: parked for review
 

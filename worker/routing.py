@@ -6,6 +6,7 @@ Every decision carries its reason; the pipeline records them on the order's time
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 
 from worker.config import StoreConfig
 from worker.domain import Line, Order, Route
@@ -69,6 +70,14 @@ def features_for(order: Order, store: StoreConfig) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*store.routing.features, *tagged]))
 
 
+def excluded_by(sku: str, store: StoreConfig) -> str:
+    """The ``exclude_skus`` entry that matches ``sku`` (an exact SKU or a glob such as
+    ``GIFT-*``, matched case-sensitively as SKUs are), or ""."""
+    if not sku:
+        return ""
+    return next((p for p in (x.strip() for x in store.routing.exclude_skus) if fnmatchcase(sku, p)), "")
+
+
 def _whole_order_hold(order: Order, store: StoreConfig) -> str:
     rules = store.routing
     if tag := _tagged(order, rules.hold_tags):
@@ -127,11 +136,10 @@ def plan(order: Order, store: StoreConfig, *, unavailable: frozenset[str] = froz
         parked.setdefault(reason, []).append(PlannedLine(line))
         reasons.append(f"{name}: {why} -> parked ({reason})")
 
-    excluded = {s.strip() for s in rules.exclude_skus}
     for line in live:
         seller_sku = rules.sku_map.get(line.sku)
-        if line.sku in excluded:
-            why = f"SKU {line.sku} is in exclude_skus (never auto-fulfilled)"
+        if pattern := excluded_by(line.sku, store):
+            why = f"SKU {line.sku} matches exclude_skus {pattern!r} (never auto-fulfilled)"
             parked.setdefault(why, []).append(PlannedLine(line))
             reasons.append(f"line {line.sku} x{line.quantity}: {why} -> parked")
         elif seller_sku and not_fba:
@@ -174,7 +182,7 @@ def _mixed(store: StoreConfig, fba: list[PlannedLine], self_ship: list[PlannedLi
         why = "mixed order and split = false"
     elif store.labels is None:
         why = f"split = false, mixed = {rules.mixed}, but no labels are configured"
-    elif any(pl.line.sku in rules.exclude_skus for pl in everything):
+    elif any(excluded_by(pl.line.sku, store) for pl in everything):
         why = "split = false and a line is excluded"
     elif parked:
         why = f"split = false and a line must wait ({next(iter(parked))})"
