@@ -310,6 +310,34 @@ def test_partial_refund_before_shipping_replaces_the_mcf_order_with_a_smaller_on
         stop(stack)
 
 
+def test_woo_partial_refund_read_from_the_refunds_endpoint_shrinks_the_mcf_order(
+        tmp_path: Path, redis_db: str) -> None:
+    """WooCommerce keeps line quantities as ordered: the refund's quantities come from
+    GET orders/<id>/refunds, and the webhook only says that a refund happened."""
+    stack = make_stack(tmp_path, redis_db, SQLITE, poll_interval_s=2, ship_after_s=60)
+    try:
+        stack.start("web", "worker", "scheduler")
+        placed = stack.woo.add_order([("TEE-RED-M", 3), ("MUG-BLK", 1)])
+        oid = str(placed["id"])
+        assert stack.woo.deliver(stack.woo_webhook_url, "order.created", oid) == 200
+        first, second = f"BOLT-{oid}-1", f"BOLT-{oid}-2"
+        wait_for(lambda: states(stack, "bolt", oid) == ["submitted"], 60, "the first MCF order submitted")
+        stack.woo.refund_lines(oid, [(line_id(placed, "TEE-RED-M"), 2), (line_id(placed, "MUG-BLK"), 1)])
+        assert stack.woo.order(oid)["line_items"][0]["quantity"] == 3  # as WooCommerce keeps it
+        assert stack.woo.deliver(stack.woo_webhook_url, "order.updated", oid) == 200
+        wait_for(lambda: states(stack, "bolt", oid) == ["cancelled", "submitted"], 60,
+                 "the smaller MCF order")
+        assert stack.amazon.status(first) == "Cancelled"
+        assert [(i["sellerSku"], i["quantity"]) for i in stack.amazon.orders[second].request["items"]] == [
+            ("AMZ-TEE-RED-M", 1)]
+        order, _ = ledger(stack, "bolt", oid)
+        assert [(ln.sku, ln.quantity) for ln in order.lines] == [("TEE-RED-M", 1)]
+        assert any(c.startswith(f"GET /orders/{oid}/refunds") for c in stack.woo.calls)
+        assert [kind for kind, _ in timeline(stack, "bolt", oid)].count("refunded_in_store") == 1
+    finally:
+        stop(stack)
+
+
 # --- 7. Amazon ships part ------------------------------------------------------------------------------
 
 def test_amazon_ships_part_tracking_covers_what_shipped_and_the_rest_is_parked(
