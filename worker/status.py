@@ -16,6 +16,7 @@ from sqlalchemy import func, or_, select
 
 from worker.bootstrap import App
 from worker.ledger import CursorRow, OrderRow, ShipmentRow, WebhookReceiptRow
+from worker.sweeper import ORDER_TASKS
 from worker.views import table
 
 OVERDUE_FACTOR = 3  # a pass is overdue after this many intervals without success
@@ -94,9 +95,13 @@ def health(app: App, *, queue_depth: Callable[[], int | None],
                 out.problems.append(f"amazon {account}: no tracking sweep {_ago(now, last)}")
         if sweeps:
             out.lines += ["", table(("amazon", "last tracking sweep", "awaiting tracking"), sweeps)]
+        late = now - timedelta(seconds=app.lease_s)
         due = session.scalar(select(func.count()).select_from(ShipmentRow).where(
-            ShipmentRow.next_attempt_at < now - timedelta(seconds=app.lease_s),
+            ShipmentRow.next_attempt_at < late,
             or_(ShipmentRow.lease_until.is_(None), ShipmentRow.lease_until < now)))
+        due = (due or 0) + (session.scalar(select(func.count()).select_from(OrderRow).where(
+            OrderRow.status.in_(list(ORDER_TASKS)), OrderRow.hold_until < late,  # release/cancel/adjust
+            or_(OrderRow.lease_until.is_(None), OrderRow.lease_until < now))) or 0)
     depth = queue_depth()
     alive = workers()
     out.lines += ["", f"queue: {depth if depth is not None else 'n/a (embedded broker)'} waiting; "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,22 @@ def test_status_is_ok_then_names_what_needs_a_person(env: Env) -> None:
     assert "store acme: webhook 7 (order.updated) is disabled" in text and "1 problem(s)" in text
     unknown = health(app, queue_depth=lambda: 0, workers=lambda: 1, webhook_warnings=lambda store: None)
     assert "unknown" in unknown.text()
+
+
+def test_an_order_step_the_scheduler_never_ran_is_overdue(env: Env) -> None:
+    app, store, amazon, published, clock = env
+    order = make_order("8003", lines=(("TEE-RED-M", 2),))
+    store.orders["8003"] = order
+    pipeline.ingest_and_publish(app, "acme", order, source="webhook")
+    drain(app, published)
+    refunded = store.orders["8003"] = replace(order, lines=(replace(order.lines[0], quantity=1),), refunds=1)
+    pipeline.ingest_and_publish(app, "acme", refunded, source="webhook orders/updated")
+    published.clear()  # the adjust message is lost and no scheduler runs
+    assert "overdue steps: 0" in health(app, queue_depth=lambda: 0, workers=lambda: 1).text()
+    clock.advance(3600)
+    late = health(app, queue_depth=lambda: 0, workers=lambda: 1)
+    assert "overdue steps: 1" in late.text() and "is the scheduler running?" in late.text()
+    sweeper.redrive_due(app)  # the scheduler's back-stop sends it again
+    drain(app, published)
+    assert "overdue steps: 0" in health(app, queue_depth=lambda: 0, workers=lambda: 1).text()
+    assert list(amazon.created) == ["ACME-8003-1", "ACME-8003-2"]
