@@ -53,6 +53,9 @@ def celery_settings(config: Config) -> dict[str, Any]:
         "worker_redirect_stdouts": False,
         "worker_cancel_long_running_tasks_on_connection_loss": False,
         "broker_pool_limit": 4,
+        # Task events for Flower's history (Redis pub/sub: nothing kept when nobody listens); the
+        # embedded SQLite broker has no fan-out, so none there.
+        "worker_send_task_events": not config.embedded_broker,
     }
 
 
