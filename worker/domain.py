@@ -133,8 +133,10 @@ class FulfillmentStatus:
 
     @property
     def partial(self) -> bool:
-        """Shipped, but not everything: some quantity was unfulfillable or cancelled."""
-        return self.is_shipped and any(i.shipped < i.quantity for i in self.items)
+        """Amazon says it shipped part (``CompletePartialled``) and its packages say which part.
+        A ``Complete`` order, or one whose packages list no items, counts as shipped whole."""
+        return (self.is_shipped and self.status == "completepartialled" and any(i.shipped for i in self.items)
+                and any(i.shipped < i.quantity for i in self.items))
 
     @property
     def is_shipped(self) -> bool:

@@ -118,6 +118,13 @@ def test_item_outcomes_of_a_partially_shipped_order() -> None:
     assert [(i.item_id, i.seller_sku, i.quantity, i.shipped, i.unfulfillable) for i in status.items] == [
         ("11", "AMZ-MUG", 3, 2, 1), ("12", "AMZ-TEE", 1, 0, 1)]
     assert status.is_shipped and status.partial
+    # Without item detail in the packages, or when Amazon says Complete, nothing is split off.
+    for shipment in payload["payload"]["fulfillmentShipments"]:
+        shipment.pop("fulfillmentShipmentItem")
+    assert not mapping.status_from_get(payload).partial
+    complete = {"payload": {**payload["payload"], "fulfillmentOrder": {
+        "sellerFulfillmentOrderId": "A-7-1", "fulfillmentOrderStatus": "Complete"}}}
+    assert not mapping.status_from_get(complete).partial
 
 
 def test_complete_order_is_not_partial(specs_dir: Path) -> None:
