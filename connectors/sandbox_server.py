@@ -1,10 +1,36 @@
-"""What every connector sandbox runs on: a threaded HTTP server on 127.0.0.1 in a daemon thread."""
+"""What every connector sandbox runs on: a threaded HTTP server on 127.0.0.1 in a daemon thread,
+and the request-handler plumbing they share (read the request, write a reply, no access log)."""
 
 from __future__ import annotations
 
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
+
+
+class SandboxHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 keep-alive, quiet. Subclasses route ``self.command`` / ``self.path``."""
+
+    protocol_version = "HTTP/1.1"
+
+    def read_request(self) -> tuple[dict[str, str], bytes]:
+        """The headers (lower-case names) and the body."""
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        return {k.lower(): v for k, v in self.headers.items()}, body
+
+    def reply(self, status: int, data: bytes, content_type: str,
+              headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's name
+        pass  # quiet: tests assert on behaviour, not on access logs
 
 
 class LoopbackServer:

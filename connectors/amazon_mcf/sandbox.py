@@ -31,7 +31,7 @@ from connectors.amazon_mcf.sandbox_model import (
     validate_create,
     validate_preview,
 )
-from connectors.sandbox_server import LoopbackServer
+from connectors.sandbox_server import LoopbackServer, SandboxHandler
 
 API = "/fba/outbound/2020-07-01"
 # Our best knowledge of the real answer to a reused id (see mapping._DUPLICATE_TEXT).
@@ -303,31 +303,20 @@ def _error(status: int, code: str, message: str, details: str = "") -> tuple[int
 
 
 def _handler(sandbox: AmazonSandbox) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    class Handler(SandboxHandler):
         server_version = "AmazonSandbox/1.0"
 
         def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            headers = {k.lower(): v for k, v in self.headers.items()}
+            headers, body = self.read_request()
             try:
                 status, reply = sandbox.handle(self.command, self.path, headers, body)
             except Exception as exc:  # a sandbox bug must look like a 500, not a dropped connection
                 status, reply = _error(500, "InternalFailure", f"sandbox error: {type(exc).__name__}")
-            data = json.dumps(reply).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+            extra = {"x-amzn-RequestId": str(uuid.uuid4())}
             if not self.path.startswith("/auth/"):
-                self.send_header("x-amzn-RateLimit-Limit", f"{sandbox.rate:g}")
-            self.end_headers()
-            self.wfile.write(data)
+                extra["x-amzn-RateLimit-Limit"] = f"{sandbox.rate:g}"
+            self.reply(status, json.dumps(reply).encode(), "application/json", extra)
 
         do_GET = do_POST = do_PUT = do_DELETE = _serve
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
-            pass  # quiet: tests assert on behaviour, not on access logs
 
     return Handler

@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from connectors.easypost import sandbox_model as model
-from connectors.sandbox_server import LoopbackServer
+from connectors.sandbox_server import LoopbackServer, SandboxHandler
 
 API = "/v2"
 POSTAGE_EXISTS = ("SHIPMENT.POSTAGE.EXISTS", "Postage already exists for this shipment.")
@@ -291,14 +291,11 @@ class EasyPostSandbox(LoopbackServer):
 
 
 def _handler(sandbox: EasyPostSandbox) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    class Handler(SandboxHandler):
         server_version = "EasyPostSandbox/1.0"
 
         def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            headers = {k.lower(): v for k, v in self.headers.items()}
+            headers, body = self.read_request()
             try:
                 (status, reply, ctype), hang_up = sandbox.handle(self.command, self.path, headers, body)
             except Exception as exc:  # a sandbox bug must look like a 500, not a dropped connection
@@ -309,16 +306,8 @@ def _handler(sandbox: EasyPostSandbox) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 return
             data = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("x-ep-request-uuid", model.new_id("req").removeprefix("req_"))
-            self.end_headers()
-            self.wfile.write(data)
+            self.reply(status, data, ctype, {"x-ep-request-uuid": model.new_id("req").removeprefix("req_")})
 
         do_GET = do_POST = do_PUT = do_DELETE = _serve
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
-            pass  # quiet: tests assert on behaviour, not on access logs
 
     return Handler

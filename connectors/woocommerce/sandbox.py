@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import requests
 
-from connectors.sandbox_server import LoopbackServer
+from connectors.sandbox_server import LoopbackServer, SandboxHandler
 from connectors.woocommerce.sandbox_state import Reply, WooState, copy, error
 from connectors.woocommerce.webhooks import sign
 
@@ -228,33 +228,16 @@ class WooSandbox(LoopbackServer):
 
 
 def _handler_for(sandbox: WooSandbox) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet, no stderr
-            return
-
+    class Handler(SandboxHandler):
         def _reply(self, code: int, body: Any, headers: dict[str, str]) -> None:
-            raw = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
-            self.send_header("Content-Length", str(len(raw)))
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(raw)
+            self.reply(code, json.dumps(body).encode(), "application/json; charset=UTF-8", headers)
 
         def _html(self, code: int) -> None:
             raw = b"<!DOCTYPE html><html><head><title>Page not found</title></head><body>Oops</body></html>"
-            self.send_response(code)
-            self.send_header("Content-Type", "text/html; charset=UTF-8")
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
+            self.reply(code, raw, "text/html; charset=UTF-8")
 
         def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
+            _, raw = self.read_request()
             split = urlsplit(self.path)
             if not split.path.startswith("/wp-json/"):
                 self._html(404)  # the theme's 404 page, as WordPress answers outside the REST API
