@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,6 +29,7 @@ from connectors.shopify.errors import (
     ShopifyAuthError,
     ShopifyGraphQLError,
     ShopifyPayloadError,
+    ShopifyReadIncomplete,
     ShopifyThrottled,
     ShopifyUserError,
 )
@@ -120,24 +122,26 @@ class ShopifyStore:
     def push_tracking(self, request: PushRequest) -> PushResult:
         """Create one fulfillment holding the shipment's lines and tracking, unless it is there.
 
-        Not idempotent by itself; made safe by reading first: a tracking number already on a live
-        fulfillment returns ``already_there`` and writes nothing. Raises ShopifyNotReady
+        Not idempotent by itself; made safe by reading first, completely (every fulfillment order
+        line, every fulfillment and its tracking, paged where needed): a tracking number already
+        on a live fulfillment returns ``already_there`` and writes nothing. Raises ShopifyNotReady
         (TransientError) without an OPEN fulfillment order yet, ShopifyAlreadyFulfilled when the
-        lines have nothing remaining, ShopifyUserError for userErrors, AmbiguousOutcome when the
+        lines have nothing remaining, ShopifyReadIncomplete when a fulfillment holds more tracking
+        numbers than can be read, ShopifyUserError for userErrors, AmbiguousOutcome when the
         create was sent without an answer (calling again is safe: it reads first).
         """
         if not request.tracking:
             raise PermanentError(f"order {request.order_id}: no tracking number to push")
-        data = self._call(queries.FULFILLMENT_STATE, {"id": mapping.order_gid(request.order_id)})
-        order = data.get("order")
-        if order is None:
+        state = self._fulfillment_state(request.order_id)
+        if state is None:
             raise PermanentError(f"order {request.order_id} not found on Shopify")
-        existing = mapping.existing_tracking(order)
+        fulfillment_orders, fulfillments = state
+        existing = mapping.existing_tracking(fulfillments)
         for t in request.tracking:
             ful_id = existing.get(mapping.normalise_number(t.number))
             if ful_id is not None:
                 return PushResult(fulfillment_id=ful_id, already_there=True)
-        allocation = mapping.allocate(mapping.fulfillment_orders_from_graphql(order), request.lines)
+        allocation = mapping.allocate(fulfillment_orders, request.lines)
         variables = {"fulfillment": mapping.fulfillment_input(allocation, request.tracking,
                                                               request.notify_customer),
                      "message": None}
@@ -155,6 +159,85 @@ class ShopifyStore:
         """One cheap read for ``autofulfill check --live``: the shop's name."""
         shop = self._call(queries.SHOP_NAME, {}).get("shop") or {}
         return str(shop.get("name", ""))
+
+    # --- reading the fulfillment state completely ---------------------------------------------
+
+    def _fulfillment_state(self, order_id: str) -> tuple[
+            list[mapping.FulfillmentOrderState], list[mapping.FulfillmentTracking]] | None:
+        """Every fulfillment order with all its lines, every fulfillment with all its tracking.
+
+        None when the order does not exist. One query for a typical order; what did not fit is
+        paged by follow-ups (see ``queries.py``). Raises ShopifyReadIncomplete when a fulfillment
+        has more tracking numbers than one read returns, TransientError when something read a
+        moment ago is gone (the order changed while it was read).
+        """
+        gid = mapping.order_gid(order_id)
+        sizes = {"fulfillmentOrders": queries.FULFILLMENT_ORDERS, "foLines": queries.FO_LINES}
+        order = self._call(queries.FULFILLMENT_STATE, {"id": gid, **sizes, "tracking": queries.TRACKING,
+                                                       "fulfillments": queries.FULFILLMENTS}).get("order")
+        if order is None:
+            return None
+        fos = list(mapping.fulfillment_orders_from_graphql(order))
+        what = f"order {order_id}: fulfillment orders"
+        after = mapping.next_cursor(order.get("fulfillmentOrders"), what)
+        while after is not None:
+            page = self._call(queries.FULFILLMENT_ORDERS_PAGE,
+                              {"id": gid, **sizes, "after": after}).get("order")
+            if page is None:
+                raise TransientError(f"order {order_id} vanished while its fulfillment orders were read")
+            fos += mapping.fulfillment_orders_from_graphql(page)
+            after = mapping.next_cursor(page.get("fulfillmentOrders"), what)
+        fos = [self._all_lines(fo) for fo in fos]
+        fulfillments = mapping.fulfillments_from_graphql(order.get("fulfillments"), queries.TRACKING)
+        if len(fulfillments) >= queries.FULFILLMENTS:
+            # Order.fulfillments is a list cut at `first`, not a connection: a full one may hide
+            # more. A fulfillment is made from fulfillment orders, and theirs are paged.
+            fulfillments += [f for fo in fos for f in self._fulfillments_of(fo.id)]
+        unique: dict[str, mapping.FulfillmentTracking] = {}
+        for ful in fulfillments:  # one fulfillment can span several fulfillment orders
+            unique.setdefault(ful.id, ful)
+        return fos, [self._all_tracking(order_id, f) for f in unique.values()]
+
+    def _all_lines(self, fo: mapping.FulfillmentOrderState) -> mapping.FulfillmentOrderState:
+        lines, after = list(fo.lines), fo.lines_after
+        while after is not None:
+            node = self._call(queries.FULFILLMENT_ORDER_LINES, {"id": fo.id, "lines": queries.FO_LINES_PAGE,
+                                                                "after": after}).get("fulfillmentOrder")
+            if node is None:
+                raise TransientError(f"fulfillment order {fo.id} vanished while its lines were read")
+            lines += mapping.fulfillment_order_lines(node.get("lineItems"))
+            after = mapping.next_cursor(node.get("lineItems"), f"fulfillment order {fo.id}: lines")
+        return replace(fo, lines=tuple(lines), lines_after=None)
+
+    def _fulfillments_of(self, fo_id: str) -> list[mapping.FulfillmentTracking]:
+        found: list[mapping.FulfillmentTracking] = []
+        after: str | None = None
+        while True:
+            node = self._call(queries.FULFILLMENT_ORDER_FULFILLMENTS, {
+                "id": fo_id, "first": queries.FO_FULFILLMENTS, "after": after,
+                "tracking": queries.TRACKING}).get("fulfillmentOrder")
+            if node is None:
+                raise TransientError(f"fulfillment order {fo_id} vanished while its fulfillments were read")
+            found += mapping.fulfillments_from_graphql(node.get("fulfillments"), queries.TRACKING)
+            after = mapping.next_cursor(node.get("fulfillments"), f"fulfillment order {fo_id}: fulfillments")
+            if after is None:
+                return found
+
+    def _all_tracking(self, order_id: str, ful: mapping.FulfillmentTracking) -> mapping.FulfillmentTracking:
+        if ful.complete or not ful.live:  # a dead fulfillment's numbers do not count anyway
+            return ful
+        node = self._call(queries.FULFILLMENT_TRACKING, {"id": ful.id, "tracking": queries.TRACKING_MAX}
+                          ).get("fulfillment")
+        if node is None:
+            raise TransientError(f"fulfillment {ful.id} vanished while its tracking was read")
+        full = mapping.fulfillment_tracking(node, queries.TRACKING_MAX)
+        if not full.complete:
+            raise ShopifyReadIncomplete(
+                f"order {order_id}: fulfillment {mapping.gid_to_id(ful.id)} has {queries.TRACKING_MAX} "
+                f"or more tracking numbers and autofulfill reads at most {queries.TRACKING_MAX - 1} of "
+                "one fulfillment; nothing was written, since a number left unread could be written "
+                "twice: add this shipment's tracking in the Shopify admin")
+        return full
 
     # --- transport ---------------------------------------------------------------------------
 

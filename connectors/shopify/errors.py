@@ -9,6 +9,8 @@
     ├── ShopifyGraphQLError    top-level GraphQL ``errors`` other than THROTTLED
     ├── ShopifyUserError       a mutation's ``userErrors`` (e.g. quantity above what remains)
     ├── ShopifyAlreadyFulfilled the lines have nothing left to fulfill (someone else shipped them)
+    ├── ShopifyReadIncomplete  the order holds more than can be read completely, so nothing is
+    │                          written (a number left unread could be written twice)
     └── ShopifyPayloadError    a webhook body or API answer we cannot read
 """
 
@@ -39,6 +41,10 @@ class ShopifyUserError(PermanentError):
 
 class ShopifyAlreadyFulfilled(PermanentError):
     """The requested lines have no remaining quantity: fulfilled outside autofulfill."""
+
+
+class ShopifyReadIncomplete(PermanentError):
+    """Part of the order's fulfillment state is beyond what can be read; the message names the limit."""
 
 
 class ShopifyPayloadError(PermanentError):

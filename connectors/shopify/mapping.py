@@ -241,34 +241,80 @@ class FulfillmentOrderState:
     id: str  # FulfillmentOrder GID
     status: str
     lines: tuple[FulfillmentOrderLine, ...]
+    lines_after: str | None = None  # while ``lines`` is only a first page: where the next begins
+
+
+def next_cursor(connection: Any, what: str) -> str | None:
+    """The ``after`` for a connection's next page; None on its last page."""
+    page = (connection or {}).get("pageInfo") or {}
+    if not page.get("hasNextPage"):
+        return None
+    cursor = page.get("endCursor")
+    if not cursor:
+        raise ShopifyPayloadError(f"{what}: hasNextPage without an endCursor")
+    return str(cursor)
+
+
+def fulfillment_order_lines(connection: Any) -> tuple[FulfillmentOrderLine, ...]:
+    """One page of ``FulfillmentOrder.lineItems``."""
+    return tuple(
+        FulfillmentOrderLine(id=str(li["id"]), line_id=gid_to_id((li.get("lineItem") or {})["id"]),
+                             sku=_s((li.get("lineItem") or {}).get("sku")),
+                             remaining=int(li.get("remainingQuantity") or 0))
+        for li in _nodes(connection))
+
+
+def fulfillment_order_from_graphql(node: Mapping[str, Any]) -> FulfillmentOrderState:
+    """A FulfillmentOrder node with the first page of its lines (``lines_after`` says if more)."""
+    if not node.get("id"):
+        raise ShopifyPayloadError("fulfillment order has no id")
+    return FulfillmentOrderState(
+        id=str(node["id"]), status=_s(node.get("status")).upper(),
+        lines=fulfillment_order_lines(node.get("lineItems")),
+        lines_after=next_cursor(node.get("lineItems"), f"fulfillment order {node['id']}: lines"))
 
 
 def fulfillment_orders_from_graphql(order: Mapping[str, Any]) -> tuple[FulfillmentOrderState, ...]:
-    out = []
-    for fo in _nodes(order.get("fulfillmentOrders")):
-        lines = tuple(
-            FulfillmentOrderLine(id=str(li["id"]), line_id=gid_to_id((li.get("lineItem") or {})["id"]),
-                                 sku=_s((li.get("lineItem") or {}).get("sku")),
-                                 remaining=int(li.get("remainingQuantity") or 0))
-            for li in _nodes(fo.get("lineItems")))
-        out.append(FulfillmentOrderState(id=str(fo["id"]), status=_s(fo.get("status")).upper(),
-                                         lines=lines))
-    return tuple(out)
+    """One page of ``order.fulfillmentOrders``, each with the first page of its lines."""
+    return tuple(fulfillment_order_from_graphql(fo) for fo in _nodes(order.get("fulfillmentOrders")))
 
 
 # Fulfillments in these states no longer carry their tracking: the number may be pushed again.
 _DEAD_FULFILLMENTS = frozenset({"CANCELLED", "ERROR", "FAILURE"})
 
 
-def existing_tracking(order: Mapping[str, Any]) -> dict[str, str]:
-    """Normalised tracking number -> numeric fulfillment id, for the order's live fulfillments."""
+@dataclass(frozen=True)
+class FulfillmentTracking:
+    id: str  # Fulfillment GID
+    live: bool  # not cancelled or failed: its numbers count as pushed
+    numbers: tuple[str, ...]  # normalised
+    complete: bool  # False when ``trackingInfo`` came back full: it may have been cut
+
+
+def fulfillment_tracking(node: Mapping[str, Any], first: int) -> FulfillmentTracking:
+    """A Fulfillment node whose ``trackingInfo`` was asked with ``first``."""
+    if not node.get("id"):
+        raise ShopifyPayloadError("fulfillment has no id")
+    infos = list(node.get("trackingInfo") or ())
+    return FulfillmentTracking(
+        id=str(node["id"]), live=_s(node.get("status")).upper() not in _DEAD_FULFILLMENTS,
+        numbers=tuple(normalise_number(i["number"]) for i in infos if i.get("number")),
+        complete=len(infos) < first)
+
+
+def fulfillments_from_graphql(value: Any, first: int) -> list[FulfillmentTracking]:
+    """``Order.fulfillments`` (a list) or a page of ``FulfillmentOrder.fulfillments`` (a connection)."""
+    items = _nodes(value) if isinstance(value, Mapping) else list(value or ())
+    return [fulfillment_tracking(node, first) for node in items]
+
+
+def existing_tracking(fulfillments: Iterable[FulfillmentTracking]) -> dict[str, str]:
+    """Normalised tracking number -> numeric fulfillment id, for the live fulfillments."""
     found: dict[str, str] = {}
-    for ful in order.get("fulfillments") or ():
-        if _s(ful.get("status")).upper() in _DEAD_FULFILLMENTS:
-            continue
-        for info in ful.get("trackingInfo") or ():
-            if info.get("number"):
-                found.setdefault(normalise_number(info["number"]), gid_to_id(ful["id"]))
+    for ful in fulfillments:
+        if ful.live:
+            for number in ful.numbers:
+                found.setdefault(number, gid_to_id(ful.id))
     return found
 
 
@@ -288,6 +334,8 @@ def allocate(
     """
     if not fulfillment_orders:
         raise ShopifyNotReady("fulfillment orders not ready yet (the order has none)")
+    if any(fo.lines_after is not None for fo in fulfillment_orders):
+        raise ShopifyPayloadError("fulfillment order lines were read only in part")
     left = {(fo.id, li.id): li.remaining for fo in fulfillment_orders for li in fo.lines}
     picked: dict[str, dict[str, int]] = {}  # fo id -> fo line id -> quantity, in order
     for line_id, qty in wanted:

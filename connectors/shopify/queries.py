@@ -85,31 +85,125 @@ LIST_ORDERS = Operation(
     expected_cost=100,
 )
 
-# Newest fulfillment orders first (reverse): a split order accumulates CLOSED ones, the open
-# remainder is the latest. 1 + (2 + 10 x (1 + 2 + 25 x 2)) + 30 x (1 + 3) = 653.
-FULFILLMENT_STATE = Operation(
-    name="FulfillmentState",
-    document="""query FulfillmentState($id: ID!) {
-  order(id: $id) {
-    id
-    fulfillmentOrders(first: 10, reverse: true) {
-      nodes {
+# --- what the order already has, read before any fulfillmentCreate ---------------------------
+#
+# Read completely, because a line or a tracking number left unread means a push that fails or a
+# number written twice. Fulfillment orders and their lines are connections: paged with cursors.
+# ``Order.fulfillments`` and ``Fulfillment.trackingInfo`` are plain lists cut at ``first`` (a
+# list costs first x (cost of one item), no page info): a full list may have been cut, so the
+# client then reads the fulfillments through each fulfillment order's ``fulfillments``
+# connection, and a fulfillment's tracking alone with ``fulfillment(id:)``.
+FULFILLMENT_ORDERS = 10  # fulfillment orders per page, newest first
+FO_LINES = 25  # lines of each fulfillment order on that page
+FO_LINES_PAGE = 250  # lines per follow-up page of one fulfillment order (a connection's maximum)
+FULFILLMENTS = 50  # the order's fulfillments in the first read; a full list may have been cut
+TRACKING = 5  # tracking numbers per fulfillment in a list; a full one is read again alone
+FO_FULFILLMENTS = 100  # fulfillments per page of one fulfillment order's connection
+TRACKING_MAX = 250  # tracking numbers of one fulfillment read alone; a full one is an error
+
+_FULFILLMENT_ORDER_FIELDS = """
         id
         status
-        lineItems(first: 25) {
+        lineItems(first: $foLines) {
+          pageInfo { hasNextPage endCursor }
           nodes { id remainingQuantity lineItem { id sku } }
-        }
+        }"""
+# A page of fulfillment orders; a line costs 2: itself and its lineItem object.
+_FO_PAGE_COST = 2 + FULFILLMENT_ORDERS * (1 + 2 + FO_LINES * 2)
+_TRACKING_FIELDS = "trackingInfo(first: $tracking) { number company url }"
+
+# Newest fulfillment orders first (reverse): a split order accumulates CLOSED ones, the open
+# remainder is the latest. 1 + (2 + 10 x (1 + 2 + 25 x 2)) + 50 x (1 + 5) = 833.
+FULFILLMENT_STATE = Operation(
+    name="FulfillmentState",
+    document="""query FulfillmentState($id: ID!, $fulfillmentOrders: Int!, $foLines: Int!,
+    $fulfillments: Int!, $tracking: Int!) {
+  order(id: $id) {
+    id
+    fulfillmentOrders(first: $fulfillmentOrders, reverse: true) {
+      pageInfo { hasNextPage endCursor }
+      nodes {""" + _FULFILLMENT_ORDER_FIELDS + """
       }
     }
-    fulfillments(first: 30) {
+    fulfillments(first: $fulfillments) {
       id
       status
-      trackingInfo(first: 3) { number company url }
+      """ + _TRACKING_FIELDS + """
     }
   }
 }""",
-    requested_cost=653,
+    requested_cost=1 + _FO_PAGE_COST + FULFILLMENTS * (1 + TRACKING),
     expected_cost=20,
+)
+
+# The next page of fulfillment orders: 1 + 532 = 533.
+FULFILLMENT_ORDERS_PAGE = Operation(
+    name="FulfillmentOrdersPage",
+    document="""query FulfillmentOrdersPage($id: ID!, $fulfillmentOrders: Int!, $after: String!,
+    $foLines: Int!) {
+  order(id: $id) {
+    id
+    fulfillmentOrders(first: $fulfillmentOrders, after: $after, reverse: true) {
+      pageInfo { hasNextPage endCursor }
+      nodes {""" + _FULFILLMENT_ORDER_FIELDS + """
+      }
+    }
+  }
+}""",
+    requested_cost=1 + _FO_PAGE_COST,
+    expected_cost=60,
+)
+
+# The next page of one fulfillment order's lines: 1 + 2 + 250 x 2 = 503.
+FULFILLMENT_ORDER_LINES = Operation(
+    name="FulfillmentOrderLines",
+    document="""query FulfillmentOrderLines($id: ID!, $lines: Int!, $after: String!) {
+  fulfillmentOrder(id: $id) {
+    id
+    lineItems(first: $lines, after: $after) {
+      pageInfo { hasNextPage endCursor }
+      nodes { id remainingQuantity lineItem { id sku } }
+    }
+  }
+}""",
+    requested_cost=1 + 2 + FO_LINES_PAGE * 2,
+    expected_cost=60,
+)
+
+# One page of one fulfillment order's fulfillments (when the order's list came back full):
+# 1 + 2 + 100 x (1 + 5) = 603.
+FULFILLMENT_ORDER_FULFILLMENTS = Operation(
+    name="FulfillmentOrderFulfillments",
+    document="""query FulfillmentOrderFulfillments($id: ID!, $first: Int!, $after: String,
+    $tracking: Int!) {
+  fulfillmentOrder(id: $id) {
+    id
+    fulfillments(first: $first, after: $after) {
+      pageInfo { hasNextPage endCursor }
+      nodes {
+        id
+        status
+        """ + _TRACKING_FIELDS + """
+      }
+    }
+  }
+}""",
+    requested_cost=1 + 2 + FO_FULFILLMENTS * (1 + TRACKING),
+    expected_cost=100,
+)
+
+# One fulfillment's tracking (when its list came back full): 1 + 250 = 251.
+FULFILLMENT_TRACKING = Operation(
+    name="FulfillmentTracking",
+    document="""query FulfillmentTracking($id: ID!, $tracking: Int!) {
+  fulfillment(id: $id) {
+    id
+    status
+    """ + _TRACKING_FIELDS + """
+  }
+}""",
+    requested_cost=1 + TRACKING_MAX,
+    expected_cost=10,
 )
 
 # fulfillmentCreate, never the deprecated fulfillmentCreateV2.
@@ -130,6 +224,7 @@ CREATE_FULFILLMENT = Operation(
     mutation=True,
 )
 
-ALL_OPERATIONS: tuple[Operation, ...] = (SHOP_NAME, GET_ORDER, LIST_ORDERS, FULFILLMENT_STATE,
-                                         CREATE_FULFILLMENT)
+ALL_OPERATIONS: tuple[Operation, ...] = (
+    SHOP_NAME, GET_ORDER, LIST_ORDERS, FULFILLMENT_STATE, FULFILLMENT_ORDERS_PAGE, FULFILLMENT_ORDER_LINES,
+    FULFILLMENT_ORDER_FULFILLMENTS, FULFILLMENT_TRACKING, CREATE_FULFILLMENT)
 ALL_DOCUMENTS: tuple[str, ...] = tuple(op.document for op in ALL_OPERATIONS)

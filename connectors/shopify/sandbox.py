@@ -5,7 +5,8 @@ does: the access-token header (401 otherwise), the client-credentials grant, Gra
 by ``operationName`` (no GraphQL parser: each operation in ``queries.py`` has a handler here)
 with ``data`` / ``errors`` / ``extensions.cost.throttleStatus`` from a real leaky bucket, GIDs
 as node ids, fulfillment orders that close as fulfillments consume them. It also signs and
-delivers webhooks. State lives in ``_SandboxState`` (``sandbox_state.py``) behind one lock.
+delivers webhooks. State lives in ``SandboxState`` (``sandbox_state.py``) behind one lock; the
+fulfillment operations' handlers are in ``sandbox_fulfillments.py``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from urllib.parse import parse_qs
 
 import requests
 
-from connectors.sandbox_server import LoopbackServer
+from connectors.sandbox_server import LoopbackServer, SandboxHandler
+from connectors.shopify import sandbox_fulfillments, sandbox_state
 from connectors.shopify.sandbox_state import SandboxState
 
 
@@ -40,7 +42,8 @@ class ShopifySandbox(LoopbackServer):
         self.state = SandboxState(bucket_max=bucket_max, restore_rate=restore_rate,
                                   fulfillment_orders_delay_s=fulfillment_orders_delay_s,
                                   shop_name=shop_name, webhook_secret=webhook_secret,
-                                  api_version=api_version)
+                                  api_version=api_version,
+                                  handlers={**sandbox_state.HANDLERS, **sandbox_fulfillments.HANDLERS})
         self._issued: dict[str, float] = {}  # client-credentials token -> expiry (time.time())
         self.token_requests = 0
 
@@ -56,14 +59,18 @@ class ShopifySandbox(LoopbackServer):
     def add_order(self, lines: list[tuple[Any, ...]], shipping_title: str = "Standard",
                   country: str = "US", financial_status: str = "paid",
                   email: str = "customer@example.com", name: str | None = None,
-                  address: dict[str, Any] | None = None, tags: str = "") -> dict[str, Any]:
-        """Create an order with one OPEN fulfillment order; returns it REST-shaped (a webhook body).
+                  address: dict[str, Any] | None = None, tags: str = "",
+                  lines_per_fulfillment_order: int | None = None) -> dict[str, Any]:
+        """Create an order with an OPEN fulfillment order; returns it REST-shaped (a webhook body).
 
         ``lines`` are ``(sku, qty)`` or ``(sku, qty, title)`` or ``(sku, qty, title, price)``.
+        ``lines_per_fulfillment_order`` spreads them over several OPEN fulfillment orders of that
+        many lines each, in line order (as an order shipped from several locations has).
         """
         return self.state.add_order(lines, shipping_title=shipping_title, country=country,
                                     financial_status=financial_status, email=email, name=name,
-                                    address=address, tags=tags)
+                                    address=address, tags=tags,
+                                    lines_per_fulfillment_order=lines_per_fulfillment_order)
 
     def order(self, order_id: int | str) -> dict[str, Any]:
         """The order as REST JSON now."""
@@ -133,27 +140,16 @@ class ShopifySandbox(LoopbackServer):
 def _handler_for(sandbox: ShopifySandbox) -> type[BaseHTTPRequestHandler]:
     graphql_path = f"/admin/api/{sandbox.api_version}/graphql.json"
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet, no stderr
-            return
-
+    class Handler(SandboxHandler):
         def _reply(self, code: int, body: dict[str, Any]) -> None:
-            raw = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(raw)))
-            self.send_header("X-Request-Id", f"sandbox-{time.monotonic_ns()}")
-            self.end_headers()
-            self.wfile.write(raw)
+            self.reply(code, json.dumps(body).encode(), "application/json; charset=utf-8",
+                       {"X-Request-Id": f"sandbox-{time.monotonic_ns()}"})
 
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             self._reply(404, {"errors": "Not Found"})
 
         def do_POST(self) -> None:  # noqa: N802
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
+            _, raw = self.read_request()
             path = self.path.split("?", 1)[0]
             if path == "/admin/oauth/access_token":
                 code, body = sandbox._grant(parse_qs(raw.decode("utf-8", "replace")))

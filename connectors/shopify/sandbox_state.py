@@ -1,4 +1,5 @@
-"""The sandbox shop's data and its GraphQL handlers (see ``sandbox.py``). Guarded by ``lock``.
+"""The sandbox shop's data, GraphQL dispatch and the order operations' handlers (see
+``sandbox.py``; the fulfillment operations are in ``sandbox_fulfillments.py``). Guarded by ``lock``.
 
 Costs follow Shopify's rule of thumb (object 1, connection 2 + first x node, mutation 10): a
 request needs its *requested* cost available in the bucket, and is charged its *actual* cost.
@@ -12,7 +13,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 from connectors.shopify.webhooks import sign
 
 Handler = Callable[["SandboxState", dict[str, Any]], tuple[dict[str, Any], float]]
+CostFn = Callable[[dict[str, Any]], float]  # variables -> requested cost
 _FIRST_ID = 820982911946154500  # above 2**53, like real Shopify ids: exactness matters
 
 
@@ -53,8 +55,10 @@ class SandboxError(Exception):
 
 class SandboxState:
     def __init__(self, *, bucket_max: float, restore_rate: float, fulfillment_orders_delay_s: float,
-                 shop_name: str, webhook_secret: str, api_version: str) -> None:
+                 shop_name: str, webhook_secret: str, api_version: str,
+                 handlers: Mapping[str, tuple[CostFn, Handler]]) -> None:
         self.lock = threading.RLock()
+        self.handlers = dict(handlers)  # operationName -> (requested cost, handler)
         self.bucket_max = float(bucket_max)
         self.restore_rate = float(restore_rate)
         self.available = float(bucket_max)
@@ -78,7 +82,8 @@ class SandboxState:
 
     def add_order(self, lines: list[tuple[Any, ...]], *, shipping_title: str, country: str,
                   financial_status: str, email: str, name: str | None,
-                  address: dict[str, Any] | None, tags: str) -> dict[str, Any]:
+                  address: dict[str, Any] | None, tags: str,
+                  lines_per_fulfillment_order: int | None = None) -> dict[str, Any]:
         with self.lock:
             oid = self._id()
             self._number += 1
@@ -100,9 +105,12 @@ class SandboxState:
                 "cancelled_at": None, "currency": "USD", "tags": tags, "address": addr,
                 "shipping_title": shipping_title, "lines": items}
             visible_at = time.monotonic() + self.fo_delay_s
+            size = lines_per_fulfillment_order or max(1, len(items))
             self.fos[oid] = [{"id": self._id(), "status": "OPEN", "visible_at": visible_at,
                               "lines": [{"id": self._id(), "line": li, "remaining": li["quantity"]}
-                                        for li in items]}]
+                                        for li in items[start:start + size]],
+                              "fulfillments": []}  # ids of the fulfillments made from it
+                             for start in range(0, max(1, len(items)), size)]
             self.fuls[oid] = []
             return self.rest_order(oid)
 
@@ -274,7 +282,7 @@ class SandboxState:
             if not op or not re.search(rf"\b(query|mutation)\s+{re.escape(op)}\b", query):
                 return {"errors": [{"message": "operationName must name an operation in the document "
                                                f"(got {op!r})"}]}
-            entry = _HANDLERS.get(op)
+            entry = self.handlers.get(op)
             if entry is None:
                 return {"errors": [{"message": f"Sandbox does not implement operation {op}",
                                     "extensions": {"code": "undefinedField"}}]}
@@ -352,94 +360,9 @@ def _list_orders(state: SandboxState, v: dict[str, Any]) -> tuple[dict[str, Any]
                        "nodes": nodes}}, actual
 
 
-def _fulfillment_state(state: SandboxState, v: dict[str, Any]) -> tuple[dict[str, Any], float]:
-    oid = state._oid(v.get("id"))
-    if oid not in state.orders:
-        return {"order": None}, 1
-    now = time.monotonic()
-    visible = [fo for fo in reversed(state.fos[oid]) if fo["visible_at"] <= now][:10]
-    fo_nodes = [{"id": _gid("FulfillmentOrder", fo["id"]), "status": fo["status"],
-                 "lineItems": {"nodes": [{"id": _gid("FulfillmentOrderLineItem", fl["id"]),
-                                          "remainingQuantity": fl["remaining"],
-                                          "lineItem": {"id": _gid("LineItem", fl["line"]["id"]),
-                                                       "sku": fl["line"]["sku"]}}
-                                         for fl in fo["lines"][:25]]}} for fo in visible]
-    fuls = [{"id": _gid("Fulfillment", f["id"]), "status": "SUCCESS",
-             "trackingInfo": [{"number": n, "company": f["tracking_company"],
-                               "url": (f["tracking_urls"][i] if i < len(f["tracking_urls"]) else None)}
-                              for i, n in enumerate(f["tracking_numbers"][:3])]}
-            for f in state.fuls[oid][:30]]
-    actual = 3 + sum(3 + 2 * len(n["lineItems"]["nodes"]) for n in fo_nodes) + sum(
-        1 + len(f["trackingInfo"]) for f in fuls)
-    return {"order": {"id": _gid("Order", oid), "fulfillmentOrders": {"nodes": fo_nodes},
-                      "fulfillments": fuls}}, actual
-
-
-def _user_error(message: str) -> tuple[dict[str, Any], float]:
-    return {"fulfillmentCreate": {"fulfillment": None,
-                                  "userErrors": [{"field": ["fulfillment"], "message": message}]}}, 10
-
-
-def _create_fulfillment(state: SandboxState, v: dict[str, Any]) -> tuple[dict[str, Any], float]:
-    inp = v.get("fulfillment") or {}
-    groups = inp.get("lineItemsByFulfillmentOrder") or []
-    if not groups:
-        return _user_error("lineItemsByFulfillmentOrder can't be blank")
-    by_id = {fo["id"]: (oid, fo) for oid, fos in state.fos.items() for fo in fos}
-    plan: list[tuple[dict[str, Any], dict[str, Any], int]] = []  # (fo, fo line, quantity)
-    orders = set()
-    for group in groups:
-        fo_id = state._oid(group.get("fulfillmentOrderId"), "FulfillmentOrder")
-        if fo_id not in by_id:
-            return _user_error(f"Fulfillment order {fo_id} does not exist.")
-        oid, fo = by_id[fo_id]
-        orders.add(oid)
-        if fo["status"] not in ("OPEN", "IN_PROGRESS"):
-            return _user_error(f"Fulfillment order {fo_id} has an unfulfillable status= "
-                               f"{fo['status'].lower()}.")
-        wanted = group.get("fulfillmentOrderLineItems")
-        if wanted is None:
-            plan += [(fo, fl, fl["remaining"]) for fl in fo["lines"] if fl["remaining"] > 0]
-            continue
-        lines = {fl["id"]: fl for fl in fo["lines"]}
-        for item in wanted:
-            fl = lines.get(state._oid(item.get("id"), "FulfillmentOrderLineItem"))
-            qty = int(item.get("quantity") or 0)
-            if fl is None:
-                return _user_error("Fulfillment order line item does not belong to the fulfillment order.")
-            if qty <= 0 or qty > fl["remaining"]:
-                return _user_error("Invalid fulfillment order line item quantity requested.")
-            plan.append((fo, fl, qty))
-    if len(orders) != 1:
-        return _user_error("All fulfillment orders must belong to the same order.")
-    track = inp.get("trackingInfo") or {}
-    numbers = list(track.get("numbers") or ([track["number"]] if track.get("number") else []))
-    urls = list(track.get("urls") or ([track["url"]] if track.get("url") else []))
-    for _fo, fl, qty in plan:
-        fl["remaining"] -= qty
-    for fo in {id(fo): fo for fo, _, _ in plan}.values():
-        fo["status"] = "CLOSED" if all(fl["remaining"] == 0 for fl in fo["lines"]) else "IN_PROGRESS"
-    oid = orders.pop()
-    ful_id = state._id()
-    ful: dict[str, Any] = {
-           "id": ful_id, "tracking_company": track.get("company"), "tracking_numbers": numbers,
-           "tracking_urls": urls, "notify_customer": bool(inp.get("notifyCustomer", False)),
-           "message": v.get("message"), "created_at": _rest_time(_now()),
-           "line_items": [{"line_item_id": str(fl["line"]["id"]), "sku": fl["line"]["sku"], "quantity": q}
-                          for _, fl, q in plan]}
-    state.fuls[oid].append(ful)
-    state.orders[oid]["updated_at"] = _now()
-    info = [{"number": n, "company": ful["tracking_company"], "url": urls[i] if i < len(urls) else None}
-            for i, n in enumerate(numbers[:3])]
-    return {"fulfillmentCreate": {"fulfillment": {"id": _gid("Fulfillment", ful_id), "status": "SUCCESS",
-                                                  "trackingInfo": info},
-                                  "userErrors": []}}, 10
-
-
-_HANDLERS: dict[str, tuple[Callable[[dict[str, Any]], float], Handler]] = {
+# The order operations; the fulfillment ones are in ``sandbox_fulfillments.py``.
+HANDLERS: dict[str, tuple[CostFn, Handler]] = {
     "ShopName": (lambda v: 1, _shop),
     "GetOrder": (lambda v: 7 + 3 * int(v.get("lines") or 0) + int(v.get("refunds") or 0), _get_order),
     "ListOrders": (lambda v: 2 + int(v.get("first") or 0) * (7 + int(v.get("lines") or 0)), _list_orders),
-    "FulfillmentState": (lambda v: 653, _fulfillment_state),
-    "CreateFulfillment": (lambda v: 10, _create_fulfillment),
 }

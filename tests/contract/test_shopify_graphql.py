@@ -35,6 +35,11 @@ def test_operation_name_matches_document(op: Operation) -> None:
     assert (definition.operation.value == "mutation") == op.mutation
 
 
+@pytest.mark.parametrize("op", ALL_OPERATIONS, ids=lambda op: op.name)
+def test_requested_cost_below_the_single_query_maximum(op: Operation) -> None:
+    assert 0 < op.expected_cost <= op.requested_cost < 1000
+
+
 def test_never_the_deprecated_create() -> None:
     assert not any("fulfillmentCreateV2" in d for d in ALL_DOCUMENTS)
     assert any("fulfillmentCreate(" in d for d in ALL_DOCUMENTS)

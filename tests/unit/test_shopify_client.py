@@ -14,12 +14,14 @@ import responses
 
 from connectors.errors import AmbiguousOutcome, PermanentError, TransientError
 from connectors.ratelimit import LocalLimiter
+from connectors.shopify import queries
 from connectors.shopify.client import ShopifyStore
 from connectors.shopify.errors import (
     ShopifyAlreadyFulfilled,
     ShopifyAuthError,
     ShopifyGraphQLError,
     ShopifyNotReady,
+    ShopifyReadIncomplete,
     ShopifyThrottled,
     ShopifyUserError,
 )
@@ -79,6 +81,10 @@ def _cost(available: float = 990.0, requested: float = 10, actual: float | None 
 def _ok(data: dict[str, Any]) -> dict[str, Any]:
     return {"data": data, "extensions": _cost()}
 
+
+# The page sizes ShopifyStore sends with FulfillmentState.
+STATE_SIZES = {"fulfillmentOrders": queries.FULFILLMENT_ORDERS, "foLines": queries.FO_LINES,
+               "fulfillments": queries.FULFILLMENTS, "tracking": queries.TRACKING}
 
 THROTTLED = {"errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}],
              "extensions": _cost(available=10, requested=110, actual=None)}
@@ -258,6 +264,101 @@ def test_push_timeout_after_send_is_ambiguous(store: ShopifyStore, mocked: respo
         store.push_tracking(PUSH)
 
 
+def _ful(n: int, *numbers: str, status: str = "SUCCESS") -> dict[str, Any]:
+    return {"id": f"gid://shopify/Fulfillment/{n}", "status": status,
+            "trackingInfo": [{"number": x, "company": "UPS", "url": None} for x in numbers]}
+
+
+def _line(fo_line: int, line: int, remaining: int = 2) -> dict[str, Any]:
+    return {"id": f"gid://shopify/FulfillmentOrderLineItem/{fo_line}", "remainingQuantity": remaining,
+            "lineItem": {"id": f"gid://shopify/LineItem/{line}", "sku": f"S{line}"}}
+
+
+def _more(cursor: str) -> dict[str, Any]:
+    return {"hasNextPage": True, "endCursor": cursor}
+
+
+CREATED = _ok({"fulfillmentCreate": {"userErrors": [], "fulfillment": {
+    "id": "gid://shopify/Fulfillment/99", "status": "SUCCESS", "trackingInfo": []}}})
+
+
+def test_push_reads_every_page_of_fulfillment_orders_and_lines(store: ShopifyStore,
+                                                               mocked: responses.RequestsMock) -> None:
+    first = {"id": "gid://shopify/Order/1", "fulfillments": [], "fulfillmentOrders": {
+        "pageInfo": _more("fo-c1"), "nodes": [
+            {"id": "gid://shopify/FulfillmentOrder/5", "status": "CLOSED",
+             "lineItems": {"pageInfo": {"hasNextPage": False}, "nodes": [_line(50, 10, 0)]}}]}}
+    second = {"id": "gid://shopify/Order/1", "fulfillmentOrders": {
+        "pageInfo": {"hasNextPage": False, "endCursor": "fo-c2"}, "nodes": [
+            {"id": "gid://shopify/FulfillmentOrder/4", "status": "OPEN",
+             "lineItems": {"pageInfo": _more("li-c1"), "nodes": [_line(40, 10)]}}]}}
+    lines = {"id": "gid://shopify/FulfillmentOrder/4",
+             "lineItems": {"pageInfo": {"hasNextPage": False}, "nodes": [_line(41, 11)]}}
+    seen = _script(mocked, {"FulfillmentState": [_ok({"order": first})],
+                            "FulfillmentOrdersPage": [_ok({"order": second})],
+                            "FulfillmentOrderLines": [_ok({"fulfillmentOrder": lines})],
+                            "CreateFulfillment": [CREATED]})
+    assert store.push_tracking(PUSH).fulfillment_id == "99"
+    assert [s["operationName"] for s in seen] == ["FulfillmentState", "FulfillmentOrdersPage",
+                                                  "FulfillmentOrderLines", "CreateFulfillment"]
+    assert seen[1]["variables"]["after"] == "fo-c1"
+    assert seen[2]["variables"] == {"id": "gid://shopify/FulfillmentOrder/4", "lines": 250, "after": "li-c1"}
+    assert seen[3]["variables"]["fulfillment"]["lineItemsByFulfillmentOrder"] == [
+        {"fulfillmentOrderId": "gid://shopify/FulfillmentOrder/4",
+         "fulfillmentOrderLineItems": [{"id": "gid://shopify/FulfillmentOrderLineItem/41", "quantity": 2}]}]
+
+
+def test_push_reads_a_full_fulfillment_list_through_fulfillment_orders(
+        store: ShopifyStore, mocked: responses.RequestsMock) -> None:
+    listed = [_ful(n, f"OTHER{n}") for n in range(100, 150)]  # as many as asked: maybe cut
+    page1 = {"id": "gid://shopify/FulfillmentOrder/5", "fulfillments": {
+        "pageInfo": _more("f-c1"), "nodes": listed[:3]}}
+    page2 = {"id": "gid://shopify/FulfillmentOrder/5", "fulfillments": {
+        "pageInfo": {"hasNextPage": False}, "nodes": [_ful(150, "OTHER150"), _ful(151, "77 12")]}}
+    seen = _script(mocked, {
+        "FulfillmentState": [_ok({"order": {"id": "gid://shopify/Order/1", "fulfillments": listed,
+                                            "fulfillmentOrders": {"nodes": [_fo_node("IN_PROGRESS")]}}})],
+        "FulfillmentOrderFulfillments": [_ok({"fulfillmentOrder": page1}), _ok({"fulfillmentOrder": page2})]})
+    result = store.push_tracking(PUSH)
+    assert result.fulfillment_id == "151" and result.already_there
+    assert seen[0]["variables"]["fulfillments"] == 50
+    assert [s["operationName"] for s in seen] == ["FulfillmentState"] + ["FulfillmentOrderFulfillments"] * 2
+    assert [s["variables"]["after"] for s in seen[1:]] == [None, "f-c1"]
+
+
+def test_push_reads_a_full_tracking_list_alone(store: ShopifyStore, mocked: responses.RequestsMock) -> None:
+    full = _ful(42, "A1", "A2", "A3", "A4", "A5")  # five, as many as asked: maybe cut
+    dead = _ful(43, "B1", "B2", "B3", "B4", "B5", status="CANCELLED")  # does not count: not re-read
+    seen = _script(mocked, {
+        "FulfillmentState": [_state([_fo_node("OPEN")], [full, dead])],
+        "FulfillmentTracking": [_ok({"fulfillment": _ful(42, "A1", "A2", "A3", "A4", "A5", "7712")})]})
+    result = store.push_tracking(PUSH)
+    assert result.fulfillment_id == "42" and result.already_there
+    assert [s["operationName"] for s in seen] == ["FulfillmentState", "FulfillmentTracking"]
+    assert seen[1]["variables"] == {"id": "gid://shopify/Fulfillment/42", "tracking": 250}
+
+
+def test_push_refuses_when_tracking_cannot_be_read_completely(store: ShopifyStore,
+                                                              mocked: responses.RequestsMock) -> None:
+    numbers = [f"N{i}" for i in range(250)]
+    seen = _script(mocked, {"FulfillmentState": [_state([_fo_node("OPEN")], [_ful(42, *numbers[:5])])],
+                            "FulfillmentTracking": [_ok({"fulfillment": _ful(42, *numbers)})]})
+    with pytest.raises(ShopifyReadIncomplete, match="fulfillment 42 has 250 or more tracking") as info:
+        store.push_tracking(PUSH)
+    assert isinstance(info.value, PermanentError) and "at most 249" in str(info.value)
+    assert "CreateFulfillment" not in [s["operationName"] for s in seen]
+
+
+def test_push_fulfillment_order_gone_mid_read_is_transient(store: ShopifyStore,
+                                                           mocked: responses.RequestsMock) -> None:
+    fo = {"id": "gid://shopify/FulfillmentOrder/4", "status": "OPEN",
+          "lineItems": {"pageInfo": _more("li-c1"), "nodes": [_line(40, 10)]}}
+    _script(mocked, {"FulfillmentState": [_state([fo])],
+                     "FulfillmentOrderLines": [_ok({"fulfillmentOrder": None})]})
+    with pytest.raises(TransientError, match="vanished"):
+        store.push_tracking(PUSH)
+
+
 # --- against the real sandbox over loopback ---------------------------------------------------
 
 def _sandbox_store(url: str, **creds: str) -> ShopifyStore:
@@ -351,8 +452,6 @@ def test_sandbox_not_ready_then_ready(sandbox_factory: Callable[..., Any]) -> No
 
 
 def test_sandbox_rejects_quantity_above_remaining(sandbox_factory: Callable[..., Any]) -> None:
-    from connectors.shopify import queries
-
     sb = sandbox_factory()
     rest = sb.add_order([("A", 1)])
     def post(op: queries.Operation, variables: dict[str, Any]) -> dict[str, Any]:
@@ -360,7 +459,7 @@ def test_sandbox_rejects_quantity_above_remaining(sandbox_factory: Callable[...,
         return dict(requests.post(f"{sb.url}/admin/api/2026-01/graphql.json", json=body, timeout=5,
                                   headers={"X-Shopify-Access-Token": "sandbox-token"}).json())
 
-    state = post(queries.FULFILLMENT_STATE, {"id": rest["admin_graphql_api_id"]})
+    state = post(queries.FULFILLMENT_STATE, {"id": rest["admin_graphql_api_id"], **STATE_SIZES})
     fo = state["data"]["order"]["fulfillmentOrders"]["nodes"][0]
     items = [{"id": fo["lineItems"]["nodes"][0]["id"], "quantity": 2}]
     fulfillment = {"lineItemsByFulfillmentOrder": [{"fulfillmentOrderId": fo["id"],
@@ -417,3 +516,98 @@ def test_sandbox_refund_lowers_current_quantity_and_counts_refunds(
     assert fetched is not None and fetched.refunds == 1
     assert [(ln.sku, ln.quantity) for ln in fetched.lines] == [("A", 2)]
     assert sb.refund_lines(rest["id"], [(line_a, 2)])["financial_status"] == "refunded"
+
+
+def _line_ids(rest_order: dict[str, Any]) -> list[str]:
+    return [str(li["id"]) for li in rest_order["line_items"]]
+
+
+@pytest.mark.parametrize("per_fo", [None, 5], ids=["one-fulfillment-order", "twelve-fulfillment-orders"])
+def test_sandbox_sixty_lines_in_two_shipments(sandbox_factory: Callable[..., Any],
+                                              per_fo: int | None) -> None:
+    sb = sandbox_factory(restore_rate=1_000_000)
+    rest = sb.add_order([(f"S{i}", 1 + i % 3) for i in range(60)], lines_per_fulfillment_order=per_fo)
+    oid = str(rest["id"])
+    lines = [(str(li["id"]), li["quantity"]) for li in rest["line_items"]]
+    store = _sandbox_store(sb.url)
+    first = store.push_tracking(PushRequest(oid, tuple(lines[:30]), (Tracking("UPS", "1ZA"),)))
+    second = store.push_tracking(PushRequest(oid, tuple(lines[30:]), (Tracking("UPS", "1ZB"),)))
+    assert not first.already_there and not second.already_there
+    written = sb.fulfillments(oid)
+    assert [str(f["id"]) for f in written] == [first.fulfillment_id, second.fulfillment_id]
+    assert [[(li["line_item_id"], li["quantity"]) for li in f["line_items"]] for f in written] == [
+        lines[:30], lines[30:]]
+    # Lines beyond the first page of a fulfillment order, or fulfillment orders beyond the first page.
+    assert ("FulfillmentOrderLines" if per_fo is None else "FulfillmentOrdersPage") in sb.calls
+    again = store.push_tracking(PushRequest(oid, tuple(lines[30:]), (Tracking("UPS", "1ZB"),)))
+    assert again.already_there and again.fulfillment_id == second.fulfillment_id
+    assert sb.calls.count("CreateFulfillment") == 2
+    fetched = store.fetch_order(oid)
+    assert fetched is not None and fetched.fulfilled
+
+
+def test_sandbox_many_fulfillments_never_written_twice(sandbox_factory: Callable[..., Any]) -> None:
+    # More fulfillments than FulfillmentState lists (50) and than one page of the fulfillment
+    # order's connection (100): a repeated number is found wherever it sits.
+    sb = sandbox_factory(restore_rate=1_000_000)
+    count = queries.FO_FULFILLMENTS + 5
+    rest = sb.add_order([(f"S{i}", 1) for i in range(count + 1)])
+    oid = str(rest["id"])
+    ids = _line_ids(rest)
+    store = _sandbox_store(sb.url)
+    pushes = [PushRequest(oid, ((ids[i], 1),), (Tracking("UPS", f"1Z{i:04d}"),)) for i in range(count)]
+    made = [store.push_tracking(p).fulfillment_id for p in pushes]
+    assert len(set(made)) == count == len(sb.fulfillments(oid))
+    for i in (0, queries.FULFILLMENTS + 1, count - 2):  # listed by the order; on page 1; on page 2
+        before = len(sb.calls)
+        result = store.push_tracking(pushes[i])
+        assert result.already_there and result.fulfillment_id == made[i]
+        assert sb.calls[before:].count("FulfillmentOrderFulfillments") == 2
+    assert sb.calls.count("CreateFulfillment") == count
+    last = store.push_tracking(PushRequest(oid, ((ids[count], 1),), (Tracking("UPS", "NEW1"),)))
+    assert not last.already_there and sb.calls.count("CreateFulfillment") == count + 1
+    assert len(sb.fulfillments(oid)) == count + 1
+
+
+def test_sandbox_many_packages_in_one_shipment(sandbox_factory: Callable[..., Any]) -> None:
+    sb = sandbox_factory()
+    rest = sb.add_order([("A", 8)])
+    oid = str(rest["id"])
+    [line] = _line_ids(rest)
+    store = _sandbox_store(sb.url)
+    packages = tuple(Tracking("FEDEX", f"7712{i}") for i in range(8))  # more than a list read holds
+    made = store.push_tracking(PushRequest(oid, ((line, 8),), packages))
+    last = store.push_tracking(PushRequest(oid, ((line, 8),), packages[-1:]))
+    assert last.already_there and last.fulfillment_id == made.fulfillment_id
+    assert "FulfillmentTracking" in sb.calls and sb.calls.count("CreateFulfillment") == 1
+
+
+def test_sandbox_costs_match_the_requested_costs(sandbox_factory: Callable[..., Any]) -> None:
+    sb = sandbox_factory()
+    rest = sb.add_order([("A", 1)])
+    store = _sandbox_store(sb.url)
+    made = store.push_tracking(PushRequest(str(rest["id"]), ((_line_ids(rest)[0], 1),),
+                                           (Tracking("UPS", "1Z1"),)))
+
+    def post(op: queries.Operation, variables: dict[str, Any]) -> dict[str, Any]:
+        body = {"query": op.document, "operationName": op.name, "variables": variables}
+        answer = requests.post(f"{sb.url}/admin/api/2026-01/graphql.json", json=body, timeout=5,
+                               headers={"X-Shopify-Access-Token": "sandbox-token"}).json()
+        assert "errors" not in answer, (op.name, answer)
+        assert answer["extensions"]["cost"]["requestedQueryCost"] == op.requested_cost < 1000, op.name
+        return dict(answer["data"])
+
+    # The variables ShopifyStore sends; the cursors are the (last) pages' own.
+    order = post(queries.FULFILLMENT_STATE, {"id": rest["admin_graphql_api_id"], **STATE_SIZES})["order"]
+    fos = order["fulfillmentOrders"]
+    [fo] = fos["nodes"]
+    post(queries.FULFILLMENT_ORDERS_PAGE, {"id": rest["admin_graphql_api_id"],
+                                           "fulfillmentOrders": queries.FULFILLMENT_ORDERS,
+                                           "foLines": queries.FO_LINES,
+                                           "after": fos["pageInfo"]["endCursor"]})
+    post(queries.FULFILLMENT_ORDER_LINES, {"id": fo["id"], "lines": queries.FO_LINES_PAGE,
+                                           "after": fo["lineItems"]["pageInfo"]["endCursor"]})
+    post(queries.FULFILLMENT_ORDER_FULFILLMENTS, {"id": fo["id"], "first": queries.FO_FULFILLMENTS,
+                                                  "after": None, "tracking": queries.TRACKING})
+    post(queries.FULFILLMENT_TRACKING, {"id": f"gid://shopify/Fulfillment/{made.fulfillment_id}",
+                                        "tracking": queries.TRACKING_MAX})

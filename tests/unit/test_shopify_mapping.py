@@ -16,11 +16,17 @@ from connectors.shopify.mapping import (
     SHOPIFY_COMPANIES,
     FulfillmentOrderLine,
     FulfillmentOrderState,
+    FulfillmentTracking,
     allocate,
     existing_tracking,
     fulfillment_input,
+    fulfillment_order_from_graphql,
+    fulfillment_order_lines,
     fulfillment_orders_from_graphql,
+    fulfillment_tracking,
+    fulfillments_from_graphql,
     gid_to_id,
+    next_cursor,
     order_from_graphql,
     order_from_rest,
     orders_search_query,
@@ -252,7 +258,71 @@ def test_fulfillment_state_parsing() -> None:
     }
     [fo] = fulfillment_orders_from_graphql(order)
     assert fo.status == "OPEN" and fo.lines[0].line_id == "7" and fo.lines[0].remaining == 2
-    assert existing_tracking(order) == {"1Z999": "8"}  # cancelled fulfillments do not count
+    assert fo.lines_after is None  # no pageInfo: nothing more to read
+    fulfillments = fulfillments_from_graphql(order["fulfillments"], first=3)
+    assert existing_tracking(fulfillments) == {"1Z999": "8"}  # cancelled fulfillments do not count
+
+
+@pytest.mark.parametrize(("page_info", "expected"), [
+    (None, None),
+    ({"hasNextPage": False, "endCursor": "c1"}, None),
+    ({"hasNextPage": True, "endCursor": "c1"}, "c1"),
+])
+def test_next_cursor(page_info: dict[str, Any] | None, expected: str | None) -> None:
+    assert next_cursor({"pageInfo": page_info, "nodes": []}, "x") == expected
+    assert next_cursor(None, "x") is None
+
+
+def test_next_cursor_without_end_cursor_is_refused() -> None:
+    with pytest.raises(ShopifyPayloadError, match="order 1: lines: hasNextPage without an endCursor"):
+        next_cursor({"pageInfo": {"hasNextPage": True, "endCursor": None}}, "order 1: lines")
+
+
+def _fo_line(n: int) -> dict[str, Any]:
+    return {"id": f"gid://shopify/FulfillmentOrderLineItem/{n}", "remainingQuantity": 1,
+            "lineItem": {"id": f"gid://shopify/LineItem/{n + 100}", "sku": f"S{n}"}}
+
+
+def test_fulfillment_order_with_more_lines_keeps_the_cursor() -> None:
+    node = {"id": "gid://shopify/FulfillmentOrder/5", "status": "open", "lineItems": {
+        "pageInfo": {"hasNextPage": True, "endCursor": "li-2"}, "nodes": [_fo_line(1), _fo_line(2)]}}
+    fo = fulfillment_order_from_graphql(node)
+    assert fo.status == "OPEN" and fo.lines_after == "li-2"
+    assert [li.line_id for li in fo.lines] == ["101", "102"]
+    more = fulfillment_order_lines({"pageInfo": {"hasNextPage": False}, "nodes": [_fo_line(3)]})
+    assert [(li.id, li.sku) for li in more] == [("gid://shopify/FulfillmentOrderLineItem/3", "S3")]
+    with pytest.raises(ShopifyPayloadError, match="read only in part"):
+        allocate([fo], [("101", 1)])  # never spread lines over a half-read fulfillment order
+
+
+def _ful(n: int, count: int, status: str = "SUCCESS") -> dict[str, Any]:
+    return {"id": f"gid://shopify/Fulfillment/{n}", "status": status,
+            "trackingInfo": [{"number": f"t {n}-{i}", "company": "UPS", "url": None} for i in range(count)]}
+
+
+def test_fulfillment_tracking_marks_a_full_list_as_maybe_cut() -> None:
+    assert fulfillment_tracking(_ful(1, 2), first=3).complete
+    cut = fulfillment_tracking(_ful(1, 3), first=3)
+    assert not cut.complete and cut.live and cut.numbers == ("T1-0", "T1-1", "T1-2")
+    assert not fulfillment_tracking(_ful(2, 0, status="cancelled"), first=3).live
+    with pytest.raises(ShopifyPayloadError, match="fulfillment has no id"):
+        fulfillment_tracking({"status": "SUCCESS"}, first=3)
+
+
+def test_fulfillments_from_a_list_or_a_connection() -> None:
+    listed = fulfillments_from_graphql([_ful(1, 1)], first=5)
+    paged = fulfillments_from_graphql({"pageInfo": {"hasNextPage": False}, "nodes": [_ful(1, 1)]}, first=5)
+    assert listed == paged and [f.id for f in listed] == ["gid://shopify/Fulfillment/1"]
+    assert fulfillments_from_graphql(None, first=5) == []
+
+
+def test_existing_tracking_first_fulfillment_wins() -> None:
+    def ful(n: int, live: bool, *numbers: str) -> FulfillmentTracking:
+        return FulfillmentTracking(id=f"gid://shopify/Fulfillment/{n}", live=live, numbers=numbers,
+                                   complete=True)
+
+    assert existing_tracking([ful(7, True, "A"), ful(8, True, "A", "B"), ful(9, False, "C")]) == {
+        "A": "7", "B": "8"}
 
 
 def test_fulfillment_input_known_and_unknown_carrier() -> None:
