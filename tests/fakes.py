@@ -91,6 +91,7 @@ class FakeFulfiller:
         self.previews = 0
         self.short: dict[str, dict[str, int]] = {}  # shipped with these item quantities missing
         self.dead: dict[str, str] = {}  # ended without shipping: id -> status ("unfulfillable")
+        self.fail_preview: list[Exception] = []
 
     def submit(self, request: FulfillmentRequest) -> None:
         self.submits += 1
@@ -125,6 +126,8 @@ class FakeFulfiller:
     def preview(self, address: Address, items: Sequence[PreviewItem], speeds: Sequence[str],
                 features: Sequence[str] = ()) -> tuple[Preview, ...]:
         self.previews += 1
+        if self.fail_preview:
+            raise self.fail_preview.pop(0)
         gone = tuple((i.seller_sku, "InventoryUnavailable") for i in items
                      if i.seller_sku in self.out_of_stock)
         fees = sum((Decimal("5.40") * i.quantity for i in items if i.seller_sku not in self.out_of_stock),

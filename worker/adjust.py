@@ -5,8 +5,8 @@ refunded quantities: WooCommerce keeps them on a separate endpoint). What alread
 warehouse (shipped, pushed) stays as it is. Every other shipment that now asks for more than the
 order still wants is undone like a cancellation (MCF ``cancelFulfillmentOrder``, label refund; too
 late → parked for a person), and what is still wanted of its lines is routed again as new
-shipments. A shipment in the middle of a submission is waited for (the order stays
-``adjusting`` and is re-driven).
+shipments, after an MCF preview like a release. A shipment in the middle of a submission is
+waited for (the order stays ``adjusting`` and is re-driven).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from connectors.errors import PermanentError, TransientError
 from worker import state
+from worker.availability import unavailable_at_amazon
 from worker.bootstrap import App
 from worker.cancel import RETRY_S, cancel_shipment
 from worker.codec import order_to_json
@@ -98,8 +99,17 @@ def _adjust(app: App, session: Session, row: OrderRow, token: str, fresh: Order,
                 wanted=[f"{ln.sku} x{ln.quantity}" for ln in fresh.lines],
                 undone=undone or None,
                 routed_again=[f"{ln.sku} x{ln.quantity}" for ln in again.lines] or None)
-    outbox = plan_shipments(app, session, row, again, app.config.store(row.store), actor=actor) \
-        if again.lines and undone else []
+    outbox: list[int] = []
+    if again.lines:  # also what an earlier run undid and could not route yet
+        cfg = app.config.store(row.store)
+        try:
+            answer = unavailable_at_amazon(app, session, row, again, cfg, actor=actor)
+        except TransientError as exc:
+            wait = state.backoff_s(row.attempts, retry_after=exc.retry_after)
+            state.event(session, row.id, "adjust_retry", actor=actor, at=now, error=str(exc),
+                        retry_in_s=round(wait, 1))
+            return _finish(app, session, row, token, "adjusting", row.reason, hold_s=wait)
+        outbox = plan_shipments(app, session, row, again, cfg, actor=actor, unavailable=answer.unavailable)
     status, reason = _settled(row)
     result = _finish(app, session, row, token, status, reason)
     if result == status:

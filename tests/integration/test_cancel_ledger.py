@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from connectors.errors import TransientError
 from tests.fakes import FakeLabels, make_order
 from tests.ledger_support import Env, drain, make_env
-from worker import pipeline, tracking
+from worker import pipeline, sweeper, tracking
 from worker.ledger import EventRow, OrderRow, ShipmentRow
 
 
@@ -201,3 +202,21 @@ def test_cancellation_arriving_while_a_refund_is_adjusted_wins(env: Env) -> None
     with app.sessions() as s:
         order = s.scalar(select(OrderRow))
         assert order is not None and order.lease_token == ""
+
+
+def test_refund_adjustment_previews_the_rest_and_retries_when_amazon_cannot_answer(env: Env) -> None:
+    app, store, amazon, published, clock = env
+    ship_and_cancel(env, "7017", (("TEE-RED-M", 3),))
+    amazon.fail_preview.append(TransientError("HTTP 503 from getFulfillmentPreview"))
+    refund(env, "7017", TEE_RED_M=2)
+    assert amazon.cancelled == ["ACME-7017-1"]  # undone; the rest waits for Amazon to answer
+    assert state_of(env)[0] == "adjusting" and list(amazon.created) == ["ACME-7017-1"]
+    clock.advance(120)
+    sweeper.redrive_due(app)
+    drain(app, published)
+    assert state_of(env)[0] == "routed"
+    assert [(i.seller_sku, i.quantity) for i in amazon.created["ACME-7017-2"].items] == [("AMZ-TEE", 2)]
+    amazon.out_of_stock.add("AMZ-TEE")  # the next refund's rest: Amazon has none left -> fallback
+    refund(env, "7017", TEE_RED_M=1)
+    assert shipments_of(env)[-1] == (3, "self_ship", "pushed", [("TEE-RED-M", 1)])
+    assert sorted(amazon.created) == ["ACME-7017-1", "ACME-7017-2"]
