@@ -11,7 +11,7 @@ waited for (the order stays ``adjusting`` and is re-driven).
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from sqlalchemy import update
@@ -41,7 +41,8 @@ def adjust_order(app: App, order_pk: int, *, actor: str = "") -> str:
         claim = state.claim_order(session, order_pk, "adjusting", now=now, lease_s=app.lease_s)
         if isinstance(claim, str):
             return claim
-        row, token = claim.row, claim.token
+        row = claim.row
+        mine = _Mine(claim.token, row.changes)
         try:
             fresh = app.store(row.store).fetch_order(row.platform_order_id)
             problem = "" if fresh is not None else "the order no longer exists in the store"
@@ -49,23 +50,32 @@ def adjust_order(app: App, order_pk: int, *, actor: str = "") -> str:
             wait = state.backoff_s(row.attempts, retry_after=exc.retry_after)
             state.event(session, row.id, "adjust_retry", actor=actor, at=now, error=str(exc),
                         retry_in_s=round(wait, 1))
-            return _finish(app, session, row, token, "adjusting", row.reason, hold_s=wait)
+            return _finish(app, session, row, mine, "adjusting", row.reason, hold_s=wait)
         except PermanentError as exc:
             fresh, problem = None, f"could not read the order again after a refund: {exc}"
         if fresh is None:
             state.event(session, row.id, "parked", actor=actor, at=now, reason=problem)
-            return _finish(app, session, row, token, "attention", problem)
+            return _finish(app, session, row, mine, "attention", problem)
         if fresh.cancelled:
             row.payload = {**row.payload, "cancelled": True}
             state.event(session, row.id, "cancelled_in_store", actor=actor, at=now, source="adjust")
             oid = enqueue(session, CANCEL, [row.id], f"cancel:{row.id}")
-            status = _finish(app, session, row, token, "cancelling", "cancelled in the store", hold_s=0)
+            status = _finish(app, session, row, mine, "cancelling", "cancelled in the store", hold_s=0)
             publish(app.sessions, app.publisher, [oid] if oid else [], now=now)
             return status
-        return _adjust(app, session, row, token, fresh, actor=actor)
+        return _adjust(app, session, row, mine, fresh, actor=actor)
 
 
-def _adjust(app: App, session: Session, row: OrderRow, token: str, fresh: Order, *, actor: str) -> str:
+@dataclass(frozen=True)
+class _Mine:
+    """This run's hold on the order: its lease token, and the order's ``changes`` when it was
+    taken (a newer refund seen meanwhile moves it: then this run's result is not the last word)."""
+
+    token: str
+    changes: int
+
+
+def _adjust(app: App, session: Session, row: OrderRow, mine: _Mine, fresh: Order, *, actor: str) -> str:
     now = app.clock()
     left = {ln.line_id: ln.quantity for ln in fresh.lines}  # still wanted, not yet covered
     live = [s for s in row.shipments if s.state != S.CANCELLED]
@@ -87,7 +97,7 @@ def _adjust(app: App, session: Session, row: OrderRow, token: str, fresh: Order,
             for ln in s.lines:  # could not be undone: those units ship anyway
                 left[ln.line_id] = max(0, left.get(ln.line_id, 0) - ln.quantity)
     if waiting:  # a submission or push is in flight: look again shortly
-        return _finish(app, session, row, token, "adjusting", row.reason, hold_s=RETRY_S)
+        return _finish(app, session, row, mine, "adjusting", row.reason, hold_s=RETRY_S)
     row.payload = order_to_json(fresh)
     row.lines.clear()
     session.flush()
@@ -108,10 +118,10 @@ def _adjust(app: App, session: Session, row: OrderRow, token: str, fresh: Order,
             wait = state.backoff_s(row.attempts, retry_after=exc.retry_after)
             state.event(session, row.id, "adjust_retry", actor=actor, at=now, error=str(exc),
                         retry_in_s=round(wait, 1))
-            return _finish(app, session, row, token, "adjusting", row.reason, hold_s=wait)
+            return _finish(app, session, row, mine, "adjusting", row.reason, hold_s=wait)
         outbox = plan_shipments(app, session, row, again, cfg, actor=actor, unavailable=answer.unavailable)
     status, reason = _settled(row)
-    result = _finish(app, session, row, token, status, reason)
+    result = _finish(app, session, row, mine, status, reason)
     if result == status:
         publish(app.sessions, app.publisher, outbox, now=now)
     return result
@@ -130,21 +140,23 @@ def _settled(row: OrderRow) -> tuple[str, str]:
     return "routed", ""
 
 
-def _finish(app: App, session: Session, row: OrderRow, token: str, status: str, reason: str, *,
+def _finish(app: App, session: Session, row: OrderRow, mine: _Mine, status: str, reason: str, *,
             hold_s: float | None = None) -> str:
-    """Write the order's new status only if it is still ours and still ``adjusting`` (a
-    cancellation may have arrived meanwhile: then nothing of this run is kept but what was already
-    undone). Returns the order's status."""
+    """Write the order's new status only if it is still ours, still ``adjusting`` and nothing newer
+    was asked meanwhile. Otherwise this run's uncommitted work is dropped (what it undid stays
+    undone) and the lease released at once: a cancellation runs next, or a newer refund re-runs
+    the adjustment from the store's order. Returns the order's status."""
     session.expire(row, ["status", "reason", "hold_until", "lease_token", "lease_until"])
     values: dict[str, object] = {"status": status, "reason": reason, "lease_token": "", "lease_until": None}
     if hold_s is not None:
         values["hold_until"] = app.clock() + timedelta(seconds=hold_s)
     moved = session.execute(update(OrderRow).where(
-        OrderRow.id == row.id, OrderRow.status == "adjusting", OrderRow.lease_token == token)
+        OrderRow.id == row.id, OrderRow.status == "adjusting", OrderRow.lease_token == mine.token,
+        OrderRow.changes == mine.changes)
         .values(**values).execution_options(synchronize_session=False))
     if moved.rowcount != 1:  # type: ignore[attr-defined]
-        session.rollback()  # e.g. cancelled meanwhile: let the cancellation have the order now
-        session.execute(update(OrderRow).where(OrderRow.id == row.id, OrderRow.lease_token == token)
+        session.rollback()
+        session.execute(update(OrderRow).where(OrderRow.id == row.id, OrderRow.lease_token == mine.token)
                         .values(lease_token="", lease_until=None)
                         .execution_options(synchronize_session=False))
     session.commit()

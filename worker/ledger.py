@@ -71,6 +71,9 @@ class OrderRow(Base):
     lease_token: Mapped[str] = mapped_column(String(64), default="")
     lease_until: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(default=0)
+    # Store-side changes seen after routing (a refund, a lowered quantity): a running adjust
+    # checks this did not move before it writes its result.
+    changes: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     lines: Mapped[list[LineRow]] = relationship(back_populates="order", cascade="all, delete-orphan",

@@ -84,7 +84,7 @@ def ingest(app: App, session: Session, store_name: str, order: Order, *, source:
                      for ln in row.payload.get("lines", ())]
             row.payload = {**row.payload, "refunds": max(order.refunds, int(row.payload.get("refunds", 0))),
                            "lines": lines}
-            row.status, row.hold_until = "adjusting", now
+            row.status, row.hold_until, row.changes = "adjusting", now, row.changes + 1
             state.event(session, row.id, "refunded_in_store", actor=actor, at=now, source=source, reason=why)
             oid = enqueue(session, ADJUST, [row.id], f"adjust:{row.id}:{order.refunds}:{now.timestamp()}")
             outbox_ids = (oid,) if oid else ()

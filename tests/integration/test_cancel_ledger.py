@@ -220,3 +220,29 @@ def test_refund_adjustment_previews_the_rest_and_retries_when_amazon_cannot_answ
     refund(env, "7017", TEE_RED_M=1)
     assert shipments_of(env)[-1] == (3, "self_ship", "pushed", [("TEE-RED-M", 1)])
     assert sorted(amazon.created) == ["ACME-7017-1", "ACME-7017-2"]
+
+
+def test_a_second_refund_during_an_adjustment_is_not_lost(env: Env) -> None:
+    app, store, amazon, published, _ = env
+    ship_and_cancel(env, "7018", (("TEE-RED-M", 4),))
+    reads = store.fetch_order
+
+    def read_then_refund_again(order_id: str) -> object:
+        """The adjust reads the order after refund 1; refund 2 lands before it finishes."""
+        seen = reads(order_id)
+        store.fetch_order = reads  # type: ignore[method-assign]
+        refund(env, order_id, TEE_RED_M=1)  # ingests (and drains) while the first run is going
+        return seen
+
+    store.fetch_order = read_then_refund_again  # type: ignore[method-assign,assignment]
+    refund(env, "7018", TEE_RED_M=3)
+    # The first run's result is dropped (it read before refund 2); the order is still due, and
+    # the scheduler's back-stop runs the adjustment again from the store's order.
+    assert state_of(env)[0] == "adjusting"
+    sweeper.redrive_due(app)
+    drain(app, published)
+    assert state_of(env)[0] == "routed"
+    live = [s for s in shipments_of(env) if s[2] != "cancelled"]
+    assert [lines for *_, lines in live] == [[("TEE-RED-M", 1)]]  # both refunds counted
+    assert [(i.seller_sku, i.quantity) for i in amazon.created[f"ACME-7018-{live[0][0]}"].items] == [
+        ("AMZ-TEE", 1)]
