@@ -59,7 +59,8 @@ class OrderRow(Base):
         Index("ix_orders_status_hold", "status", "hold_until"),
     )
     # status: waiting (not eligible yet) | held (until hold_until; also the retry time of a failed
-    # release) | routed | done | cancelled | attention
+    # release) | routed | adjusting (a refund; until hold_until) | cancelling (until hold_until) |
+    # done | cancelled | attention
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     store: Mapped[str] = mapped_column(String(64))
     platform_order_id: Mapped[str] = mapped_column(String(64))
