@@ -12,9 +12,9 @@ from connectors.errors import PermanentError
 from worker import routing, state
 from worker.bootstrap import App
 from worker.config import StoreConfig
-from worker.domain import LabelRequest, Order, Preview, PreviewItem, Route
+from worker.domain import Order, Preview, PreviewItem, Route
 from worker.ledger import OrderRow
-from worker.rates import choose_rate, from_address, shipment_parcel
+from worker.rates import choose_rate, label_request
 
 
 @dataclass(frozen=True)
@@ -109,18 +109,14 @@ def weigh_costs(app: App, store: str, order: Order, answer: Answer, *, next_n: i
                 if s.route == Route.FBA), None)
     if fba is None or order.address is None:
         return Comparison()
-    labels_cfg = app.config.labels[cfg.labels]
-    parcel = shipment_parcel([(pl.line.sku, pl.line.quantity) for pl in fba.lines],
-                             app.config.parcels(store), labels_cfg.default_parcel)
     # If the label wins, it is the order's next shipment and takes every FBA line.
     reference = f"{cfg.order_prefix}-{order.platform_order_id}-{next_n}"
-    request = LabelRequest(reference=reference, email=order.email,
-                           to_address=order.address, from_address=from_address(labels_cfg.from_address),
-                           parcel=parcel)
     fees = f"{p.fees} {p.currency}"
     try:
+        wanted = [(pl.line.line_id, pl.line.sku, pl.line.quantity) for pl in fba.lines]
+        request = label_request(app.config, store, cfg.labels, order, wanted, reference)
         quote = app.labeler(cfg.labels).quote(request)
-        rate = choose_rate(quote.rates, labels_cfg.choose, quote.messages)
+        rate = choose_rate(quote.rates, app.config.labels[cfg.labels].choose, quote.messages)
     except PermanentError as exc:  # no label possible: FBA it is
         return Comparison(fba=fees, label=f"none ({str(exc)[:200]})", choice="fba")
     label_cost = rate.amount + cfg.self_ship_cost_per_order
@@ -133,7 +129,7 @@ def weigh_costs(app: App, store: str, order: Order, answer: Answer, *, next_n: i
         return Comparison(fba=fees, label=label, choice="fba")
     why = (f"prefer = cheapest: a label ({rate.carrier}:{rate.service} {label_cost} {rate.currency}) "
            f"costs less than FBA ({fees})")
-    lines = frozenset((pl.line.line_id, pl.line.quantity) for pl in fba.lines)
+    lines = frozenset((line_id, qty) for line_id, _, qty in wanted)
     rate_json = {**asdict(rate), "amount": str(rate.amount)}
     reuse = QuoteToReuse(reference, lines, {"shipment_id": quote.shipment_id, "rate": rate_json})
     return Comparison(why, reuse, fba=fees, label=label, choice="label")

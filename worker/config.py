@@ -108,6 +108,62 @@ class ParcelConfig(_Model):
     weight_oz: Decimal = Field(gt=0)
 
 
+class CustomsConfig(_Model):
+    """``[labels.<name>] customs``: how international labels are declared (EasyPost CustomsInfo)."""
+
+    # The person certifying the declaration (EasyPost customs_signer). Needed only when an
+    # international label is bought; without it such a shipment parks naming this key.
+    signer: str = ""
+    contents_type: Literal["merchandise", "gift", "documents", "returned_goods", "sample", "dangerous_goods",
+                           "humanitarian_donation", "other"] = "merchandise"
+    contents_explanation: str = Field("", max_length=255)  # required with contents_type = "other"
+    # US exports: NOEEI 30.37(a) covers shipments with no Schedule B line over $2,500; above
+    # that an EEI filing (AES) is needed and the shipment parks.
+    eel_pfc: str = Field("NOEEI 30.37(a)", min_length=1)
+    non_delivery_option: Literal["return", "abandon"] = "return"
+    restriction_type: Literal["none", "other", "quarantine", "sanitary_phytosanitary_inspection"] = "none"
+    restriction_comments: str = ""  # required when restriction_type is not "none"
+
+    @model_validator(mode="after")
+    def _explained(self) -> CustomsConfig:
+        if self.contents_type == "other" and not self.contents_explanation.strip():
+            raise ValueError('contents_type = "other" needs contents_explanation (what the parcel holds)')
+        if self.restriction_type != "none" and not self.restriction_comments.strip():
+            raise ValueError(f'restriction_type = "{self.restriction_type}" needs restriction_comments')
+        return self
+
+
+class CustomsItemConfig(_Model):
+    """What customs are told about one store SKU; a blank field falls back to the line's title
+    (description) or the from_address country (origin_country)."""
+
+    description: str = ""
+    hs_tariff_number: str = ""  # 6 to 10 digits, dots allowed: "610910", "6109.10.0012"
+    origin_country: str = ""  # ISO 3166-1 alpha-2, where the goods were made
+
+    @field_validator("description")
+    @classmethod
+    def _strip(cls, v: str) -> str:
+        return v.strip()
+
+    @field_validator("hs_tariff_number")
+    @classmethod
+    def _hs(cls, v: str) -> str:
+        v = v.strip()
+        digits = v.replace(".", "")
+        if v and not (digits.isdigit() and digits.isascii() and 6 <= len(digits) <= 10):
+            raise ValueError(f"{v!r} is not an HS code: use 6 to 10 digits, dots allowed (e.g. 6109.10.0012)")
+        return v
+
+    @field_validator("origin_country")
+    @classmethod
+    def _country(cls, v: str) -> str:
+        v = v.strip().upper()
+        if v and not (len(v) == 2 and v.isascii() and v.isalpha()):
+            raise ValueError(f"{v!r} is not a two-letter country code (ISO 3166-1, e.g. US, CN)")
+        return v
+
+
 class LabelsConfig(_Model):
     provider: Literal["easypost"] = "easypost"
     api_key: SecretStr
@@ -121,6 +177,7 @@ class LabelsConfig(_Model):
     # has scanned the parcel (the customer is not told about a parcel still on the shelf).
     push_tracking: Literal["at_purchase", "first_scan"] = "at_purchase"
     timeout_s: float = Field(30, gt=0)
+    customs: CustomsConfig = Field(default_factory=CustomsConfig)  # international labels only
 
     @field_validator("choose")
     @classmethod
@@ -191,6 +248,10 @@ class StoreConfig(_Model):
     # columns sku,length_in,width_in,height_in,weight_oz; lines without one use default_parcel.
     parcels: dict[str, ParcelConfig] = Field(default_factory=dict)
     parcels_csv: str | None = None
+    # What international labels declare per store SKU, inline and/or from a CSV file with the
+    # columns sku,description,hs_tariff_number,origin_country; the inline table wins.
+    customs_items: dict[str, CustomsItemConfig] = Field(default_factory=dict)
+    customs_items_csv: str | None = None
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     # WooCommerce has no order tags; routing's tags (no_fba_tags, hold_tags, BLOCK_AMZL, ...) come
     # from order meta_data entries with these keys, the value "no-fba, BLOCK_AMZL" or a list of strings.
@@ -288,6 +349,12 @@ class Config(_Model):
         table = read_parcels_csv(self.path(store.parcels_csv)) if store.parcels_csv else {}
         return {**table, **store.parcels}
 
+    def customs_items(self, store_name: str) -> dict[str, CustomsItemConfig]:
+        """The store's SKU customs data: the CSV file's rows, then the inline table over them."""
+        store = self.store(store_name)
+        table = read_customs_items_csv(self.path(store.customs_items_csv)) if store.customs_items_csv else {}
+        return {**table, **store.customs_items}
+
     def path(self, value: str) -> Path:
         """A path from the config, relative to the config file's folder."""
         p = Path(value)
@@ -368,6 +435,37 @@ def read_parcels_csv(path: Path) -> dict[str, ParcelConfig]:
     return out
 
 
+def read_customs_items_csv(path: Path) -> dict[str, CustomsItemConfig]:
+    """sku,description,hs_tariff_number,origin_country rows (blank cells allowed, the SKU not);
+    ConfigError naming the file and line."""
+    import csv
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read customs items CSV ({exc.strerror})"]) from None
+    out: dict[str, CustomsItemConfig] = {}
+    problems: list[str] = []
+    reader = csv.DictReader(text.splitlines())
+    missing = {"sku", "description", "hs_tariff_number", "origin_country"} - set(reader.fieldnames or [])
+    if missing:
+        raise ConfigError([f"{path}: missing column(s) {sorted(missing)}"])
+    for line, row in enumerate(reader, start=2):
+        sku = (row.get("sku") or "").strip()
+        if not sku:
+            problems.append(f"{path}:{line}: the sku is empty")
+            continue
+        try:
+            out[sku] = CustomsItemConfig.model_validate(
+                {k: (row.get(k) or "") for k in ("description", "hs_tariff_number", "origin_country")})
+        except ValidationError as exc:
+            why = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+            problems.append(f"{path}:{line}: SKU {sku!r}: {why}")
+    if problems:
+        raise ConfigError(problems)
+    return out
+
+
 def _relative_sqlite(url: str, base: Path) -> str:
     for scheme in ("sqlite:///", "sqla+sqlite:///"):
         if url.startswith(scheme) and not url[len(scheme):].startswith("/") and url != scheme:
@@ -440,6 +538,11 @@ def parse_config(data: dict[str, Any], base_dir: Path, env: dict[str, str] | Non
                 config.parcels(name)
             except ConfigError as exc:
                 problems += [f"stores.{name}.parcels_csv: {p}" for p in exc.problems]
+        if store.customs_items_csv:
+            try:
+                config.customs_items(name)
+            except ConfigError as exc:
+                problems += [f"stores.{name}.customs_items_csv: {p}" for p in exc.problems]
     if problems:
         raise ConfigError(problems)
     return config

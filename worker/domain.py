@@ -191,6 +191,36 @@ class Rate:
 
 
 @dataclass(frozen=True)
+class CustomsItem:
+    """One shipment line as declared to customs (EasyPost ``CustomsItem``): value and weight are
+    the line's totals (unit × quantity), not per unit."""
+
+    description: str
+    quantity: int
+    value: Decimal  # unit price × quantity, in ``currency``
+    currency: str  # ISO 4217, e.g. "USD"
+    weight_oz: Decimal  # the line's total weight in ounces, > 0
+    hs_tariff_number: str = ""  # Harmonized System code, e.g. "610910" or "6109.10.0012"; "" = none given
+    origin_country: str = ""  # ISO 3166-1 alpha-2: where the goods were made
+    code: str = ""  # the store SKU (some carriers require an item code)
+
+
+@dataclass(frozen=True)
+class CustomsInfo:
+    """The customs declaration of an international shipment (EasyPost ``CustomsInfo``), certified
+    electronically by ``signer``."""
+
+    contents_type: str  # merchandise | gift | documents | returned_goods | sample | other | ...
+    eel_pfc: str  # US exports: "NOEEI 30.37(a)" when no line is worth over $2,500 per Schedule B
+    signer: str  # "" only in a dry run (nothing is bought)
+    non_delivery_option: str  # return | abandon
+    restriction_type: str  # none | other | quarantine | sanitary_phytosanitary_inspection
+    items: tuple[CustomsItem, ...]
+    contents_explanation: str = ""  # required when contents_type is "other"
+    restriction_comments: str = ""  # required when restriction_type is not "none"
+
+
+@dataclass(frozen=True)
 class LabelRequest:
     """One self-ship shipment to quote: our reference goes into the provider's reference field."""
 
@@ -199,6 +229,7 @@ class LabelRequest:
     from_address: Address
     parcel: Parcel
     email: str = ""
+    customs: CustomsInfo | None = None  # set when the destination is another country than the origin
 
 
 @dataclass(frozen=True)

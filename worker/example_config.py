@@ -44,6 +44,9 @@ from_address   = { name = "Acme", street1 = "1 Main St", city = "Austin", state 
 default_parcel = { length_in = 10, width_in = 8, height_in = 4, weight_oz = 16 }
 # label_format = "PDF"                          # PDF | PNG | ZPL; files go to {data_dir}/labels/<store>/<order>-<n>.pdf
 # push_tracking = "at_purchase"                 # or "first_scan": tell the customer once the carrier has the parcel
+# customs = { signer = "Jane Smith" }           # labels to another country: who certifies the customs declaration;
+#                                               #   also contents_type = "merchandise", eel_pfc = "NOEEI 30.37(a)",
+#                                               #   non_delivery_option = "return", restriction_type = "none" (defaults)
 
 [stores.acme]
 platform       = "shopify"                      # shopify | woocommerce
@@ -64,6 +67,8 @@ initial_lookback_hours = 24
 packing_slip_comment = "Thank you for your order"
 # parcels = { "MUG-BLK" = { length_in = 6, width_in = 6, height_in = 5, weight_oz = 14 } }   # per SKU, summed
 # parcels_csv = "parcels.csv"                   # columns sku,length_in,width_in,height_in,weight_oz
+# customs_items = { "MUG-BLK" = { description = "Ceramic mug", hs_tariff_number = "691200", origin_country = "CN" } }
+# customs_items_csv = "customs.csv"             # columns sku,description,hs_tariff_number,origin_country
 
 [stores.acme.routing]
 default  = "self_ship"                          # route for lines whose SKU is not mapped: self_ship | fba | hold

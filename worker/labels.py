@@ -19,14 +19,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connectors.errors import PermanentError
-from worker import state
+from worker import rates, state
 from worker.bootstrap import App
 from worker.domain import Label, LabelRequest, Rate, ShipmentState
 from worker.ledger import ShipmentRow
 from worker.outbox import enqueue, publish
 from worker.pipeline import stored_order
-from worker.rates import choose_rate, from_address, shipment_parcel
+from worker.rates import choose_rate
 from worker.task_names import PUSH
 
 
@@ -39,14 +38,9 @@ def _rate_from_json(data: dict[str, Any]) -> Rate:
 
 
 def label_request(app: App, row: ShipmentRow) -> LabelRequest:
-    order = stored_order(row.order)
-    labels = app.config.labels[row.account]
-    if order.address is None:
-        raise PermanentError("order has no shipping address")
-    parcel = shipment_parcel([(ln.sku, ln.quantity) for ln in row.lines],
-                             app.config.parcels(row.order.store), labels.default_parcel)
-    return LabelRequest(reference=row.external_id, to_address=order.address, parcel=parcel,
-                        email=order.email, from_address=from_address(labels.from_address))
+    """What the provider is asked to rate for this shipment (see ``rates.label_request``)."""
+    return rates.label_request(app.config, row.order.store, row.account, stored_order(row.order),
+                               [(ln.line_id, ln.sku, ln.quantity) for ln in row.lines], row.external_id)
 
 
 def buy_label(app: App, session: Session, row: ShipmentRow, *, actor: str) -> tuple[str, Label, Path]:

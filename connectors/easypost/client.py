@@ -41,8 +41,10 @@ log = logging.getLogger(__name__)
 POSTAGE_EXISTS = "SHIPMENT.POSTAGE.EXISTS"  # EasyPost's answer to a second purchase of one shipment
 PURCHASE_IN_PROGRESS = "SHIPMENT.PURCHASE.IN_PROGRESS"
 AUTH_HINT = "check api_key (test keys start with EZTK, production EZAK)"
-_ADDRESS_CODES = ("ADDRESS.", "PARCEL.", "SHIPMENT.INVALID_PARAMS", "SHIPMENT.CUSTOMS_INFO.",
-                  "SHIPMENT.MISSING_INFORMATION")
+_ADDRESS_CODES = ("ADDRESS.", "PARCEL.", "SHIPMENT.INVALID_PARAMS", "SHIPMENT.MISSING_INFORMATION")
+# A missing or refused customs declaration: by its code, or by a message or field naming customs
+# (carriers' refusals at purchase come as SHIPMENT.POSTAGE.FAILURE with their own words).
+CUSTOMS_CODE = "SHIPMENT.CUSTOMS_INFO."
 _REFUNDED = ("submitted", "refunded")
 
 
@@ -69,7 +71,7 @@ class EasyPostLabels:
     def quote(self, request: LabelRequest) -> Quote:
         """POST /shipments with our reference and label format; returns the rates. Buys nothing.
 
-        Raises EasyPostAddressError for address/parcel problems (EasyPost's 422, or no carrier
+        Raises EasyPostAddressError for address/parcel/customs problems (EasyPost's 422, or no carrier
         rated it because of a missing international phone or a PO box), NoRateFits when no carrier
         offered any rate (with the carriers' messages), TransientError for timeouts, 429, 5xx."""
         params = mapping.shipment_params(request, self._config.label_format)
@@ -88,7 +90,8 @@ class EasyPostLabels:
         a shipment already bought (EasyPost: ``SHIPMENT.POSTAGE.EXISTS``) returns the existing
         label, whatever rate it was bought at. Raises AmbiguousOutcome when the request may have
         been executed without our seeing the answer (timeout, connection lost, 5xx, a purchase
-        still in progress): call ``lookup`` before buying again. 429 is a TransientError."""
+        still in progress): call ``lookup`` before buying again. 429 is a TransientError. An
+        international shipment created without ``customs_info`` is refused (EasyPostAddressError)."""
         try:
             obj = self._call("buy", shipment_id, self._sdk.shipment.buy, shipment_id,
                              ambiguous=True, rate={"id": rate.rate_id})
@@ -218,6 +221,10 @@ class EasyPostLabels:
         if status == 402:
             return EasyPostRejected(message + "; add funds or a payment method in the EasyPost dashboard",
                                     code=code, request_id=rid, status=status)
+        if code.startswith(CUSTOMS_CODE) or "customs" in f"{text} {details}".lower():
+            return EasyPostAddressError(message + f"; fix the customs declaration ([labels.{self.name}] "
+                                        "customs, the store's customs_items) and retry",
+                                        code=code, request_id=rid, status=status)
         if code.startswith(_ADDRESS_CODES) or code == "" and "address" in text.lower():
             return EasyPostAddressError(message + "; correct the address or parcel and retry",
                                         code=code, request_id=rid, status=status)

@@ -5,9 +5,10 @@
     PermanentError
     ├── EasyPostAuthError       401/403: the api_key is wrong, inactive or of the wrong kind
     └── EasyPostRejected        another 4xx, with EasyPost's ``code`` and message
-        ├── EasyPostAddressError  an address or parcel a person must fix (invalid or undeliverable
-        │                         address, missing phone for an international shipment, a PO box
-        │                         for carriers that refuse them, bad parcel dimensions)
+        ├── EasyPostAddressError  an address, parcel or customs declaration a person must fix
+        │                         (invalid or undeliverable address, missing phone for an
+        │                         international shipment, a PO box for carriers that refuse them,
+        │                         bad parcel dimensions, missing or invalid customs_info)
         └── NoRateFits          no rate offered fits the ``choose`` rule (or none was offered)
 
 Messages say what to do next and carry EasyPost's code; never the API key, never a full address
@@ -37,7 +38,8 @@ class EasyPostRejected(PermanentError):
 
 
 class EasyPostAddressError(EasyPostRejected):
-    """The destination (or origin, or parcel) cannot be shipped as given; a person must fix it."""
+    """The destination (or origin, parcel or customs declaration) cannot be shipped as given; a
+    person must fix it."""
 
 
 class NoRateFits(EasyPostRejected):

@@ -3,22 +3,25 @@
 Shipments come in as plain dicts (``EasyPostObject.to_dict()``), shaped like EasyPost's answers:
 ``rates[]`` with ``id/carrier/service/rate/currency/delivery_days``, ``messages[]`` with carriers'
 rating errors, and after a purchase ``selected_rate``, ``postage_label`` and ``tracker``.
-Parcels are in inches and ounces, as EasyPost wants them (DESIGN.md §7).
+Parcels are in inches and ounces, as EasyPost wants them (DESIGN.md §7); so are customs items,
+whose ``value`` and ``weight`` are totals of the line (unit × quantity), as EasyPost defines them.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Protocol
 
 from connectors.easypost.errors import EasyPostAddressError, NoRateFits
-from worker.domain import Address, Label, LabelRequest, Parcel, Rate, Tracking
+from worker.domain import Address, CustomsInfo, CustomsItem, Label, LabelRequest, Parcel, Rate, Tracking
 
 # EasyPost takes dimensions and weight to one decimal place; we round up so a parcel is never
 # declared lighter or smaller than it is (carriers bill the difference afterwards).
 _TENTH = Decimal("0.1")
+_THOUSANDTH = Decimal("0.001")
+_CENT = Decimal("0.01")
 _PO_BOX = re.compile(r"\b(p\.?\s*o\.?\s*box|post\s+office\s+box|pobox)\b", re.IGNORECASE)
 _FORMAT_URL = {"PDF": "label_pdf_url", "ZPL": "label_zpl_url", "EPL2": "label_epl2_url"}
 _FILE_TYPES = {"application/pdf": "PDF", "image/png": "PNG", "application/zpl": "ZPL",
@@ -83,13 +86,53 @@ def parcel_dict(parcel: Parcel) -> dict[str, float]:
             "height": _tenth_up(parcel.height_in), "weight": _tenth_up(parcel.weight_oz)}
 
 
+def _thousandth_down(value: Decimal) -> float:
+    # EasyPost keeps customs weights to 0.001 oz (truncating); rounding down keeps the items'
+    # sum within the parcel's weight (carriers refuse contents heavier than the parcel), and
+    # 0.001 is the least an item may weigh.
+    return float(max(Decimal(value).quantize(_THOUSANDTH, rounding=ROUND_DOWN), _THOUSANDTH))
+
+
+def customs_item_dict(item: CustomsItem) -> dict[str, Any]:
+    """An EasyPost CustomsItem: ``value`` is the line's total in ``currency`` (to the cent),
+    ``weight`` the line's total in ounces; an empty HS code or SKU is left out."""
+    out: dict[str, Any] = {"description": item.description.strip(), "quantity": item.quantity,
+                           "value": float(item.value.quantize(_CENT, rounding=ROUND_HALF_UP)),
+                           "currency": item.currency.upper() or "USD",
+                           "weight": _thousandth_down(item.weight_oz),
+                           "origin_country": item.origin_country.upper()}
+    if item.hs_tariff_number:
+        out["hs_tariff_number"] = item.hs_tariff_number
+    if item.code:
+        out["code"] = item.code
+    return out
+
+
+def customs_info_dict(customs: CustomsInfo) -> dict[str, Any]:
+    """An EasyPost CustomsInfo, certified electronically by the signer (``customs_certify``)."""
+    out: dict[str, Any] = {"customs_certify": True, "customs_signer": customs.signer,
+                           "contents_type": customs.contents_type, "eel_pfc": customs.eel_pfc,
+                           "non_delivery_option": customs.non_delivery_option,
+                           "restriction_type": customs.restriction_type,
+                           "customs_items": [customs_item_dict(i) for i in customs.items]}
+    if customs.contents_explanation:
+        out["contents_explanation"] = customs.contents_explanation
+    if customs.restriction_comments:
+        out["restriction_comments"] = customs.restriction_comments
+    return out
+
+
 def shipment_params(request: LabelRequest, label_format: str) -> dict[str, Any]:
-    """The body of ``POST /shipments`` (the SDK wraps it in ``{"shipment": ...}``)."""
-    return {"to_address": to_easypost_address(request.to_address, request.email),
-            "from_address": to_easypost_address(request.from_address),
-            "parcel": parcel_dict(request.parcel),
-            "reference": request.reference,
-            "options": {"label_format": label_format}}
+    """The body of ``POST /shipments`` (the SDK wraps it in ``{"shipment": ...}``), with the
+    ``customs_info`` of an international shipment."""
+    params: dict[str, Any] = {"to_address": to_easypost_address(request.to_address, request.email),
+                              "from_address": to_easypost_address(request.from_address),
+                              "parcel": parcel_dict(request.parcel),
+                              "reference": request.reference,
+                              "options": {"label_format": label_format}}
+    if request.customs is not None:
+        params["customs_info"] = customs_info_dict(request.customs)
+    return params
 
 
 # --- answers -----------------------------------------------------------------------------------

@@ -6,11 +6,16 @@
 - ``POST /v2/shipments``: validates, stores the shipment (with its ``reference``) and rates it with
   each of ``carriers`` (USPS, UPS, FedEx; fixed amounts by weight and destination). UPS and FedEx
   do not rate a PO box (a ``rate_error`` message each); no carrier rates an international
-  shipment without the recipient's phone. Missing address fields or weight: 422.
+  shipment without the recipient's phone. Missing address fields or weight, or a ``customs_info``
+  breaking EasyPost's rules (items need a description, quantity, value and weight above 0 and a
+  two-letter origin_country; a certified one needs its signer): 422 with field errors.
 - ``GET /v2/shipments/{id or reference}``; ``GET /v2/users`` (the key's user).
 - ``POST /v2/shipments/{id}/buy``: records the purchase *first*, then waits ``buy_delay_s`` and
   answers; a second purchase of one shipment is 422 ``SHIPMENT.POSTAGE.EXISTS`` ("Postage already
-  exists for this shipment.", as EasyPost answers). The label PDF is served at ``/labels/{id}.pdf``.
+  exists for this shipment.", as EasyPost answers). An international shipment (to another
+  country than its from_address) created without customs items is refused: 422
+  ``SHIPMENT.CUSTOMS_INFO.REQUIRED`` with EasyPost's message ("'customs_info' is required for
+  international shipments, ..."). The label PDF is served at ``/labels/{id}.pdf``.
 - ``POST /v2/shipments/{id}/refund``: ``refund_status`` = ``refund_outcome`` ("submitted"); a second
   refund, or one of an unbought shipment, is 422.
 
@@ -200,7 +205,8 @@ class EasyPostSandbox(LoopbackServer):
         shipment = {"id": sid, "object": "Shipment", "created_at": at, "updated_at": at, "is_return": False,
                     "messages": messages, "mode": "test", "options": options,
                     "reference": raw.get("reference"), "status": "unknown", "tracking_code": None,
-                    "batch_id": None, "batch_status": None, "batch_message": None, "customs_info": None,
+                    "batch_id": None, "batch_status": None, "batch_message": None,
+                    "customs_info": model.customs_info_json(raw.get("customs_info")),
                     "from_address": frm, "to_address": to, "return_address": frm, "buyer_address": to,
                     "insurance": None, "order_id": None, "parcel": model.parcel_json(raw["parcel"]),
                     "postage_label": None, "rates": rates, "refund_status": None, "scan_form": None,
@@ -235,6 +241,9 @@ class EasyPostSandbox(LoopbackServer):
                 return self._not_found()
             if shipment["postage_label"] is not None:
                 return 422, model.error(*POSTAGE_EXISTS), "application/json"
+            if model.is_international(shipment) and not model.has_customs(shipment):
+                missing = [{"field": "customs_info", "message": "is required", "suggestion": None}]
+                return 422, model.error(*model.CUSTOMS_REQUIRED, missing), "application/json"
             rate_id = str((payload.get("rate") or {}).get("id") or "") if isinstance(payload, dict) else ""
             rate = next((r for r in shipment["rates"] if r["id"] == rate_id), None)
             if rate is None:

@@ -58,8 +58,99 @@ def invalid_params(body: Any) -> list[dict[str, Any]]:
                 for f in _REQUIRED_ADDRESS if not str(addr.get(f) or "").strip()]
     parcel = shipment.get("parcel")
     weight = parcel.get("weight") if isinstance(parcel, dict) else None
-    if not isinstance(weight, int | float) or weight <= 0:
+    if not _positive(weight):
         out.append({"field": "parcel.weight", "message": "must be greater than 0", "suggestion": None})
+    return out + customs_problems(shipment.get("customs_info"))
+
+
+CUSTOMS_REQUIRED = ("SHIPMENT.CUSTOMS_INFO.REQUIRED",
+                    "Unable to proceed, 'customs_info' is required for international shipments, shipments "
+                    "bound for US military bases, or US territories.")
+_CHOICES = {"contents_type": ("documents", "gift", "merchandise", "returned_goods", "sample",
+                              "dangerous_goods", "humanitarian_donation", "other"),
+            "non_delivery_option": ("return", "abandon"),
+            "restriction_type": ("none", "other", "quarantine", "sanitary_phytosanitary_inspection")}
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def _text(raw: dict[str, Any], key: str) -> str:
+    return str(raw.get(key) or "").strip()
+
+
+def _problem(field: str, message: str) -> dict[str, Any]:
+    return {"field": f"customs_info.{field}", "message": message, "suggestion": None}
+
+
+def customs_problems(raw: Any) -> list[dict[str, Any]]:
+    """Field errors of a shipment's ``customs_info`` (none when absent or empty: EasyPost then
+    creates the shipment without one). The rules of EasyPost's CustomsInfo / CustomsItem docs."""
+    if raw is None or raw == {}:
+        return []
+    if not isinstance(raw, dict):
+        return [{"field": "customs_info", "message": "must be an object", "suggestion": None}]
+    out = [_problem(k, f"must be one of {', '.join(v)}") for k, v in _CHOICES.items()
+           if raw.get(k) is not None and raw.get(k) not in v]
+    if raw.get("customs_certify") and not _text(raw, "customs_signer"):
+        out.append(_problem("customs_signer", "is required when customs_certify is true"))
+    if raw.get("contents_type") == "other" and not _text(raw, "contents_explanation"):
+        out.append(_problem("contents_explanation", "is required when contents_type is other"))
+    if raw.get("restriction_type") not in (None, "none") and not _text(raw, "restriction_comments"):
+        out.append(_problem("restriction_comments", "is required when restriction_type is not none"))
+    items = raw.get("customs_items")
+    if items is None:
+        return out
+    if not isinstance(items, list):
+        return out + [_problem("customs_items", "must be a list")]
+    for n, item in enumerate(items):
+        at = f"customs_items.{n}"
+        if not isinstance(item, dict):
+            out.append(_problem(at, "must be an object"))
+            continue
+        if not _text(item, "description"):
+            out.append(_problem(f"{at}.description", "cannot be blank"))
+        out += [_problem(f"{at}.{f}", "must be greater than 0") for f in ("quantity", "value", "weight")
+                if not _positive(item.get(f))]
+        if not re.fullmatch(r"[A-Za-z]{2}", str(item.get("origin_country") or "")):
+            out.append(_problem(f"{at}.origin_country", "must be a two-character country code"))
+        if item.get("currency") is not None and not re.fullmatch(r"[A-Za-z]{3}", str(item["currency"])):
+            out.append(_problem(f"{at}.currency", "must be a three-character currency code"))
+    return out
+
+
+def is_international(shipment: dict[str, Any]) -> bool:
+    """To another country than the from_address's (EasyPost then wants customs_info)."""
+    countries = {str((shipment.get(side) or {}).get("country") or "").strip().upper()
+                 for side in ("to_address", "from_address")}
+    return len(countries) == 2
+
+
+def has_customs(shipment: dict[str, Any]) -> bool:
+    """The shipment carries a customs declaration with at least one item."""
+    info = shipment.get("customs_info")
+    return isinstance(info, dict) and bool(info.get("customs_items"))
+
+
+def customs_info_json(raw: Any) -> dict[str, Any] | None:
+    """The CustomsInfo EasyPost stores with a shipment (None for an absent or empty one)."""
+    if not isinstance(raw, dict) or not raw:
+        return None
+    at = now_iso()
+    fields = ("contents_type", "contents_explanation", "customs_certify", "customs_signer", "eel_pfc",
+              "non_delivery_option", "restriction_type", "restriction_comments")
+    out: dict[str, Any] = {"id": new_id("cstinfo"), "object": "CustomsInfo", "created_at": at,
+                           "updated_at": at, "mode": "test", "declaration": None}
+    out.update({f: raw.get(f) for f in fields})
+    out["customs_certify"] = bool(out["customs_certify"])
+    out["non_delivery_option"] = out["non_delivery_option"] or "return"
+    item_fields = ("description", "quantity", "value", "weight", "hs_tariff_number", "origin_country",
+                   "currency", "code", "manufacturer", "eccn", "printed_commodity_identifier")
+    out["customs_items"] = [
+        {"id": new_id("cstitem"), "object": "CustomsItem", "created_at": at, "updated_at": at, "mode": "test",
+         **{f: item.get(f) for f in item_fields}, "value": str(item.get("value"))}
+        for item in raw.get("customs_items") or ()]
     return out
 
 

@@ -4,6 +4,7 @@ per shipment, also across an unknown outcome or a dead worker."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from connectors.errors import AmbiguousOutcome, PermanentError
 from tests.fakes import FakeLabels, make_order
 from tests.ledger_support import Env, drain, make_env
 from worker import fulfill, pipeline, state, sweeper
+from worker.domain import Address, CustomsInfo, CustomsItem, Line, Order
+from worker.labels import label_request
 from worker.ledger import EventRow, ShipmentRow
 
 MUG = {"length_in": 6, "width_in": 6, "height_in": 5, "weight_oz": 14}
@@ -50,7 +53,7 @@ def test_unmapped_lines_get_one_label_stored_and_pushed_at_purchase(env: Env, la
     assert path.read_bytes().startswith(b"%PDF")
     assert labels.buys == 1 and len(labels.bought) == 1
     request = labels.quotes["shp_1"]
-    assert request.reference == "ACME-6001-2"
+    assert request.reference == "ACME-6001-2" and request.customs is None  # domestic: no declaration
     assert request.parcel.weight_oz == 2 * 14 + 16  # two mugs plus the default box for the poster
     assert [p.tracking[0].number for p in store.pushed] == [ships["self_ship"].tracking[0]["number"]]
     assert store.pushed[0].lines == (("60011", 2), ("60012", 1))
@@ -211,3 +214,101 @@ def test_prefer_cheapest_compares_fba_fees_with_the_best_label(db_url: str, tmp_
         assert compared is not None and compared.detail["choice"] == expected
         assert compared.detail["fba"] == f"{Decimal('5.40') * units} USD"
         assert compared.detail["label"].startswith(f"USPS:GroundAdvantage 6.95 + {Decimal(packing):.2f} USD")
+
+
+LONDON = Address(name="Jo Bloggs", address1="10 Downing St", city="London", postal_code="SW1A 2AA",
+                 country="GB", phone="+442079250918")
+SIGNED = {"customs": {"signer": "Jane Smith"}}
+MUG_CUSTOMS = {"MUG": {"description": "Ceramic mug", "hs_tariff_number": "691200", "origin_country": "CN"}}
+
+
+def abroad(order_id: str, *lines: tuple[str, int, str, str]) -> Order:
+    """An order to London with (sku, quantity, title, unit price) lines."""
+    return replace(make_order(order_id), address=LONDON,
+                   lines=tuple(Line(f"{order_id}{i}", sku, qty, title, Decimal(price))
+                               for i, (sku, qty, title, price) in enumerate(lines)))
+
+
+def test_an_international_label_declares_each_line_to_customs(db_url: str, tmp_path: Path) -> None:
+    labels = FakeLabels()
+    extra = {"parcels": {"MUG": MUG}, "customs_items": MUG_CUSTOMS}
+    for app, store, _amazon, published, _ in make_env(db_url, tmp_path, labels=labels, store_extra=extra,
+                                                    labels_extra=SIGNED):
+        order = abroad("7001", ("MUG", 2, "Black mug", "12.00"), ("POSTER", 1, "A2 poster", "9.50"),
+                       ("STICKER", 3, "Sticker pack", "1.25"))
+        store.orders["7001"] = order
+        pipeline.ingest_and_publish(app, "acme", order, source="webhook")
+        drain(app, published)
+        assert shipments(app)["self_ship"].state == "pushed"
+        request = labels.quotes["shp_1"]
+        assert request.customs == CustomsInfo(
+            contents_type="merchandise", eel_pfc="NOEEI 30.37(a)", signer="Jane Smith",
+            non_delivery_option="return", restriction_type="none", items=(
+                # the SKU's entry; value and weight are the line's totals (2 x 12.00, 2 x 14 oz)
+                CustomsItem("Ceramic mug", 2, Decimal("24.00"), "USD", Decimal(28), "691200", "CN", "MUG"),
+                # no entry: the title, no HS code, made where it ships from; the four units without a
+                # parcel share the default parcel's 16 oz
+                CustomsItem("A2 poster", 1, Decimal("9.50"), "USD", Decimal(4), "", "US", "POSTER"),
+                CustomsItem("Sticker pack", 3, Decimal("3.75"), "USD", Decimal(12), "", "US", "STICKER")))
+        assert sum(i.weight_oz for i in request.customs.items) == request.parcel.weight_oz == 44
+
+
+@pytest.mark.parametrize(("lines", "labels_extra", "reason"), [
+    ((("POSTER", 1, "A2 poster", "9.50"),), {},
+     "labels.main.customs.signer is not set: an international label (US → GB) needs the name of the person"),
+    ((("POSTER", 1, "A2 poster", "9.50"), ("FREEBIE", 1, "Sticker", "0")), SIGNED,
+     "customs: no value (price 0) for FREEBIE x1"),
+    ((("BIKE", 1, "Carbon bike", "2600.00"),), SIGNED,
+     "customs: BIKE (no HS code) is worth over $2,500, so NOEEI 30.37(a) does not apply"),
+    # one HS code over two SKUs: 300 mugs at 9.00 (each line alone is under $2,500)
+    ((("MUG", 150, "Black mug", "9.00"), ("MUG-2", 150, "Blue mug", "9.00")), SIGNED,
+     "customs: HS 691200 is worth over $2,500"),
+])
+def test_an_international_label_that_cannot_be_declared_parks_before_any_rating(
+        db_url: str, tmp_path: Path, lines: tuple[tuple[str, int, str, str], ...],
+        labels_extra: dict[str, Any], reason: str) -> None:
+    labels = FakeLabels()
+    items = {**MUG_CUSTOMS, "MUG-2": MUG_CUSTOMS["MUG"]}
+    for app, store, _amazon, published, _ in make_env(db_url, tmp_path, labels=labels,
+                                                    labels_extra=labels_extra,
+                                                    store_extra={"customs_items": items}):
+        order = abroad("7002", *lines)
+        store.orders["7002"] = order
+        pipeline.ingest_and_publish(app, "acme", order, source="webhook")
+        drain(app, published)
+        row = shipments(app)["self_ship"]
+        assert row.state == "attention" and row.reason.startswith(f"no label bought: {reason}")
+        assert labels.quotes == {} and labels.bought == {}
+
+
+def test_a_dry_run_abroad_declares_without_a_signer(db_url: str, tmp_path: Path) -> None:
+    labels = FakeLabels()
+    for app, store, _amazon, published, _ in make_env(db_url, tmp_path, labels=labels,
+                                                    store_extra={"dry_run": True}):
+        order = abroad("7003", ("POSTER", 1, "A2 poster", "9.50"))
+        store.orders["7003"] = order
+        pipeline.ingest_and_publish(app, "acme", order, source="webhook")
+        drain(app, published)
+        assert [r.state for r in shipments(app).values()] == ["cancelled"] and labels.quotes == {}
+        with app.sessions() as s:
+            row = s.scalars(select(ShipmentRow)).one()
+            customs = label_request(app, row).customs
+        assert customs is not None and customs.signer == "" and customs.items[0].description == "A2 poster"
+
+
+def test_prefer_cheapest_abroad_quotes_with_customs_so_the_reused_quote_can_be_bought(
+        db_url: str, tmp_path: Path) -> None:
+    labels = FakeLabels()
+    extra = {"routing": {"sku_map": {"TEE-RED-M": "AMZ-TEE"}, "prefer": "cheapest",
+                         "fba_countries": ["US", "GB"]}}
+    for app, store, amazon, published, _ in make_env(db_url, tmp_path, labels=labels, store_extra=extra,
+                                                    labels_extra=SIGNED):
+        order = abroad("7003", ("TEE-RED-M", 3, "Red tee", "15.00"))
+        store.orders["7003"] = order
+        pipeline.ingest_and_publish(app, "acme", order, source="webhook")
+        drain(app, published)
+        assert list(labels.quotes) == ["shp_1"] and list(labels.bought) == ["shp_1"]  # compared, then bought
+        customs = labels.quotes["shp_1"].customs
+        assert customs is not None and [(i.code, i.quantity, i.value) for i in customs.items] == [
+            ("TEE-RED-M", 3, Decimal("45.00"))]
+        assert amazon.created == {}

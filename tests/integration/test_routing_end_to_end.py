@@ -106,7 +106,7 @@ def test_order_cancelled_during_its_hold_sends_nothing_and_its_sibling_ships_aft
         tmp_path: Path, redis_db: str, platform: str) -> None:
     store, prefix = ("bolt", "BOLT") if platform == "woocommerce" else ("demo", "DEMO")
     stack = make_stack(tmp_path, redis_db, SQLITE, poll_interval_s=2, ship_after_s=1,
-                       extra={"bolt" if platform == "woocommerce" else "demo": "hold_minutes = 0.1"})
+                       extra={"bolt" if platform == "woocommerce" else "demo": "hold_minutes = 0.2"})
     try:
         stack.start("web", "worker", "scheduler")
         lines = [("MUG-BLK", 1), ("POSTER-A2", 1)] if platform == "shopify" else [("MUG-BLK", 1)]
@@ -115,7 +115,7 @@ def test_order_cancelled_during_its_hold_sends_nothing_and_its_sibling_ships_aft
         assert status(stack, store, doomed) == status(stack, store, sibling) == "held"
         cancel_in_store(stack, platform, doomed)
         assert status(stack, store, doomed) == "cancelled"  # the webhook itself settles it
-        assert stack.amazon.create_calls == 0  # still inside the 6 s hold
+        assert stack.amazon.create_calls == 0  # still inside the 12 s hold
         wait_for(lambda: states(stack, store, sibling) == ["pushed"], 60, "the sibling tracked")
         sweeps_later(stack)  # the poller (every 2 s) has read both orders again meanwhile
 
@@ -123,7 +123,7 @@ def test_order_cancelled_during_its_hold_sends_nothing_and_its_sibling_ships_aft
         order, (shipment,) = ledger(stack, store, sibling)
         (eligible,) = [d for kind, d in timeline(stack, store, sibling) if kind == "eligible"]
         hold_until = datetime.fromisoformat(eligible["hold_until"])
-        assert hold_until == order.created_at + timedelta(seconds=6)
+        assert hold_until == order.created_at + timedelta(seconds=12)
         mcf = stack.amazon.orders[f"{prefix}-{sibling}-1"]
         assert mcf.created_at >= hold_until.timestamp()
         assert tracking_writes(stack, platform, sibling) == 1

@@ -147,3 +147,90 @@ def test_readme_store_and_routing_examples_are_valid_config(tmp_path: Path) -> N
     acme = config.stores["acme"]
     assert acme.hold_minutes == 30 and acme.routing.prefer == "rules"
     assert acme.routing.sku_map == {"TEE-RED-M": "AMZ-TEE-RED-M", "MUG": "AMZ-MUG"}
+
+
+def test_customs_defaults_and_the_sku_table_from_inline_and_csv(tmp_path: Path) -> None:
+    data = tomllib.loads(EXAMPLE)
+    customs = parse_config(data, tmp_path, env=ENV).labels["main"].customs
+    assert (customs.signer, customs.contents_type, customs.eel_pfc, customs.non_delivery_option,
+            customs.restriction_type) == ("", "merchandise", "NOEEI 30.37(a)", "return", "none")
+    data["labels"]["main"]["customs"] = {"signer": "Jane Smith", "contents_type": "gift"}
+    tee = {"description": "Cotton T-shirt", "hs_tariff_number": "610910", "origin_country": "us"}
+    data["stores"]["acme"]["customs_items"] = {"TEE": tee}
+    data["stores"]["acme"]["customs_items_csv"] = "customs.csv"
+    (tmp_path / "customs.csv").write_text("sku,description,hs_tariff_number,origin_country\n"
+                                          "MUG,Ceramic mug,6912.00,CN\nTEE,old,,\nPOSTER,,,\n")
+    config = parse_config(data, tmp_path, env=ENV)
+    assert config.labels["main"].customs.signer == "Jane Smith"
+    items = config.customs_items("acme")
+    assert items["TEE"].origin_country == "US" and items["TEE"].description == "Cotton T-shirt"  # inline wins
+    assert (items["MUG"].hs_tariff_number, items["MUG"].origin_country) == ("6912.00", "CN")
+    assert items["POSTER"].description == "" and config.customs_items("bolt") == {}
+
+
+def test_customs_problems_name_the_key(tmp_path: Path) -> None:
+    data = tomllib.loads(EXAMPLE)
+    data["labels"]["main"]["customs"] = {"contents_type": "other", "restriction_type": "sometimes",
+                                         "colour": "x"}
+    data["stores"]["acme"]["customs_items"] = {"TEE": {"hs_tariff_number": "61-09", "origin_country": "USA"}}
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, tmp_path, env=ENV)
+    problems = "\n".join(err.value.problems)
+    assert "labels.main.customs.restriction_type: Input should be 'none', 'other'" in problems
+    assert "labels.main.customs.colour: unknown key" in problems
+    assert "stores.acme.customs_items.TEE.hs_tariff_number: '61-09' is not an HS code" in problems
+    assert "stores.acme.customs_items.TEE.origin_country: 'USA' is not a two-letter country code" in problems
+    data["labels"]["main"]["customs"] = {"contents_type": "other"}
+    del data["stores"]["acme"]["customs_items"]
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, tmp_path, env=ENV)
+    assert err.value.problems == ['labels.main.customs: contents_type = "other" needs contents_explanation '
+                                  "(what the parcel holds)"]
+    data["labels"]["main"]["customs"] = {"restriction_type": "quarantine"}
+    with pytest.raises(ConfigError, match='labels.main.customs: restriction_type = "quarantine" needs '
+                                          "restriction_comments"):
+        parse_config(data, tmp_path, env=ENV)
+
+
+def test_customs_items_csv_problems_name_the_file_and_line(tmp_path: Path) -> None:
+    data = tomllib.loads(EXAMPLE)
+    data["stores"]["acme"]["customs_items_csv"] = "customs.csv"
+    (tmp_path / "customs.csv").write_text("sku,description,hs_tariff_number,origin_country\n"
+                                          "MUG,Ceramic mug,6912,CN\n,Nameless,,\n")
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, tmp_path, env=ENV)
+    [first, second] = err.value.problems
+    assert first.startswith("stores.acme.customs_items_csv: ")
+    assert "customs.csv:2: SKU 'MUG': '6912' is not an HS code" in first
+    assert second.endswith("customs.csv:3: the sku is empty")
+    (tmp_path / "customs.csv").write_text("sku,hs_code\nMUG,691200\n")
+    with pytest.raises(ConfigError, match=r"stores.acme.customs_items_csv: .*missing column"):
+        parse_config(data, tmp_path, env=ENV)
+    (tmp_path / "customs.csv").unlink()
+    with pytest.raises(ConfigError, match="cannot read customs items CSV"):
+        parse_config(data, tmp_path, env=ENV)
+
+
+def test_example_customs_lines_are_valid_once_uncommented(tmp_path: Path) -> None:
+    text = "\n".join(line[2:] if line.startswith(("# customs = ", "# customs_items")) else line
+                     for line in EXAMPLE.splitlines())
+    (tmp_path / "customs.csv").write_text("sku,description,hs_tariff_number,origin_country\n")
+    config = parse_config(tomllib.loads(text), tmp_path, env=ENV)
+    assert config.labels["main"].customs.signer == "Jane Smith"
+    assert config.customs_items("acme")["MUG-BLK"].hs_tariff_number == "691200"
+
+
+def test_readme_customs_example_is_valid_config(tmp_path: Path) -> None:
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = [tomllib.loads(b) for b in re.findall(r"```toml\n(.*?)```", readme, re.S)]
+    block = next(b for b in blocks if "customs" in b.get("labels", {}).get("main", {}))
+    data = tomllib.loads(EXAMPLE)
+    data["labels"]["main"].update(block["labels"]["main"])
+    data["stores"]["acme"].update(block["stores"]["acme"])
+    (tmp_path / "customs.csv").write_text("sku,description,hs_tariff_number,origin_country\n"
+                                          "MUG,Mug,691200,CN\n")
+    config = parse_config(data, tmp_path, env=ENV)
+    assert config.labels["main"].customs.signer == "Jane Smith"
+    assert set(config.customs_items("acme")) == {"TEE-RED-M", "MUG"}

@@ -4,6 +4,7 @@ shaped like EasyPost's v2 answers (EasyPost/easypost-python's recorded cassettes
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -15,7 +16,7 @@ from connectors.easypost.client import EasyPostLabels
 from connectors.easypost.errors import EasyPostAddressError, EasyPostAuthError, EasyPostThrottled, NoRateFits
 from connectors.errors import AmbiguousOutcome, NotFound, PermanentError, TransientError
 from worker.config import LabelsConfig
-from worker.domain import Address, LabelRequest, Parcel, Rate
+from worker.domain import Address, CustomsInfo, CustomsItem, LabelRequest, Parcel, Rate
 
 API = "https://api.easypost.com/v2"
 KEY = "EZTKsecretkey0123456789"
@@ -229,3 +230,38 @@ def test_label_file_and_check(labels: EasyPostLabels, mock: Any) -> None:
 def test_endpoint_override_is_used(mock: Any) -> None:
     mock.get("https://proxy.test/v2/users", json={"id": "user_1", "object": "User"})
     assert "user_1" in EasyPostLabels("main", config(endpoint="https://proxy.test/v2/")).check()
+
+
+def test_quote_sends_the_customs_declaration_of_an_international_shipment(labels: EasyPostLabels,
+                                                                           mock: Any) -> None:
+    mock.post(API + "/shipments", json=shipment(), status=201)
+    item = CustomsItem(description="Sweet shirts", quantity=2, value=Decimal("23.25"), currency="USD",
+                       weight_oz=Decimal(11), hs_tariff_number="654321", origin_country="US", code="TEE")
+    london = Address(name="Jo", address1="10 Downing St", city="London", postal_code="SW1A 2AA", country="GB",
+                     phone="+442079250918")
+    declared = CustomsInfo(contents_type="merchandise", eel_pfc="NOEEI 30.37(a)", signer="Steve Brule",
+                           non_delivery_option="return", restriction_type="none", items=(item,))
+    abroad = replace(request(), to_address=london, customs=declared)
+    labels.quote(abroad)
+    sent = json.loads(mock.calls[0].request.body)["shipment"]["customs_info"]
+    # the shape of EasyPost's own fixture (client-library-fixtures.json, shipments.full.customs_info)
+    assert sent == {"customs_certify": True, "customs_signer": "Steve Brule", "contents_type": "merchandise",
+                    "eel_pfc": "NOEEI 30.37(a)", "non_delivery_option": "return", "restriction_type": "none",
+                    "customs_items": [{"description": "Sweet shirts", "quantity": 2, "value": 23.25,
+                                       "currency": "USD", "weight": 11.0, "hs_tariff_number": "654321",
+                                       "origin_country": "US", "code": "TEE"}]}
+
+
+@pytest.mark.parametrize("answer", [
+    error(422, "SHIPMENT.CUSTOMS_INFO.REQUIRED", "Unable to proceed, 'customs_info' is required for "
+          "international shipments, shipments bound for US military bases, or US territories."),
+    error(422, "SHIPMENT.POSTAGE.FAILURE", "Customs info error: missing required field for non-document "
+          "shipment: customs_items.hs_tariff_number"),
+])
+def test_a_refused_customs_declaration_is_for_a_person_to_fix(labels: EasyPostLabels, mock: Any,
+                                                              answer: dict[str, Any]) -> None:
+    mock.post(f"{API}/shipments/{SID}/buy", **answer)
+    with pytest.raises(EasyPostAddressError) as exc:
+        labels.buy(SID, Rate("rate_x", "USPS", "PriorityMailInternational", Decimal("44.50")))
+    assert "fix the customs declaration ([labels.main] customs, the store's customs_items)" in str(exc.value)
+    assert not mock.calls[1:]  # nothing looked up: it is not an unknown outcome

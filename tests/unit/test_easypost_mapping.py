@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
 from connectors.easypost import mapping
 from connectors.easypost.errors import EasyPostAddressError, NoRateFits
-from worker import labels
 from worker.config import AddressConfig
-from worker.domain import Address, LabelRequest, Parcel, Rate
+from worker.domain import Address, CustomsInfo, CustomsItem, LabelRequest, Parcel, Rate
+from worker.rates import from_address
 
 D = Decimal
 
@@ -27,7 +28,7 @@ def test_parcel_dict_is_inches_and_ounces_rounded_up_to_a_tenth() -> None:
 def test_config_addresses_and_parcels() -> None:
     cfg = AddressConfig(name="Acme", street1="1 Main St", city="Austin", state="TX", zip="78701",
                         phone="5125550100")
-    addr = labels.from_address(cfg)
+    addr = from_address(cfg)
     assert (addr.address1, addr.region, addr.postal_code, addr.country) == ("1 Main St", "TX", "78701", "US")
     assert mapping.to_easypost_address(addr) == {"name": "Acme", "street1": "1 Main St", "city": "Austin",
                                                  "state": "TX", "zip": "78701", "country": "US",
@@ -49,6 +50,47 @@ def test_shipment_params_carry_reference_and_label_format() -> None:
     assert params["options"] == {"label_format": "PDF"}
     assert params["to_address"]["country"] == "US" and params["to_address"]["email"] == "jo@example.com"
     assert params["parcel"]["weight"] == 16.0
+
+
+LONDON = Address(name="Jo", address1="10 Downing St", city="London", postal_code="SW1A 2AA", country="GB",
+                phone="+442079250918")
+CUSTOMS = CustomsInfo(
+    contents_type="merchandise", eel_pfc="NOEEI 30.37(a)", signer="Ada Merchant",
+    non_delivery_option="return", restriction_type="none",
+    items=(CustomsItem(description="Cotton T-shirt", quantity=2, value=D("38.005"), currency="usd",
+                       weight_oz=D("10.6667"), hs_tariff_number="6109.10.0012", origin_country="us",
+                       code="TEE"),
+           CustomsItem(description="Poster", quantity=1, value=D("9.5"), currency="USD",
+                       weight_oz=D("0.0001"))))
+
+
+def test_international_shipment_params_carry_customs_info_in_easypost_terms() -> None:
+    request = replace(_request(LONDON), customs=CUSTOMS)
+    params = mapping.shipment_params(request, "PDF")
+    assert params["customs_info"] == {
+        "customs_certify": True, "customs_signer": "Ada Merchant", "contents_type": "merchandise",
+        "eel_pfc": "NOEEI 30.37(a)", "non_delivery_option": "return", "restriction_type": "none",
+        "customs_items": [
+            # value and weight are the line's totals; value to the cent, weight down to 0.001 oz
+            {"description": "Cotton T-shirt", "quantity": 2, "value": 38.01, "currency": "USD",
+             "weight": 10.666, "origin_country": "US", "hs_tariff_number": "6109.10.0012", "code": "TEE"},
+            # no HS code and no SKU: left out; a weight never goes to 0
+            {"description": "Poster", "quantity": 1, "value": 9.5, "currency": "USD", "weight": 0.001,
+             "origin_country": ""}]}
+
+
+def test_customs_explanations_are_sent_only_when_given() -> None:
+    other = replace(CUSTOMS, contents_type="other", contents_explanation="Seeds",
+                    restriction_type="quarantine", restriction_comments="Dry seeds, no soil")
+    body = mapping.customs_info_dict(other)
+    assert (body["contents_explanation"], body["restriction_comments"]) == ("Seeds", "Dry seeds, no soil")
+    assert "contents_explanation" not in mapping.customs_info_dict(CUSTOMS)
+
+
+def test_domestic_shipment_params_have_no_customs_info() -> None:
+    home = Address(name="Jo", address1="1 Elm St", city="Austin", region="TX", postal_code="78701",
+                   country="US")
+    assert "customs_info" not in mapping.shipment_params(_request(home), "PDF")
 
 
 SHIPMENT: dict[str, Any] = {

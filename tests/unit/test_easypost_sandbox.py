@@ -5,18 +5,20 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
 import pytest
 import requests
 
+from connectors.easypost import sandbox_model as model
 from connectors.easypost.client import EasyPostLabels
 from connectors.easypost.errors import EasyPostAddressError, EasyPostAuthError
 from connectors.easypost.sandbox import EasyPostSandbox
 from connectors.errors import AmbiguousOutcome, NotFound, PermanentError
 from worker.config import LabelsConfig
-from worker.domain import Address, LabelRequest, Parcel
+from worker.domain import Address, CustomsInfo, CustomsItem, LabelRequest, Parcel
 from worker.rates import choose_rate
 
 FROM = Address(name="Acme", address1="1 Main St", city="Austin", region="TX", postal_code="78701",
@@ -178,3 +180,64 @@ def test_tracker_turns_in_transit_after_the_first_scan() -> None:
         time.sleep(0.35)
         found = client.lookup(quote.shipment_id)
         assert found is not None and found.carrier_status == "in_transit"
+
+
+LONDON = Address(name="Jo", address1="10 Downing St", city="London", postal_code="SW1A 2AA", country="GB",
+                 phone="+442079250918")
+
+
+def customs(*items: CustomsItem, signer: str = "Ada Merchant") -> CustomsInfo:
+    return CustomsInfo(contents_type="merchandise", eel_pfc="NOEEI 30.37(a)", signer=signer,
+                       non_delivery_option="return", restriction_type="none", items=items)
+
+
+TEE = CustomsItem(description="Cotton T-shirt", quantity=2, value=Decimal("38.00"), currency="USD",
+                  weight_oz=Decimal("12"), hs_tariff_number="610910", origin_country="US", code="TEE")
+
+
+def test_international_label_with_customs_is_bought(sandbox: EasyPostSandbox) -> None:
+    labels = make(sandbox)
+    quote = labels.quote(replace(request(LONDON), customs=customs(TEE)))
+    label = labels.buy(quote.shipment_id, choose_rate(quote.rates, "cheapest"))
+    assert label.rate.service == "PriorityMailInternational" and sandbox.bought == 1
+    declared = sandbox.shipment(quote.shipment_id)["customs_info"]  # type: ignore[index]
+    assert declared["id"].startswith("cstinfo_") and declared["customs_signer"] == "Ada Merchant"
+    assert declared["customs_certify"] is True and declared["eel_pfc"] == "NOEEI 30.37(a)"
+    [item] = declared["customs_items"]
+    fields = ("description", "quantity", "value", "weight", "hs_tariff_number", "origin_country", "code")
+    assert [item[f] for f in fields] == ["Cotton T-shirt", 2, "38.0", 12.0, "610910", "US", "TEE"]
+
+
+def test_international_purchase_without_customs_is_refused(sandbox: EasyPostSandbox) -> None:
+    labels = make(sandbox)
+    quote = labels.quote(request(LONDON))  # rated, as EasyPost rates it without customs
+    assert "PriorityMailInternational" in {r.service for r in quote.rates}
+    with pytest.raises(EasyPostAddressError) as exc:
+        labels.buy(quote.shipment_id, quote.rates[0])
+    assert exc.value.code == "SHIPMENT.CUSTOMS_INFO.REQUIRED" and exc.value.status == 422
+    assert "'customs_info' is required for international shipments" in str(exc.value)
+    assert "fix the customs declaration ([labels.main] customs" in str(exc.value)
+    assert sandbox.bought == 0 and sandbox.buy_calls == 1
+    # the same shipment home needs none
+    home = labels.quote(request())
+    assert labels.buy(home.shipment_id, home.rates[0]).tracking.number
+
+
+def test_customs_items_are_validated_like_easypost(sandbox: EasyPostSandbox) -> None:
+    bad = CustomsItem(description=" ", quantity=0, value=Decimal(0), currency="USD", weight_oz=Decimal(1),
+                      origin_country="USA")
+    with pytest.raises(EasyPostAddressError) as exc:
+        make(sandbox).quote(replace(request(LONDON), customs=customs(TEE, bad, signer="")))
+    text = str(exc.value)
+    assert "SHIPMENT.INVALID_PARAMS" in text and "customs declaration" in text
+    for field in ("customs_info.customs_signer", "customs_info.customs_items.1.description",
+                  "customs_info.customs_items.1.quantity", "customs_info.customs_items.1.value"):
+        assert field in text
+    assert sandbox.shipments == {}
+    # the rest of the field errors (the client shows five)
+    raw = {"customs_certify": False, "contents_type": "junk", "customs_items": [
+        {"description": "x", "quantity": 1, "value": 1, "weight": 0, "origin_country": "USA"}]}
+    fields = {p["field"] for p in model.customs_problems(raw)}
+    assert fields == {"customs_info.contents_type", "customs_info.customs_items.0.weight",
+                      "customs_info.customs_items.0.origin_country"}
+    assert model.customs_problems({}) == [] and model.customs_problems(None) == []
