@@ -385,21 +385,30 @@ class Config(_Model):
             raise ConfigError([f"stores.{name}: no such store"]) from None
 
 
-def read_sku_map_csv(path: Path) -> dict[str, str]:
-    """store_sku,seller_sku rows; ConfigError naming the file and line."""
+def _csv_rows(path: Path, what: str, columns: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
+    """(line number, row) of a CSV file with at least ``columns``; ConfigError naming the file
+    when it cannot be read or a column is missing."""
     import csv
 
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
-        raise ConfigError([f"{path}: cannot read SKU map CSV ({exc.strerror})"]) from None
+        raise ConfigError([f"{path}: cannot read {what} CSV ({exc.strerror})"]) from None
     reader = csv.DictReader(text.splitlines())
-    if not {"store_sku", "seller_sku"} <= set(reader.fieldnames or []):
-        raise ConfigError([f"{path}: needs the columns store_sku,seller_sku"])
+    missing = set(columns) - set(reader.fieldnames or [])
+    if missing:
+        raise ConfigError([f"{path}: missing column(s) {sorted(missing)}; "
+                           f"needs the columns {','.join(columns)}"])
+    return [(line, {k: (v or "") for k, v in row.items() if isinstance(k, str)})
+            for line, row in enumerate(reader, start=2)]
+
+
+def read_sku_map_csv(path: Path) -> dict[str, str]:
+    """store_sku,seller_sku rows; ConfigError naming the file and line."""
     out: dict[str, str] = {}
     problems = []
-    for line, row in enumerate(reader, start=2):
-        store_sku, seller_sku = (row.get("store_sku") or "").strip(), (row.get("seller_sku") or "").strip()
+    for line, row in _csv_rows(path, "SKU map", ("store_sku", "seller_sku")):
+        store_sku, seller_sku = row["store_sku"].strip(), row["seller_sku"].strip()
         if not store_sku or not seller_sku:
             problems.append(f"{path}:{line}: both store_sku and seller_sku are needed")
         else:
@@ -411,24 +420,14 @@ def read_sku_map_csv(path: Path) -> dict[str, str]:
 
 def read_parcels_csv(path: Path) -> dict[str, ParcelConfig]:
     """sku,length_in,width_in,height_in,weight_oz rows; ConfigError naming the file and line."""
-    import csv
-
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read parcels CSV ({exc.strerror})"]) from None
     out: dict[str, ParcelConfig] = {}
     problems: list[str] = []
-    reader = csv.DictReader(text.splitlines())
-    missing = {"sku", "length_in", "width_in", "height_in", "weight_oz"} - set(reader.fieldnames or [])
-    if missing:
-        raise ConfigError([f"{path}: missing column(s) {sorted(missing)}"])
-    for line, row in enumerate(reader, start=2):
+    dims = ("length_in", "width_in", "height_in", "weight_oz")
+    for line, row in _csv_rows(path, "parcels", ("sku", *dims)):
         try:
-            out[row["sku"].strip()] = ParcelConfig.model_validate(
-                {k: row[k].strip() for k in ("length_in", "width_in", "height_in", "weight_oz")})
-        except (ValidationError, AttributeError, InvalidOperation) as exc:
-            problems.append(f"{path}:{line}: SKU {row.get('sku')!r}: not a positive number "
+            out[row["sku"].strip()] = ParcelConfig.model_validate({k: row[k].strip() for k in dims})
+        except (ValidationError, InvalidOperation) as exc:
+            problems.append(f"{path}:{line}: SKU {row['sku']!r}: not a positive number "
                             f"({str(exc).splitlines()[0]})")
     if problems:
         raise ConfigError(problems)
@@ -438,26 +437,16 @@ def read_parcels_csv(path: Path) -> dict[str, ParcelConfig]:
 def read_customs_items_csv(path: Path) -> dict[str, CustomsItemConfig]:
     """sku,description,hs_tariff_number,origin_country rows (blank cells allowed, the SKU not);
     ConfigError naming the file and line."""
-    import csv
-
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read customs items CSV ({exc.strerror})"]) from None
     out: dict[str, CustomsItemConfig] = {}
     problems: list[str] = []
-    reader = csv.DictReader(text.splitlines())
-    missing = {"sku", "description", "hs_tariff_number", "origin_country"} - set(reader.fieldnames or [])
-    if missing:
-        raise ConfigError([f"{path}: missing column(s) {sorted(missing)}"])
-    for line, row in enumerate(reader, start=2):
-        sku = (row.get("sku") or "").strip()
+    fields = ("description", "hs_tariff_number", "origin_country")
+    for line, row in _csv_rows(path, "customs items", ("sku", *fields)):
+        sku = row["sku"].strip()
         if not sku:
             problems.append(f"{path}:{line}: the sku is empty")
             continue
         try:
-            out[sku] = CustomsItemConfig.model_validate(
-                {k: (row.get(k) or "") for k in ("description", "hs_tariff_number", "origin_country")})
+            out[sku] = CustomsItemConfig.model_validate({k: row[k] for k in fields})
         except ValidationError as exc:
             why = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
             problems.append(f"{path}:{line}: SKU {sku!r}: {why}")
