@@ -306,6 +306,8 @@ def test_partial_refund_before_shipping_replaces_the_mcf_order_with_a_smaller_on
         assert [(li["line_item_id"], li["quantity"]) for li in fulfillment["line_items"]] == [
             (line_id(placed, "TEE-RED-M"), 2)]
         assert status(stack, "demo", oid) == "done"
+        # The poller read the order every 2 s meanwhile: one refund, one adjustment.
+        assert [kind for kind, _ in timeline(stack, "demo", oid)].count("refunded_in_store") == 1
     finally:
         stop(stack)
 
