@@ -12,9 +12,11 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
+from connectors.payload import amount
+from connectors.payload import text as _s
 from connectors.shopify.errors import ShopifyAlreadyFulfilled, ShopifyNotReady, ShopifyPayloadError
 from worker.domain import Address, Line, Order, Tracking
 
@@ -51,16 +53,7 @@ def parse_time(value: Any) -> datetime:
 
 
 def _money(value: Any) -> Decimal:
-    if value is None or value == "":
-        return Decimal("0")
-    try:
-        return Decimal(str(value))
-    except InvalidOperation as exc:
-        raise ShopifyPayloadError(f"bad amount: {value!r}") from exc
-
-
-def _s(value: Any) -> str:
-    return "" if value is None else str(value)
+    return amount(value, ShopifyPayloadError)
 
 
 def _require_id(payload: Mapping[str, Any], what: str) -> str:

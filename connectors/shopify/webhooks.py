@@ -6,9 +6,9 @@ HMAC-SHA256(secret, body). The body is the REST resource for the topic, unwrappe
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
+from connectors.payload import json_object
 from connectors.shopify.errors import ShopifyPayloadError
 from connectors.shopify.mapping import order_from_rest
 from connectors.signing import header as header
@@ -34,12 +34,7 @@ def parse(body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
     event_id = (header(headers, EVENT_ID_HEADER) or header(headers, WEBHOOK_ID_HEADER)).strip()
     if not event_id:
         raise ShopifyPayloadError(f"webhook has no {EVENT_ID_HEADER} (or {WEBHOOK_ID_HEADER}) header")
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ShopifyPayloadError(f"webhook {topic}: body is not valid JSON") from exc
-    if not isinstance(payload, dict):
-        raise ShopifyPayloadError(f"webhook {topic}: body is not a JSON object")
+    payload = json_object(body, f"webhook {topic}", ShopifyPayloadError)
     if not topic.startswith("orders/"):
         return WebhookEvent(topic=topic, event_id=event_id, order=None)  # not an order topic
     if payload.get("id") in (None, ""):

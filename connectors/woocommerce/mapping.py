@@ -17,10 +17,12 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
+from connectors.payload import amount
+from connectors.payload import text as _s
 from connectors.woocommerce.errors import WooPayloadError
 from worker.domain import Address, Line, Order, Tracking
 
@@ -33,18 +35,9 @@ PAGE_SIZE = 100  # the REST API's maximum per_page
 
 # --- scalars ---------------------------------------------------------------------------------
 
-def _s(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
 def money(value: Any) -> Decimal:
     """A REST amount ("29.35", or a JSON number for line prices) -> Decimal; "" / None -> 0."""
-    if value is None or value == "":
-        return Decimal("0")
-    try:
-        return Decimal(str(value))
-    except InvalidOperation as exc:
-        raise WooPayloadError(f"bad amount: {value!r}") from exc
+    return amount(value, WooPayloadError)
 
 
 def parse_gmt(value: Any) -> datetime:

@@ -13,10 +13,10 @@ webhook cannot be saved.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 
+from connectors.payload import json_object
 from connectors.signing import header as header
 from connectors.signing import sign as sign
 from connectors.signing import verify as verify
@@ -53,12 +53,7 @@ def parse(body: bytes, headers: Mapping[str, str], *, tag_meta_keys: Iterable[st
     topic = header(headers, TOPIC_HEADER).strip()
     if not topic:
         raise WooPayloadError(f"webhook has no {TOPIC_HEADER} header")
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise WooPayloadError(f"webhook {topic}: body is not valid JSON") from exc
-    if not isinstance(payload, dict):
-        raise WooPayloadError(f"webhook {topic}: body is not a JSON object")
+    payload = json_object(body, f"webhook {topic}", WooPayloadError)
     resource = topic.split(".", 1)[0]
     if resource != "order":
         # Not ours to ingest; still a stable key so a repeat is recognised.
