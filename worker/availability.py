@@ -138,8 +138,7 @@ def weigh_costs(app: App, store: str, order: Order, answer: Answer, *, next_n: i
 def compare_costs(app: App, session: Session, row: OrderRow, order: Order, answer: Answer, *,
                   actor: str) -> Comparison:
     """``weigh_costs`` for a ledger order, with both numbers and the choice on its timeline."""
-    next_n = max((s.n for s in row.shipments), default=0) + 1
-    compared = weigh_costs(app, row.store, order, answer, next_n=next_n)
+    compared = weigh_costs(app, row.store, order, answer, next_n=row.next_n)
     if compared.choice:
         state.event(session, row.id, "cost_compared", actor=actor, at=app.clock(), fba=compared.fba,
                     label=compared.label, choice=compared.choice)

@@ -81,6 +81,11 @@ class OrderRow(Base):
                                                 order_by="LineRow.id")
     shipments: Mapped[list[ShipmentRow]] = relationship(back_populates="order", order_by="ShipmentRow.n")
 
+    @property
+    def next_n(self) -> int:
+        """The number the order's next shipment gets (its external id ends with it)."""
+        return max((s.n for s in self.shipments), default=0) + 1
+
 
 class LineRow(Base):
     __tablename__ = "order_lines"

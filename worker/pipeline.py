@@ -211,10 +211,9 @@ def plan_shipments(app: App, session: Session, row: OrderRow, order: Order, cfg:
     compared = compared or Comparison()
     plan = routing.plan(order, cfg, unavailable=unavailable, label_is_cheaper=compared.label_is_cheaper)
     state.event(session, row.id, "routed", actor=actor, at=now, reasons=list(plan.reasons))
-    n = max((s.n for s in row.shipments), default=0)
     outbox: list[int] = []
     for planned in plan.shipments:
-        n += 1
+        n = row.next_n  # each shipment is appended below, so this moves on
         shipment = ShipmentRow(
             order_id=row.id, n=n, route=str(planned.route),
             state=ShipmentState.PENDING, external_id=external_id(cfg, row.platform_order_id, n),

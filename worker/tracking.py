@@ -132,7 +132,7 @@ def _split_off_shortfall(app: App, session: Session, row: ShipmentRow, status: F
                 row.lines.remove(line)
     if not missing:
         return
-    n = max(s.n for s in order.shipments) + 1
+    n = order.next_n
     rest = ShipmentRow(order_id=order.id, n=n, route=row.route, state=S.PENDING,
                        external_id=external_id(app.config.store(order.store), order.platform_order_id, n),
                        account=row.account, speed=row.speed, lines=missing)
