@@ -3,7 +3,7 @@ not — on a real ledger (SQLite and PostgreSQL) with fake connectors."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from connectors.errors import TransientError
 from tests.fakes import FakeLabels, make_order
 from tests.ledger_support import Env, drain, make_env
 from worker import pipeline, sweeper, tracking
+from worker.domain import Order
 from worker.ledger import EventRow, OrderRow, ShipmentRow
 
 
@@ -97,6 +98,21 @@ def refund(env: Env, order_id: str, **quantities: int) -> None:
     for _ in range(2):
         pipeline.ingest_and_publish(app, "acme", store.orders[order_id], source="webhook orders/updated")
     drain(app, published)
+
+
+def after_next_read(env: Env, meanwhile: Callable[[], object]) -> None:
+    """The store's next order read answers as the store is, then ``meanwhile`` happens in the
+    store: something that lands while the step that read it is still at work."""
+    store = env[1]
+    reads = store.fetch_order
+
+    def read(order_id: str) -> Order | None:
+        store.fetch_order = reads  # type: ignore[method-assign]
+        seen = reads(order_id)
+        meanwhile()
+        return seen
+
+    store.fetch_order = read  # type: ignore[method-assign]
 
 
 def shipments_of(env: Env) -> list[tuple[int, str, str, list[tuple[str, int]]]]:
@@ -183,17 +199,12 @@ def test_refunded_line_whose_label_waits_for_its_first_scan_gets_the_label_refun
 def test_cancellation_arriving_while_a_refund_is_adjusted_wins(env: Env) -> None:
     app, store, amazon, published, _ = env
     ship_and_cancel(env, "7016", (("TEE-RED-M", 3),))
-    reads = store.fetch_order
 
-    def read_then_cancel(order_id: str) -> object:
-        """The adjust reads the refunded order; the customer cancels before it finishes."""
-        seen = reads(order_id)
-        store.fetch_order = reads  # type: ignore[method-assign]
-        store.orders[order_id] = replace(store.orders[order_id], cancelled=True)
-        pipeline.ingest_and_publish(app, "acme", store.orders[order_id], source="webhook orders/cancelled")
-        return seen
+    def cancel() -> None:  # the customer cancels before the adjustment finishes
+        store.orders["7016"] = replace(store.orders["7016"], cancelled=True)
+        pipeline.ingest_and_publish(app, "acme", store.orders["7016"], source="webhook orders/cancelled")
 
-    store.fetch_order = read_then_cancel  # type: ignore[method-assign,assignment]
+    after_next_read(env, cancel)
     refund(env, "7016", TEE_RED_M=2)
     status, ships = state_of(env)
     assert status == "cancelled", ships
@@ -225,16 +236,8 @@ def test_refund_adjustment_previews_the_rest_and_retries_when_amazon_cannot_answ
 def test_a_second_refund_during_an_adjustment_is_not_lost(env: Env) -> None:
     app, store, amazon, published, _ = env
     ship_and_cancel(env, "7018", (("TEE-RED-M", 4),))
-    reads = store.fetch_order
-
-    def read_then_refund_again(order_id: str) -> object:
-        """The adjust reads the order after refund 1; refund 2 lands before it finishes."""
-        seen = reads(order_id)
-        store.fetch_order = reads  # type: ignore[method-assign]
-        refund(env, order_id, TEE_RED_M=1)  # ingests (and drains) while the first run is going
-        return seen
-
-    store.fetch_order = read_then_refund_again  # type: ignore[method-assign,assignment]
+    # The adjust reads the order after refund 1; refund 2 lands (ingested, drained) before it finishes.
+    after_next_read(env, lambda: refund(env, "7018", TEE_RED_M=1))
     refund(env, "7018", TEE_RED_M=3)
     # The first run's result is dropped (it read before refund 2); the order is still due, and
     # the scheduler's back-stop runs the adjustment again from the store's order.
