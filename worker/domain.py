@@ -251,13 +251,9 @@ class Label:
     carrier_status: str = ""  # the tracker's status: "pre_transit" until the carrier's first scan
 
 
-@dataclass(frozen=True)
-class PreviewItem:
-    """One line of a fulfillment preview (MCF ``GetFulfillmentPreviewItem``)."""
-
-    seller_sku: str
-    item_id: str  # sellerFulfillmentOrderItemId: we use the store's line id
-    quantity: int
+# One line of a fulfillment preview (MCF ``GetFulfillmentPreviewItem``): the same three fields a
+# create sends for an item.
+PreviewItem = FulfillmentItem
 
 
 @dataclass(frozen=True)
