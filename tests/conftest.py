@@ -6,7 +6,28 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SPECS = Path(os.environ.get("AUTOFULFILL_SPECS", ROOT.parent / "shared" / "specs"))
+
+
+def _find_specs() -> Path:
+    """$AUTOFULFILL_SPECS, else ``shared/specs`` beside this checkout, else beside the checkout it
+    was cloned from (a CI clone into a temporary folder has no ``../shared`` of its own)."""
+    if os.environ.get("AUTOFULFILL_SPECS"):
+        return Path(os.environ["AUTOFULFILL_SPECS"])
+    beside = ROOT.parent / "shared" / "specs"
+    if beside.is_dir():
+        return beside
+    import subprocess
+
+    origin = subprocess.run(["git", "-C", str(ROOT), "config", "--get", "remote.origin.url"],
+                            capture_output=True, text=True, check=False).stdout.strip()
+    if origin and "://" not in origin and ":" not in origin.split("/", 1)[0]:  # a local path
+        cloned_from = Path(origin).resolve().parent / "shared" / "specs"
+        if cloned_from.is_dir():
+            return cloned_from
+    return beside
+
+
+SPECS = _find_specs()
 
 
 @pytest.fixture(scope="session")
