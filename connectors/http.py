@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 
-from connectors.errors import AmbiguousOutcome, NotFound, PermanentError, TransientError
+from worker.errors import AmbiguousOutcome, NotFound, PermanentError, TransientError
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
 

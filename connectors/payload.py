@@ -7,7 +7,7 @@ import json
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from connectors.errors import PermanentError
+from worker.errors import PermanentError
 
 
 def text(value: Any) -> str:

@@ -7,7 +7,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from connectors.errors import AmbiguousOutcome, PermanentError
 from worker.domain import (
     Address,
     FulfillmentRequest,
@@ -26,6 +25,7 @@ from worker.domain import (
     Tracking,
     WebhookEvent,
 )
+from worker.errors import AmbiguousOutcome, PermanentError
 
 
 def make_order(order_id: str = "1001", lines: tuple[tuple[str, int], ...] = (("TEE-RED-M", 1),),

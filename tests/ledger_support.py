@@ -11,12 +11,11 @@ from sqlalchemy import func, select
 
 from connectors.ratelimit import LocalLimiter
 from tests.fakes import FakeFulfiller, FakeLabels, FakeStore
-from worker import adjust, cancel, fulfill, pipeline, tracking
-from worker import task_names as names
-from worker.bootstrap import App
+from worker.app import App
 from worker.config import parse_config
-from worker.ledger import make_engine, make_sessions
-from worker.migrate import ensure_schema
+from worker.ledger.migrate import ensure_schema
+from worker.ledger.models import make_engine, make_sessions
+from worker.pipeline import adjust, cancel, fulfill, intake, names, tracking
 
 Env = tuple[App, FakeStore, FakeFulfiller, list[tuple[str, list[Any]]], "Clock"]
 LABELS = {"main": {
@@ -71,7 +70,7 @@ def make_env(db_url: str, tmp_path: Path, *, labels: FakeLabels | None = None,
 
 def drain(app: App, published: list[tuple[str, list[Any]]]) -> None:
     """Run published tasks in order, as a worker would (including ones they publish)."""
-    steps = {names.RELEASE: pipeline.release, names.SUBMIT: fulfill.submit, names.PUSH: tracking.push,
+    steps = {names.RELEASE: intake.release, names.SUBMIT: fulfill.submit, names.PUSH: tracking.push,
              names.CANCEL: cancel.cancel_order, names.ADJUST: adjust.adjust_order}
     while published:
         name, args = published.pop(0)

@@ -1,3 +1,3 @@
-from worker.cli import main
+from worker.service.cli import main
 
 main()

@@ -56,7 +56,7 @@ class Order:
     total: Decimal = Decimal("0")
     updated_at: datetime | None = None
     # How many refunds the store recorded. A new one may have lowered line quantities: a routed
-    # order is then read again and its unshipped lines adjusted (worker/adjust.py).
+    # order is then read again and its unshipped lines adjusted (worker/pipeline/adjust.py).
     refunds: int = 0
 
 

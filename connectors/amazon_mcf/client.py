@@ -12,7 +12,8 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
@@ -21,11 +22,10 @@ import requests
 
 from connectors.amazon_mcf import mapping
 from connectors.amazon_mcf.errors import AmazonRejected, AmazonThrottled, CancelTooLate
-from connectors.base import Fulfiller, Limiter
-from connectors.errors import AmbiguousOutcome, NotFound, PermanentError, TransientError
 from connectors.http import DEFAULT_TIMEOUT, send
-from worker.config import AmazonConfig
 from worker.domain import Address, FulfillmentRequest, FulfillmentStatus, Preview, PreviewItem
+from worker.errors import AmbiguousOutcome, NotFound, PermanentError, TransientError
+from worker.ports import Fulfiller, Limiter
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,20 @@ USER_AGENT = (f"autofulfill/0.1 (Language=Python/{sys.version_info.major}.{sys.v
 RID = "x-amzn-RequestId"
 
 
+@dataclass(frozen=True)
+class AmazonSettings:
+    """One seller account in one region: the marketplace, the SP-API endpoint, the LWA app and
+    refresh token, and per-operation quota overrides (rate per second, burst)."""
+
+    marketplace_id: str
+    client_id: str = field(repr=False)
+    client_secret: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    base_url: str = "https://sellingpartnerapi-na.amazon.com"
+    token_url: str = "https://api.amazon.com/auth/o2/token"
+    quota: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+
+
 class AmazonMCF:
     """One seller account in one region. Thread-safe; tokens are shared by clients of one account."""
 
@@ -45,7 +59,7 @@ class AmazonMCF:
     _tokens_lock: ClassVar[threading.Lock] = threading.Lock()
     _login_locks: ClassVar[dict[tuple[str, str, str], threading.Lock]] = {}
 
-    def __init__(self, name: str, config: AmazonConfig, limiter: Limiter,
+    def __init__(self, name: str, config: AmazonSettings, limiter: Limiter,
                  session: requests.Session | None = None, *,
                  timeout: tuple[float, float] = DEFAULT_TIMEOUT, max_throttle_retries: int = 3,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -58,7 +72,7 @@ class AmazonMCF:
         self._clock = clock
         self._rates: dict[str, float] = {}  # operation -> rate learned from x-amzn-RateLimit-Limit
         self._local = threading.local()
-        self._token_key = (name, config.client_id.get_secret_value(), config.token_url)
+        self._token_key = (name, config.client_id, config.token_url)
 
     @classmethod
     def clear_token_cache(cls) -> None:
@@ -303,9 +317,9 @@ class AmazonMCF:
         cfg = self._config
         form = {
             "grant_type": "refresh_token",
-            "refresh_token": cfg.refresh_token.get_secret_value(),
-            "client_id": cfg.client_id.get_secret_value(),
-            "client_secret": cfg.client_secret.get_secret_value(),
+            "refresh_token": cfg.refresh_token,
+            "client_id": cfg.client_id,
+            "client_secret": cfg.client_secret,
         }
         seen: list[requests.Response] = []
         what = "amazon LWA token"

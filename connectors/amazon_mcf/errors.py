@@ -12,7 +12,7 @@ Messages carry Amazon's error code and message (never tokens, secrets or address
 
 from __future__ import annotations
 
-from connectors.errors import PermanentError, TransientError
+from worker.errors import PermanentError, TransientError
 
 
 class AmazonThrottled(TransientError):

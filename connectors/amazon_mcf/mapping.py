@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from connectors.errors import PermanentError
 from worker.domain import (
     Address,
     FulfillmentRequest,
@@ -22,6 +21,7 @@ from worker.domain import (
     PreviewItem,
     Tracking,
 )
+from worker.errors import PermanentError
 
 # Cancel is possible only while the order has not started to be picked (DESIGN §7).
 CANCELLABLE = frozenset({"new", "received", "planning"})

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
@@ -32,9 +33,8 @@ from connectors.easypost.errors import (
     EasyPostRejected,
     EasyPostThrottled,
 )
-from connectors.errors import AmbiguousOutcome, ConnectorError, NotFound, PermanentError, TransientError
-from worker.config import LabelsConfig
 from worker.domain import Label, LabelRequest, Quote, Rate
+from worker.errors import AmbiguousOutcome, ConnectorError, NotFound, PermanentError, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +48,23 @@ CUSTOMS_CODE = "SHIPMENT.CUSTOMS_INFO."
 _REFUNDED = ("submitted", "refunded")
 
 
+@dataclass(frozen=True)
+class EasyPostSettings:
+    """One EasyPost account: its API key and endpoint, the label file format, the call timeout."""
+
+    api_key: str = field(repr=False)
+    endpoint: str = "https://api.easypost.com/v2"
+    label_format: str = "PDF"
+    timeout_s: float = 30.0
+
+
 class EasyPostLabels:
     """One ``[labels.<name>]`` EasyPost account. Thread-safe."""
 
-    def __init__(self, name: str, config: LabelsConfig, session: requests.Session | None = None) -> None:
+    def __init__(self, name: str, config: EasyPostSettings, session: requests.Session | None = None) -> None:
         self.name = name
         self._config = config
-        self._key = config.api_key.get_secret_value()
+        self._key = config.api_key
         # requests takes float seconds; the SDK's hint says int.
         self._sdk = EasyPostClient(self._key, api_base=config.endpoint.rstrip("/"),
                                    timeout=config.timeout_s)  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ Messages say what to do next and carry EasyPost's code; never the API key, never
 
 from __future__ import annotations
 
-from connectors.errors import PermanentError, TransientError
+from worker.errors import PermanentError, TransientError
 
 
 class EasyPostThrottled(TransientError):

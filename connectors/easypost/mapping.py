@@ -29,7 +29,7 @@ _FILE_TYPES = {"application/pdf": "PDF", "image/png": "PNG", "application/zpl": 
 
 
 class AddressLike(Protocol):
-    """What ``[labels.*].from_address`` holds (worker.config.AddressConfig)."""
+    """A sender address, as ``[labels.*].from_address`` gives it."""
 
     @property
     def name(self) -> str: ...
@@ -52,7 +52,7 @@ class AddressLike(Protocol):
 
 
 class ParcelLike(Protocol):
-    """What ``[labels.*].default_parcel`` holds (worker.config.ParcelConfig)."""
+    """A parcel in inches and ounces, as ``[labels.*].default_parcel`` gives it."""
 
     @property
     def length_in(self) -> Decimal: ...

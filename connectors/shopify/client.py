@@ -14,15 +14,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
-from connectors.base import Limiter
-from connectors.errors import AmbiguousOutcome, PermanentError, TransientError
 from connectors.http import send
 from connectors.shopify import mapping, queries, webhooks
 from connectors.shopify.errors import (
@@ -34,8 +32,9 @@ from connectors.shopify.errors import (
     ShopifyUserError,
 )
 from connectors.shopify.queries import Operation
-from worker.config import StoreConfig
 from worker.domain import Line, Order, PushRequest, PushResult, WebhookEvent
+from worker.errors import AmbiguousOutcome, PermanentError, TransientError
+from worker.ports import Limiter
 
 MAX_TRIES = 5
 TOKEN_MARGIN_S = 300.0  # renew a client-credentials token this long before it expires
@@ -44,10 +43,25 @@ DEFAULT_RESTORE = 50.0
 TIMEOUT = (5.0, 30.0)
 
 
+@dataclass(frozen=True)
+class ShopifySettings:
+    """What one shop needs: its URL and API version, a static access token or an app's client id
+    and secret (client-credentials grant), the webhook secret (else the client secret), and the
+    financial statuses the poll asks for."""
+
+    shop_url: str
+    api_version: str = "2026-01"
+    access_token: str | None = field(default=None, repr=False)
+    client_id: str | None = field(default=None, repr=False)
+    client_secret: str | None = field(default=None, repr=False)
+    webhook_secret: str | None = field(default=None, repr=False)
+    ship_statuses: tuple[str, ...] = ("PAID", "PARTIALLY_REFUNDED")
+
+
 class ShopifyStore:
     """One Shopify shop. Thread-safe; one ``requests.Session`` per instance."""
 
-    def __init__(self, name: str, config: StoreConfig, limiter: Limiter,
+    def __init__(self, name: str, config: ShopifySettings, limiter: Limiter,
                  session: requests.Session | None = None, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.name = name
@@ -113,8 +127,7 @@ class ShopifyStore:
         secret = self._config.webhook_secret or self._config.client_secret
         if secret is None:
             return False
-        return webhooks.verify(body, webhooks.header(headers, webhooks.HMAC_HEADER),
-                               secret.get_secret_value())
+        return webhooks.verify(body, webhooks.header(headers, webhooks.HMAC_HEADER), secret)
 
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
         return webhooks.parse(body, headers)
@@ -324,14 +337,14 @@ class ShopifyStore:
 
     def _access_token(self) -> str:
         if self._config.access_token is not None:
-            return self._config.access_token.get_secret_value()
+            return self._config.access_token
         with self._lock:
             if self._token and self._clock() < self._token_expires:
                 return self._token
             assert self._config.client_id is not None and self._config.client_secret is not None
             form = {"grant_type": "client_credentials",
-                    "client_id": self._config.client_id.get_secret_value(),
-                    "client_secret": self._config.client_secret.get_secret_value()}
+                    "client_id": self._config.client_id,
+                    "client_secret": self._config.client_secret}
             what = "shopify access token (client credentials)"
             try:
                 resp = send(self._session, "POST", f"{self._base}/admin/oauth/access_token", what=what,

@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-from connectors.errors import PermanentError, TransientError
+from worker.errors import PermanentError, TransientError
 
 
 class ShopifyThrottled(TransientError):

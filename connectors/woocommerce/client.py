@@ -12,18 +12,18 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import requests
 
-from connectors.base import Limiter
-from connectors.errors import NotFound, PermanentError
 from connectors.woocommerce import mapping, webhooks
 from connectors.woocommerce.errors import WooNoRoute, WooPayloadError
 from connectors.woocommerce.rest import WC, WooRest
-from worker.config import StoreConfig
 from worker.domain import Order, PushRequest, PushResult, Tracking, WebhookEvent
+from worker.errors import NotFound, PermanentError
+from worker.ports import Limiter
 
 SHIPMENT_TRACKING = "shipment-tracking"  # WooCommerce Shipment Tracking (woocommerce.com)
 AST = "ast"  # Advanced Shipment Tracking (zorem)
@@ -37,15 +37,33 @@ def tracking_route(extension: str, order_id: str) -> tuple[str, str]:
     return WC, f"orders/{order_id}/shipment-trackings"
 
 
+@dataclass(frozen=True)
+class WooSettings:
+    """What one shop needs: its URL, REST keys (in the query string for hosts that drop the
+    Authorization header), the webhook secret, the statuses the poll asks for, where routing tags
+    come from, and whether a shipped order is set completed."""
+
+    shop_url: str
+    consumer_key: str = field(repr=False)
+    consumer_secret: str = field(repr=False)
+    webhook_secret: str | None = field(default=None, repr=False)
+    query_string_auth: bool = False
+    ship_statuses: tuple[str, ...] = ("PROCESSING",)
+    tag_meta_keys: tuple[str, ...] = ("autofulfill_tags",)
+    note_keywords: tuple[str, ...] = ()
+    complete_on_ship: bool = True
+
+
 class WooStore:
     """One WooCommerce shop. Thread-safe; one ``requests.Session`` per instance."""
 
-    def __init__(self, name: str, config: StoreConfig, limiter: Limiter,
+    def __init__(self, name: str, config: WooSettings, limiter: Limiter,
                  session: requests.Session | None = None, *,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time) -> None:
         self.name = name
         self._config = config
-        self._rest = WooRest(config, limiter, session, sleep=sleep, clock=clock)
+        self._rest = WooRest(config.shop_url, config.consumer_key, config.consumer_secret, limiter, session,
+                             query_string_auth=config.query_string_auth, sleep=sleep, clock=clock)
         self._lock = threading.Lock()
         self._extension: str | None = None  # None = not detected yet; "" = none installed
 
@@ -110,8 +128,7 @@ class WooStore:
         secret = self._config.webhook_secret
         if secret is None:
             return False
-        return webhooks.verify(body, webhooks.header(headers, webhooks.SIGNATURE_HEADER),
-                               secret.get_secret_value())
+        return webhooks.verify(body, webhooks.header(headers, webhooks.SIGNATURE_HEADER), secret)
 
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
         return webhooks.parse(body, headers, tag_meta_keys=self._config.tag_meta_keys,

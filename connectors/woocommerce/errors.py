@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from connectors.errors import NotFound, PermanentError
+from worker.errors import NotFound, PermanentError
 
 
 class WooAuthError(PermanentError):

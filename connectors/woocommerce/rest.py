@@ -27,17 +27,10 @@ from urllib.parse import urlencode, urlsplit
 import requests
 from woocommerce.oauth import OAuth  # type: ignore[import-untyped]
 
-from connectors.base import Limiter
-from connectors.errors import (
-    AmbiguousOutcome,
-    ConnectorError,
-    NotFound,
-    PermanentError,
-    TransientError,
-)
 from connectors.http import retry_after_seconds
 from connectors.woocommerce.errors import WooAuthError, WooNoRoute, WooNotJsonError
-from worker.config import StoreConfig
+from worker.errors import AmbiguousOutcome, ConnectorError, NotFound, PermanentError, TransientError
+from worker.ports import Limiter
 
 WC = "wc/v3"
 TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
@@ -60,14 +53,15 @@ class Answer:
 class WooRest:
     """Thread-safe as ``requests.Session`` is for independent requests."""
 
-    def __init__(self, config: StoreConfig, limiter: Limiter, session: requests.Session | None = None, *,
+    def __init__(self, shop_url: str, consumer_key: str, consumer_secret: str, limiter: Limiter,
+                 session: requests.Session | None = None, *, query_string_auth: bool = False,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time,
                  timeout: tuple[float, float] = TIMEOUT, max_tries: int = MAX_TRIES) -> None:
-        if config.consumer_key is None or config.consumer_secret is None:
+        if not consumer_key or not consumer_secret:
             raise PermanentError("a woocommerce store needs consumer_key and consumer_secret")
-        self._key = config.consumer_key.get_secret_value()
-        self._secret = config.consumer_secret.get_secret_value()
-        self._base = config.shop_url.rstrip("/")
+        self._key = consumer_key
+        self._secret = consumer_secret
+        self._base = shop_url.rstrip("/")
         self._limiter = limiter
         self._session = session or requests.Session()
         self._sleep = sleep
@@ -78,7 +72,7 @@ class WooRest:
         self.host = host
         self._bucket = f"woocommerce:{host}"
         if self._base.startswith("https://"):
-            self.auth_mode = "query" if config.query_string_auth else "basic"
+            self.auth_mode = "query" if query_string_auth else "basic"
         else:
             self.auth_mode = "oauth1"
 

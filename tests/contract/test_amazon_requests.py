@@ -16,10 +16,9 @@ import requests
 import responses
 
 from connectors.amazon_mcf import mapping
-from connectors.amazon_mcf.client import AmazonMCF
+from connectors.amazon_mcf.client import AmazonMCF, AmazonSettings
 from connectors.amazon_mcf.sandbox_model import InvalidInput, validate_create
 from connectors.ratelimit import LocalLimiter
-from worker.config import AmazonConfig
 from worker.domain import Address, FulfillmentItem, FulfillmentRequest
 
 BASE = "https://sp.test"
@@ -137,8 +136,8 @@ def test_query_parameters_match_the_model(model: dict[str, Any]) -> None:
     responses.add(responses.GET, API + "/fulfillmentOrders",
                   json={"payload": {"fulfillmentOrders": [{"sellerFulfillmentOrderId": "A-2-1"}]}})
     responses.add(responses.GET, API + "/tracking", json={"payload": {"packageNumber": 7}})
-    cfg = AmazonConfig(marketplace_id="ATVPDKIKX0DER", client_id="c", client_secret="s",
-                       refresh_token="r", endpoint=BASE, token_url=TOKEN_URL)
+    cfg = AmazonSettings(marketplace_id="ATVPDKIKX0DER", client_id="c", client_secret="s",
+                         refresh_token="r", base_url=BASE, token_url=TOKEN_URL)
     with requests.Session() as session:
         client = AmazonMCF("us", cfg, LocalLimiter(), session)
         since = datetime(2026, 3, 1, 8, 30, 15, 999, tzinfo=UTC)

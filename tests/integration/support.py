@@ -1,4 +1,4 @@
-"""Helpers for tests that run the service as processes (see worker/stack.py)."""
+"""Helpers for tests that run the service as processes (see worker/sandbox/stack.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from worker.stack import Stack
+from worker.sandbox.stack import Stack
 
 
 def make_stack(tmp_path: Path, broker: str, database_url: str, **kw: Any) -> Stack:

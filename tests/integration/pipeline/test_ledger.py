@@ -1,0 +1,407 @@
+"""The pipeline on a real ledger (SQLite and PostgreSQL) with fake connectors: idempotency,
+unknown outcomes, leases, exactly-once tracking."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from tests.fakes import make_order
+from tests.ledger_support import Env, count, drain, make_env
+from worker.app import App
+from worker.errors import AmbiguousOutcome, PermanentError, TransientError
+from worker.ledger.models import EventRow, OrderRow, OutboxRow, ShipmentRow
+from worker.pipeline import fulfill, intake, names, tracking
+from worker.service import sweeper
+
+
+@pytest.fixture
+def env(db_url: str, tmp_path: Path) -> Iterator[Env]:
+    yield from make_env(db_url, tmp_path)
+
+
+def test_same_order_ingested_many_times_is_one_order_and_one_shipment(env: Any) -> None:
+    app, store, amazon, published, _ = env
+    order = make_order("5001")
+    store.orders["5001"] = order
+    for source in ("webhook", "webhook", "poll"):
+        intake.ingest_and_publish(app, "acme", order, source=source)
+    assert count(app, OrderRow) == 1
+    assert [n for n, _ in published] == [names.RELEASE]
+    drain(app, published)
+    intake.ingest_and_publish(app, "acme", order, source="poll")
+    assert published == []
+    assert count(app, ShipmentRow) == 1
+    assert list(amazon.created) == ["ACME-5001-1"]
+    req = amazon.created["ACME-5001-1"]
+    assert req.items[0].seller_sku == "AMZ-TEE" and req.speed == "Standard"
+    assert req.displayable_order_id == "5001"
+
+
+def test_unique_keys_hold_in_the_database(env: Any) -> None:
+    app, *_ = env
+    with app.sessions() as s:
+        s.add(OrderRow(store="acme", platform_order_id="1", number="1", status="held", payload={}))
+        s.commit()
+        s.add(OrderRow(store="acme", platform_order_id="1", number="1", status="held", payload={}))
+        with pytest.raises(IntegrityError):
+            s.commit()
+        s.rollback()
+        s.add(OutboxRow(dedupe_key="k", task="t"))
+        s.commit()
+        s.add(OutboxRow(dedupe_key="k", task="t"))
+        with pytest.raises(IntegrityError):
+            s.commit()
+
+
+def test_unpaid_order_waits_then_ships_when_paid(env: Any) -> None:
+    app, store, amazon, published, _ = env
+    pending = make_order("5002", financial_status="PENDING")
+    intake.ingest_and_publish(app, "acme", pending, source="webhook")
+    assert published == []
+    paid = replace(pending, financial_status="PAID")
+    store.orders["5002"] = paid
+    intake.ingest_and_publish(app, "acme", paid, source="webhook")
+    drain(app, published)
+    assert list(amazon.created) == ["ACME-5002-1"]
+
+
+def test_unmapped_lines_are_parked_with_a_reason(env: Any) -> None:
+    app, store, amazon, published, _ = env
+    order = make_order("5003", lines=(("TEE-RED-M", 1), ("POSTER", 2)))
+    store.orders["5003"] = order
+    intake.ingest_and_publish(app, "acme", order, source="webhook")
+    drain(app, published)
+    with app.sessions() as s:
+        ships = {r.route: r for r in s.scalars(select(ShipmentRow))}
+    assert ships["fba"].state == "submitted"
+    assert ships["self_ship"].state == "attention"
+    assert ships["self_ship"].reason == "no self-ship route configured"
+    assert [ln.seller_sku for ln in amazon.created["ACME-5003-1"].items] == ["AMZ-TEE"]
+
+
+def test_ambiguous_create_is_looked_up_not_repeated(env: Any) -> None:
+    app, store, amazon, published, clock = env
+    store.orders["5004"] = make_order("5004")
+    amazon.fail_submit.append(AmbiguousOutcome("read timeout"))
+    intake.ingest_and_publish(app, "acme", store.orders["5004"], source="webhook")
+    drain(app, published)
+    with app.sessions() as s:
+        row = s.scalar(select(ShipmentRow))
+        assert row is not None and row.state == "submitting" and row.next_attempt_at is not None
+        wait = (row.next_attempt_at - clock.now).total_seconds()
+    clock.advance(wait + 1)
+    assert sweeper.redrive_due(app) == 1
+    drain(app, published)
+    assert amazon.submits == 1  # found by lookup, not created again
+    with app.sessions() as s:
+        row = s.scalar(select(ShipmentRow))
+        assert row is not None and row.state == "submitted"
+        kinds = [e.kind for e in s.scalars(select(EventRow).order_by(EventRow.id))]
+    assert "retry_scheduled" in kinds
+
+
+def test_dead_worker_mid_submit_is_recovered_by_lookup(env: Any) -> None:
+    app, store, amazon, published, clock = env
+    store.orders["5005"] = make_order("5005")
+    intake.ingest_and_publish(app, "acme", store.orders["5005"], source="webhook")
+    name, args = published.pop(0)
+    intake.release(app, *args)
+    _, (shipment_pk,) = published.pop(0)
+    # A worker claims the shipment, Amazon creates the order, and the worker dies before commit.
+    with app.sessions() as s:
+        from worker.ledger import state
+
+        claim = state.claim_shipment(s, shipment_pk, ("pending",), now=clock.now, lease_s=app.lease_s)
+        assert isinstance(claim, state.Claim)
+        row = s.get(ShipmentRow, shipment_pk)
+        row.state = "submitting"
+        s.commit()
+    amazon.created["ACME-5005-1"] = fulfill.build_request(app, _load(app, shipment_pk))
+    # The redelivered message arrives while the lease is live: it does nothing.
+    assert fulfill.submit(app, shipment_pk) == "submitting"
+    clock.advance(app.lease_s + 1)
+    assert fulfill.submit(app, shipment_pk) == "submitted"
+    assert amazon.submits == 0 and amazon.lookups == 1
+
+
+def _load(app: App, pk: int) -> ShipmentRow:
+    with app.sessions() as s:
+        row = s.get(ShipmentRow, pk)
+        assert row is not None
+        _ = row.order.payload, row.lines, row.order.store
+        return row
+
+
+def test_tracking_is_pushed_exactly_once_and_order_done(env: Any) -> None:
+    app, store, amazon, published, clock = env
+    store.orders["5006"] = make_order("5006")
+    intake.ingest_and_publish(app, "acme", store.orders["5006"], source="webhook")
+    drain(app, published)
+    assert tracking.sweep(app, "us") == 0  # not shipped yet
+    amazon.shipped.add("ACME-5006-1")
+    store.fail_push.append(TransientError("fulfillment orders not ready yet"))
+    clock.advance(60)
+    assert tracking.sweep(app, "us") == 1
+    drain(app, published)
+    assert store.pushed == []  # first push attempt hit "not ready"
+    clock.advance(3600)
+    sweeper.redrive_due(app)
+    drain(app, published)
+    assert len(store.pushed) == 1
+    assert store.pushed[0].lines == (("50060", 1),)
+    assert tracking.sweep(app, "us") == 0  # already pushed: nothing moves
+    assert tracking.push(app, _load(app, 1).id) == "pushed"
+    assert len(store.pushed) == 1
+    with app.sessions() as s:
+        order = s.scalar(select(OrderRow))
+        assert order is not None and order.status == "done"
+
+
+def test_permanent_refusal_parks_and_retry_redrives(env: Any) -> None:
+    from worker.service.operations import retry_order
+
+    app, store, amazon, published, _ = env
+    store.orders["5007"] = make_order("5007")
+    amazon.fail_submit.append(PermanentError("InvalidInput: sellerSku AMZ-TEE is not known"))
+    intake.ingest_and_publish(app, "acme", store.orders["5007"], source="webhook")
+    drain(app, published)
+    with app.sessions() as s:
+        row = s.scalar(select(ShipmentRow))
+        assert row is not None and row.state == "attention" and "AMZ-TEE" in row.reason
+    assert "shipment 1" in retry_order(app, "acme", "5007")
+    drain(app, published)
+    assert list(amazon.created) == ["ACME-5007-1"]
+
+
+def test_transient_failures_give_up_into_attention(env: Any) -> None:
+    app, store, amazon, published, clock = env
+    store.orders["5008"] = make_order("5008")
+    amazon.fail_submit.extend(TransientError("HTTP 503") for _ in range(10))
+    intake.ingest_and_publish(app, "acme", store.orders["5008"], source="webhook")
+    drain(app, published)
+    for _ in range(5):
+        clock.advance(3600)
+        sweeper.redrive_due(app)
+        drain(app, published)
+    with app.sessions() as s:
+        row = s.scalar(select(ShipmentRow))
+        assert row is not None and row.state == "attention" and "gave up after" in row.reason
+
+
+def test_retry_routes_parked_lines_again_once_the_sku_is_mapped(env: Any) -> None:
+    from worker.service.operations import retry_order
+
+    app, store, amazon, published, _ = env
+    store.orders["5009"] = make_order("5009", lines=(("POSTER", 1),))
+    intake.ingest_and_publish(app, "acme", store.orders["5009"], source="webhook")
+    drain(app, published)
+    assert amazon.created == {}
+    acme = app.config.stores["acme"]
+    routing = acme.routing.model_copy(update={"sku_map": {"POSTER": "AMZ-POSTER"}})
+    app.config = app.config.model_copy(
+        update={"stores": {"acme": acme.model_copy(update={"routing": routing})}})
+    assert "re-planned shipment 1" in retry_order(app, "acme", "5009")
+    drain(app, published)
+    assert list(amazon.created) == ["ACME-5009-2"]
+    with app.sessions() as s:
+        order = s.scalar(select(OrderRow))
+        assert order is not None and order.status == "routed"
+        assert [(r.n, r.state) for r in order.shipments] == [(1, "cancelled"), (2, "submitted")]
+
+
+def test_partially_shipped_mcf_order_pushes_what_shipped_and_parks_the_rest(env: Any) -> None:
+    from worker.service.operations import retry_order
+
+    app, store, amazon, published, clock = env
+    acme = app.config.stores["acme"]
+    routing = acme.routing.model_copy(update={"sku_map": {"TEE-RED-M": "AMZ-TEE", "MUG": "AMZ-MUG"}})
+    app.config = app.config.model_copy(
+        update={"stores": {"acme": acme.model_copy(update={"routing": routing})}})
+    store.orders["5020"] = make_order("5020", lines=(("TEE-RED-M", 2), ("MUG", 1)))
+    intake.ingest_and_publish(app, "acme", store.orders["5020"], source="webhook")
+    drain(app, published)
+    amazon.shipped.add("ACME-5020-1")
+    amazon.short["ACME-5020-1"] = {"50200": 1, "50201": 1}  # one tee and the mug did not ship
+    clock.advance(60)
+    assert tracking.sweep(app, "us") == 1
+    drain(app, published)
+    assert [p.lines for p in store.pushed] == [(("50200", 1),)]  # tracking for what shipped only
+    assert not store.pushed[0].final
+    with app.sessions() as s:
+        order = s.scalar(select(OrderRow))
+        assert order is not None and order.status == "attention"
+        states = [(r.n, r.state, [(ln.sku, ln.quantity) for ln in r.lines]) for r in order.shipments]
+        assert states == [(1, "pushed", [("TEE-RED-M", 1)]),
+                          (2, "attention", [("TEE-RED-M", 1), ("MUG", 1)])]
+        assert "AMZ-MUG x1 (1 unfulfillable)" in order.shipments[1].reason
+        assert "completepartialled" in order.shipments[1].reason
+        kinds = [e.kind for e in s.scalars(select(EventRow).where(EventRow.order_id == order.id))]
+        assert "short_shipped" in kinds
+    # The merchant restocks; retry routes the rest as a new MCF order.
+    assert "re-planned shipment 2" in retry_order(app, "acme", "5020")
+    drain(app, published)
+    assert sorted(amazon.created) == ["ACME-5020-1", "ACME-5020-3"]
+    assert [(i.seller_sku, i.quantity) for i in amazon.created["ACME-5020-3"].items] == [
+        ("AMZ-TEE", 1), ("AMZ-MUG", 1)]
+
+
+def test_unfulfillable_mcf_order_is_parked_with_amazons_reason_and_retry_sends_a_new_one(env: Any) -> None:
+    from worker.service.operations import retry_order
+
+    app, store, amazon, published, clock = env
+    store.orders["5021"] = make_order("5021", lines=(("TEE-RED-M", 2),))
+    intake.ingest_and_publish(app, "acme", store.orders["5021"], source="webhook")
+    drain(app, published)
+    amazon.dead["ACME-5021-1"] = "unfulfillable"
+    clock.advance(60)
+    assert tracking.sweep(app, "us") == 0
+    with app.sessions() as s:
+        row = s.scalar(select(ShipmentRow))
+        assert row is not None and row.state == "attention"
+        assert row.reason.startswith("Amazon reports the fulfillment order unfulfillable: not shipped "
+                                     "AMZ-TEE x2 (2 unfulfillable)")
+    del amazon.dead["ACME-5021-1"]
+    assert "re-planned shipment 1" in retry_order(app, "acme", "5021")
+    drain(app, published)
+    assert sorted(amazon.created) == ["ACME-5021-1", "ACME-5021-2"]  # a dead id is never reused
+
+
+def test_one_pass_per_cursor_and_one_shipped_record(env: Any) -> None:
+    from worker.ledger import cursors
+
+    app, store, amazon, published, clock = env
+    first = cursors.take(app, "amazon:us:tracking")
+    assert first is not None and first[1] is None
+    assert cursors.take(app, "amazon:us:tracking") is None  # a second sweep skips
+    assert tracking.sweep(app, "us") == 0
+    cursors.advance(app, "amazon:us:tracking", first[0], clock.now)
+    again = cursors.take(app, "amazon:us:tracking")
+    assert again is not None and again[1] == clock.now
+    cursors.give_back(app, "amazon:us:tracking", again[0])
+
+    store.orders["5010"] = make_order("5010")
+    intake.ingest_and_publish(app, "acme", store.orders["5010"], source="webhook")
+    drain(app, published)
+    amazon.shipped.add("ACME-5010-1")
+    status = amazon.lookup("ACME-5010-1")
+    assert status is not None
+    with app.sessions() as s1, app.sessions() as s2:
+        a = s1.scalar(select(ShipmentRow))
+        b = s2.scalar(select(ShipmentRow))
+        assert a is not None and b is not None
+        assert tracking.record_status(app, s1, a, status, actor="sweep-1") is not None
+        s1.commit()
+        assert tracking.record_status(app, s2, b, status, actor="sweep-2") is None
+        s2.commit()
+    with app.sessions() as s:
+        kinds = [e.kind for e in s.scalars(select(EventRow))]
+    assert kinds.count("shipped") == 1
+
+
+def test_hold_window_waits_in_the_ledger_and_release_reads_the_store_again(env: Any) -> None:
+    app, store, amazon, published, clock = env
+    acme = app.config.stores["acme"]
+    app.config = app.config.model_copy(
+        update={"stores": {"acme": acme.model_copy(update={"hold_minutes": 0.5})}})
+    order = make_order("5011", lines=(("TEE-RED-M", 1),))
+    intake.ingest_and_publish(app, "acme", order, source="webhook")
+    assert published == []  # held: no task waits in the broker
+    clock.advance(20)
+    assert sweeper.redrive_due(app) == 0
+    # The customer edits the order during the hold: quantity 3 now.
+    store.orders["5011"] = replace(order, lines=(replace(order.lines[0], quantity=3),))
+    clock.advance(11)
+    assert sweeper.redrive_due(app) == 1
+    drain(app, published)
+    assert amazon.created["ACME-5011-1"].items[0].quantity == 3
+
+
+def test_cancelled_during_the_hold_sends_nothing(env: Any) -> None:
+    app, store, amazon, published, clock = env
+    acme = app.config.stores["acme"]
+    app.config = app.config.model_copy(
+        update={"stores": {"acme": acme.model_copy(update={"hold_minutes": 1})}})
+    order = make_order("5012")
+    intake.ingest_and_publish(app, "acme", order, source="webhook")
+    store.orders["5012"] = replace(order, cancelled=True)
+    clock.advance(61)
+    sweeper.redrive_due(app)
+    drain(app, published)
+    assert amazon.created == {}
+    with app.sessions() as s:
+        row = s.scalar(select(OrderRow))
+        assert row is not None and row.status == "cancelled"
+
+
+def test_scheduler_tick_relays_the_outbox_and_prunes_old_rows(env: Any) -> None:
+    from worker.ledger import outbox
+    from worker.ledger.models import WebhookReceiptRow
+    from worker.service import scheduler
+
+    app, store, amazon, published, clock = env
+    with app.sessions() as s:
+        oid = outbox.enqueue(s, names.RELEASE, [42], "release:42")
+        s.add(WebhookReceiptRow(store="acme", dedupe_key="old", topic="orders/paid",
+                                received_at=clock.now - timedelta(days=31)))
+        s.commit()
+    assert oid is not None
+    scheduler.tick(app, {}, 0.0)
+    assert (names.RELEASE, [42]) in published
+    assert count(app, OutboxRow) == 1 and count(app, WebhookReceiptRow) == 0
+    clock.advance(8 * 86400)
+    assert outbox.prune(app.sessions, now=clock.now) == (1, 0)
+
+
+def test_poll_ingests_once_and_warns_about_a_disabled_webhook(env: Any,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    app, store, amazon, published, clock = env
+    store.orders["5013"] = make_order("5013")
+    store.webhook_warnings.append("webhook 7 'Order updated' (order.updated) is disabled")
+    with caplog.at_level("INFO", logger="autofulfill"):
+        assert sweeper.poll_store(app, "acme") == 1
+        clock.advance(300)
+        assert sweeper.poll_store(app, "acme") == 1
+    warnings = [r for r in caplog.records if getattr(r, "af_event", "") == "store.warning"]
+    assert len(warnings) == 2 and "disabled" in warnings[0].af_fields["warning"]  # type: ignore[attr-defined]
+    assert [name for name, _ in published] == [names.RELEASE]
+    assert count(app, OrderRow) == 1
+
+
+def test_one_active_scheduler_and_takeover_when_its_lease_runs_out(env: Any) -> None:
+    from worker.ledger import cursors
+    from worker.service.scheduler import LOCK, lock_ttl_s
+
+    app, _, _, _, clock = env
+    ttl = lock_ttl_s(app)
+    assert cursors.hold(app, LOCK, "a", ttl) and cursors.hold(app, LOCK, "a", ttl)  # renews
+    assert not cursors.hold(app, LOCK, "b", ttl)  # stands by
+    clock.advance(ttl + 1)  # "a" died
+    assert cursors.hold(app, LOCK, "b", ttl)
+    assert not cursors.hold(app, LOCK, "a", ttl)
+
+
+def test_preview_fees_are_on_the_timeline_and_a_refused_preview_keeps_lines_from_fba(env: Any) -> None:
+    app, store, amazon, published, _ = env
+    store.orders["5014"] = make_order("5014", lines=(("TEE-RED-M", 2),))
+    intake.ingest_and_publish(app, "acme", store.orders["5014"], source="webhook")
+    drain(app, published)
+    with app.sessions() as s:
+        previewed = s.scalar(select(EventRow).where(EventRow.kind == "previewed"))
+        assert previewed is not None and previewed.detail["fees"] == "10.80 USD"
+    assert list(amazon.created) == ["ACME-5014-1"]
+    amazon.out_of_stock.add("AMZ-TEE")
+    store.orders["5015"] = make_order("5015", lines=(("TEE-RED-M", 1),))
+    intake.ingest_and_publish(app, "acme", store.orders["5015"], source="webhook")
+    drain(app, published)
+    assert list(amazon.created) == ["ACME-5014-1"]  # nothing sent that Amazon would refuse
+    with app.sessions() as s:
+        row = s.scalar(select(ShipmentRow).where(ShipmentRow.external_id == "ACME-5015-1"))
+        assert row is not None and row.state == "attention" and row.reason == "no self-ship route configured"

@@ -1,0 +1,70 @@
+"""What every step is handed: the config, the ledger's sessions, the queue's publisher, the shared
+rate limiter, the clock, and the adapters behind the ports.
+
+Adapters are built on first use by ``connect`` (the composition root's registry,
+``worker.service.bootstrap``); tests hand in fakes by filling ``stores``/``fulfillers``/``labelers``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from worker.config import Config
+from worker.ports import Fulfiller, LabelProvider, Limiter, Publisher, Store
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Connect(Protocol):
+    """Builds the adapter a config block names (store platform, Amazon account, label provider)."""
+
+    def store(self, name: str, config: Config, limiter: Limiter) -> Store: ...
+
+    def fulfiller(self, account: str, config: Config, limiter: Limiter) -> Fulfiller: ...
+
+    def labeler(self, name: str, config: Config) -> LabelProvider: ...
+
+
+@dataclass
+class App:
+    config: Config
+    sessions: sessionmaker[Session]
+    publisher: Publisher
+    limiter: Limiter
+    clock: Callable[[], datetime] = utcnow
+    connect: Connect | None = None
+    stores: dict[str, Store] = field(default_factory=dict)
+    fulfillers: dict[str, Fulfiller] = field(default_factory=dict)
+    labelers: dict[str, LabelProvider] = field(default_factory=dict)
+
+    def store(self, name: str) -> Store:
+        if name not in self.stores:
+            self.stores[name] = self._connect(f"store {name}").store(name, self.config, self.limiter)
+        return self.stores[name]
+
+    def fulfiller(self, account: str) -> Fulfiller:
+        if account not in self.fulfillers:
+            self.fulfillers[account] = self._connect(f"Amazon account {account}").fulfiller(
+                account, self.config, self.limiter)
+        return self.fulfillers[account]
+
+    def labeler(self, name: str) -> LabelProvider:
+        if name not in self.labelers:
+            self.labelers[name] = self._connect(f"labels {name}").labeler(name, self.config)
+        return self.labelers[name]
+
+    def _connect(self, what: str) -> Connect:
+        if self.connect is None:
+            raise LookupError(f"no adapter for {what}: this App was built without a composition root")
+        return self.connect
+
+    @property
+    def lease_s(self) -> float:
+        return self.config.service.task_time_limit_s * 2

@@ -1,0 +1,103 @@
+"""Cursors of periodic passes (store polls, tracking sweeps), one pass at a time per cursor.
+
+``run_pass`` is what callers use. Underneath, ``take`` leases the cursor (or returns None when
+another pass holds it); ``advance`` moves it and lets go; ``give_back`` lets go without moving
+it, so a failed pass is redone from the same point.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from sqlalchemy import or_, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from worker.app import App
+from worker.ledger.models import CursorRow
+
+T = TypeVar("T")
+
+
+def _ensure(session: Session, name: str) -> None:
+    if session.get(CursorRow, name) is None:
+        try:
+            with session.begin_nested():
+                session.add(CursorRow(name=name, value=None))
+        except IntegrityError:
+            pass  # created a moment ago by someone else
+        session.commit()
+
+
+def hold(app: App, name: str, token: str, ttl_s: float) -> bool:
+    """Take or renew a lease on ``name`` for ``token`` (e.g. the one active scheduler)."""
+    now = app.clock()
+    with app.sessions() as session:
+        _ensure(session, name)
+        result = session.execute(
+            update(CursorRow)
+            .where(CursorRow.name == name,
+                   or_(CursorRow.lease_token == token, CursorRow.lease_until.is_(None),
+                       CursorRow.lease_until < now))
+            .values(lease_token=token, lease_until=now + timedelta(seconds=ttl_s))
+            .execution_options(synchronize_session=False))
+        session.commit()
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def take(app: App, name: str) -> tuple[str, datetime | None] | None:
+    now = app.clock()
+    token = uuid.uuid4().hex
+    with app.sessions() as session:
+        _ensure(session, name)
+        result = session.execute(
+            update(CursorRow)
+            .where(CursorRow.name == name,
+                   or_(CursorRow.lease_until.is_(None), CursorRow.lease_until < now))
+            .values(lease_token=token, lease_until=now + timedelta(seconds=app.lease_s))
+            .execution_options(synchronize_session=False))
+        session.commit()
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        row = session.get(CursorRow, name)
+        assert row is not None
+        session.refresh(row)
+        return token, row.value
+
+
+def _let_go(app: App, name: str, token: str, value: datetime | None) -> None:
+    values: dict[str, object] = {"lease_token": "", "lease_until": None}
+    if value is not None:
+        values["value"] = value
+    with app.sessions() as session:
+        session.execute(update(CursorRow).where(CursorRow.name == name, CursorRow.lease_token == token)
+                        .values(**values).execution_options(synchronize_session=False))
+        session.commit()
+
+
+def advance(app: App, name: str, token: str, value: datetime) -> None:
+    _let_go(app, name, token, value)
+
+
+def give_back(app: App, name: str, token: str) -> None:
+    _let_go(app, name, token, None)
+
+
+def run_pass(app: App, name: str, work: Callable[[datetime | None, datetime], T]) -> T | None:
+    """Run ``work(last cursor value, start time)`` while holding the cursor; on success the cursor
+    moves to the start time. None when another pass holds the cursor."""
+    started = app.clock()
+    claim = take(app, name)
+    if claim is None:
+        return None
+    token, last = claim
+    try:
+        result = work(last, started)
+    except BaseException:
+        give_back(app, name, token)
+        raise
+    advance(app, name, token, started)
+    return result

@@ -1,0 +1,202 @@
+"""The ledger: orders, lines, shipments, their event timeline, webhook receipts, the outbox and
+poll cursors (SQLAlchemy 2; SQLite by default, PostgreSQL by URL).
+
+Uniqueness is idempotency: one order per (store, platform order id), one receipt per webhook
+event, one outbox row per dedupe key, one shipment per (order, n) and per external id.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+
+from worker.app import utcnow
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stored as naive UTC (SQLite has no zones), always handed out timezone-aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the ledger")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class OrderRow(Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("store", "platform_order_id", name="uq_orders_store_platform_id"),
+        Index("ix_orders_status_hold", "status", "hold_until"),
+    )
+    # status: waiting (not eligible yet) | held (until hold_until; also the retry time of a failed
+    # release) | routed | adjusting (a refund; until hold_until) | cancelling (until hold_until) |
+    # done | cancelled | attention
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    store: Mapped[str] = mapped_column(String(64))
+    platform_order_id: Mapped[str] = mapped_column(String(64))
+    number: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    hold_until: Mapped[datetime | None]
+    payload: Mapped[dict[str, Any]]  # the normalized order, full address included (never logged)
+    lease_token: Mapped[str] = mapped_column(String(64), default="")
+    lease_until: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    # Store-side changes seen after routing (a refund, a lowered quantity): a running adjust
+    # checks this did not move before it writes its result.
+    changes: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    lines: Mapped[list[LineRow]] = relationship(back_populates="order", cascade="all, delete-orphan",
+                                                order_by="LineRow.id")
+    shipments: Mapped[list[ShipmentRow]] = relationship(back_populates="order", order_by="ShipmentRow.n")
+
+    @property
+    def next_n(self) -> int:
+        """The number the order's next shipment gets (its external id ends with it)."""
+        return max((s.n for s in self.shipments), default=0) + 1
+
+
+class LineRow(Base):
+    __tablename__ = "order_lines"
+    __table_args__ = (UniqueConstraint("order_id", "line_id", name="uq_lines_order_line"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    line_id: Mapped[str] = mapped_column(String(64))
+    sku: Mapped[str] = mapped_column(String(128))
+    quantity: Mapped[int]
+    title: Mapped[str] = mapped_column(Text, default="")
+    order: Mapped[OrderRow] = relationship(back_populates="lines")
+
+
+class ShipmentRow(Base):
+    __tablename__ = "shipments"
+    __table_args__ = (UniqueConstraint("order_id", "n", name="uq_shipments_order_n"),
+                      Index("ix_shipments_state", "state"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    n: Mapped[int]
+    route: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(64), unique=True)  # MCF id / label reference
+    account: Mapped[str] = mapped_column(String(64), default="")  # amazon account or labels name
+    speed: Mapped[str] = mapped_column(String(32), default="")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    parked_from: Mapped[str] = mapped_column(String(16), default="")
+    lease_token: Mapped[str] = mapped_column(String(64), default="")
+    lease_until: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)  # when the sweeper looks again
+    attempts: Mapped[int] = mapped_column(default=0)
+    request_id: Mapped[str] = mapped_column(String(128), default="")
+    tracking: Mapped[list[Any]] = mapped_column(default=list)  # [{carrier, number, url}]
+    store_fulfillment_id: Mapped[str] = mapped_column(String(128), default="")
+    # self-ship: {"shipment_id", "rate": {...}, "path", "cost", "currency", "refund"}; the provider's
+    # shipment id is written here before the purchase, so an unknown outcome is looked up there.
+    label: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    order: Mapped[OrderRow] = relationship(back_populates="shipments")
+    lines: Mapped[list[ShipmentLineRow]] = relationship(cascade="all, delete-orphan",
+                                                        order_by="ShipmentLineRow.id")
+
+
+class ShipmentLineRow(Base):
+    __tablename__ = "shipment_lines"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    shipment_id: Mapped[int] = mapped_column(ForeignKey("shipments.id"), index=True)
+    line_id: Mapped[str] = mapped_column(String(64))
+    sku: Mapped[str] = mapped_column(String(128))
+    seller_sku: Mapped[str] = mapped_column(String(128), default="")
+    quantity: Mapped[int]
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    shipment_id: Mapped[int | None] = mapped_column(ForeignKey("shipments.id"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(128), default="")
+    kind: Mapped[str] = mapped_column(String(48))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class WebhookReceiptRow(Base):
+    __tablename__ = "webhook_receipts"
+    __table_args__ = (UniqueConstraint("store", "dedupe_key", name="uq_receipts_store_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    store: Mapped[str] = mapped_column(String(64))
+    dedupe_key: Mapped[str] = mapped_column(String(200))
+    topic: Mapped[str] = mapped_column(String(64))
+    platform_order_id: Mapped[str] = mapped_column(String(64), default="")
+    outcome: Mapped[str] = mapped_column(String(64), default="")
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OutboxRow(Base):
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    task: Mapped[str] = mapped_column(String(128))
+    args: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class CursorRow(Base):
+    """Where a periodic pass (store poll, tracking sweep) got to; its lease keeps passes single."""
+
+    __tablename__ = "cursors"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[datetime | None]  # None: never completed a pass
+    lease_token: Mapped[str] = mapped_column(String(64), default="")
+    lease_until: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def make_sessions(engine: Engine) -> sessionmaker[Any]:
+    return sessionmaker(engine, expire_on_commit=False)

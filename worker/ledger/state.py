@@ -1,0 +1,127 @@
+"""Small ledger operations every pipeline step shares: events, leases, parking, back-off.
+
+A *lease* is how one worker owns a shipment (or an order) while it performs a side effect:
+a compare-and-set on ``lease_token``/``lease_until``. A lease that outlives the task time limit
+belongs to a dead worker; the sweeper re-drives such work, and the step then looks up what the
+dead worker may have done before doing anything again.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, update
+from sqlalchemy.orm import Session
+
+from worker.domain import ShipmentState
+from worker.ledger.models import EventRow, OrderRow, ShipmentRow
+from worker.logs import log
+
+
+def event(session: Session, order_id: int, kind: str, *, shipment_id: int | None = None,
+          actor: str = "", at: datetime, **detail: Any) -> None:
+    """Append one event to the order's timeline (and log it with the same fields)."""
+    clean = {k: v for k, v in detail.items() if v not in (None, "")}
+    session.add(EventRow(order_id=order_id, shipment_id=shipment_id, kind=kind, actor=actor,
+                         at=at, detail=clean))
+    order = session.get(OrderRow, order_id)  # in the session already: no query
+    where = {"store": order.store, "order": order.number} if order is not None else {"order_pk": order_id}
+    log(kind, **{**where, **clean})
+
+
+@dataclass(frozen=True)
+class Claim:
+    row: ShipmentRow
+    token: str
+    was: str  # the state the shipment was in when we took it
+
+
+def claim_shipment(session: Session, shipment_id: int, states: tuple[str, ...], *, now: datetime,
+                   lease_s: float) -> Claim | str:
+    """Take the shipment's lease when it is in one of ``states`` and nobody holds it. Commits.
+
+    Returns the claim, or, when the shipment is not ours to work on, its state ("missing" when
+    there is no such shipment)."""
+    token = uuid.uuid4().hex
+    row = session.get(ShipmentRow, shipment_id)
+    if row is None:
+        return "missing"
+    was = row.state
+    if was not in states:
+        return was
+    result = session.execute(
+        update(ShipmentRow)
+        .where(ShipmentRow.id == shipment_id, ShipmentRow.state == was,
+               or_(ShipmentRow.lease_token == "", ShipmentRow.lease_until.is_(None),
+                   ShipmentRow.lease_until < now))
+        .values(lease_token=token, lease_until=now + timedelta(seconds=lease_s),
+                attempts=ShipmentRow.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    session.refresh(row)
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return row.state
+    return Claim(row, token, was)
+
+
+@dataclass
+class OrderClaim:
+    row: OrderRow
+    token: str
+
+
+def claim_order(session: Session, order_id: int, status: str, *, now: datetime,
+                lease_s: float) -> OrderClaim | str:
+    """Take the order's lease when it is in ``status`` and nobody holds it. Commits.
+
+    Returns the claim, or, when the order is not ours to work on, its status ("missing" when
+    there is no such order)."""
+    token = uuid.uuid4().hex
+    result = session.execute(
+        update(OrderRow)
+        .where(OrderRow.id == order_id, OrderRow.status == status,
+               or_(OrderRow.lease_token == "", OrderRow.lease_until.is_(None), OrderRow.lease_until < now))
+        .values(lease_token=token, lease_until=now + timedelta(seconds=lease_s),
+                attempts=OrderRow.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    row = session.get(OrderRow, order_id)
+    if row is None:
+        return "missing"
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return row.status
+    return OrderClaim(row, token)
+
+
+def still_mine(row: ShipmentRow | OrderRow, token: str) -> bool:
+    return row.lease_token == token
+
+
+def release_lease(row: ShipmentRow | OrderRow) -> None:
+    row.lease_token = ""
+    row.lease_until = None
+
+
+def backoff_s(attempt: int, *, base: float = 5.0, cap: float = 900.0,
+              retry_after: float | None = None) -> float:
+    """Exponential back-off with full jitter; an API's Retry-After wins when it is longer."""
+    wait = random.uniform(base / 2, min(cap, base * 2 ** max(0, attempt - 1)))
+    return max(wait, retry_after or 0.0)
+
+
+def park(session: Session, row: ShipmentRow, reason: str, *, now: datetime, actor: str) -> None:
+    """Set the shipment aside for a person: state attention with a reason `retry` can undo."""
+    if row.state != ShipmentState.ATTENTION:
+        row.parked_from = row.state
+    row.state = ShipmentState.ATTENTION
+    row.reason = reason
+    row.next_attempt_at = None
+    release_lease(row)
+    event(session, row.order_id, "parked", shipment_id=row.id, actor=actor, at=now, reason=reason,
+          shipment=row.external_id)

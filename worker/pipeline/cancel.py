@@ -1,0 +1,112 @@
+"""A store cancelled an order that was already routed: undo what can be undone, say what cannot.
+
+Per shipment: nothing sent yet → cancelled; an MCF order → ``cancelFulfillmentOrder`` (Amazon
+allows it only before picking starts; later → parked "cancel too late, intercept manually");
+a bought label → refund (void) it; something already shipped → parked for a person. A shipment
+in the middle of a submission is waited for (the order stays ``cancelling`` and is re-driven).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy.orm import Session
+
+from worker.app import App
+from worker.domain import ShipmentState
+from worker.errors import AmbiguousOutcome, PermanentError, TransientError
+from worker.ledger import state
+from worker.ledger.models import ShipmentRow
+
+S = ShipmentState
+RETRY_S = 30.0
+
+
+def cancel_order(app: App, order_pk: int, *, actor: str = "") -> str:
+    """Cancel every shipment of a ``cancelling`` order. Idempotent; returns the order status."""
+    now = app.clock()
+    with app.sessions() as session:
+        claim = state.claim_order(session, order_pk, "cancelling", now=now, lease_s=app.lease_s)
+        if isinstance(claim, str):
+            return claim
+        order = claim.row
+        waiting = False
+        for row in list(order.shipments):
+            if row.state == S.CANCELLED:
+                continue
+            waiting |= not cancel_shipment(app, session, row, actor=actor)
+            session.commit()
+        session.refresh(order)
+        state.release_lease(order)
+        if waiting:  # a submission is in flight: look again shortly
+            order.hold_until = app.clock() + timedelta(seconds=RETRY_S)
+        elif all(s.state == S.CANCELLED for s in order.shipments):
+            order.status, order.reason = "cancelled", "cancelled in the store"
+            state.event(session, order.id, "cancelled", actor=actor, at=app.clock())
+        else:
+            order.status = "attention"
+            order.reason = "cancelled in the store; some shipments could not be undone"
+        session.commit()
+        return order.status
+
+
+def cancel_shipment(app: App, session: Session, row: ShipmentRow, *, actor: str) -> bool:
+    """Undo one shipment; False when it must be tried again later."""
+    claim = state.claim_shipment(session, row.id, tuple(s for s in S if s != S.CANCELLED),
+                                 now=app.clock(), lease_s=app.lease_s)
+    if not isinstance(claim, state.Claim):
+        return False  # someone holds it (a submit or push in flight)
+    was = claim.was
+    try:
+        if row.route == "fba":
+            done = _cancel_mcf(app, row, was)
+        else:
+            done = _refund_label(app, row, was)
+    except (TransientError, AmbiguousOutcome) as exc:
+        state.release_lease(row)
+        state.event(session, row.order_id, "cancel_retry", shipment_id=row.id, actor=actor, at=app.clock(),
+                    shipment=row.external_id, error=str(exc))
+        return False
+    except PermanentError as exc:
+        row.state = was
+        why = ("cancel too late, intercept manually: " if row.route == "fba"
+               else "label could not be refunded: ") + str(exc)
+        state.park(session, row, why, now=app.clock(), actor=actor)
+        return True
+    if done.startswith("park:"):
+        row.state = was
+        state.park(session, row, done.removeprefix("park:"), now=app.clock(), actor=actor)
+        return True
+    row.state, row.reason, row.next_attempt_at = S.CANCELLED, "", None
+    state.release_lease(row)
+    state.event(session, row.order_id, "shipment_cancelled", shipment_id=row.id, actor=actor,
+                at=app.clock(), shipment=row.external_id, how=done)
+    return True
+
+
+def _cancel_mcf(app: App, row: ShipmentRow, was: str) -> str:
+    if was in (S.SHIPPED, S.PUSHED):
+        return "park:already shipped by Amazon: intercept the package manually"
+    fulfiller = app.fulfiller(row.account) if row.account in app.config.amazon else None
+    if fulfiller is None:
+        return "nothing was sent to Amazon"
+    if was in (S.PENDING, S.SUBMITTING, S.ATTENTION):  # was anything created at Amazon?
+        found = fulfiller.lookup(row.external_id)
+        if found is None:
+            return "nothing was sent to Amazon"
+        if found.is_dead:
+            return f"Amazon had already ended it ({found.status})"
+    fulfiller.cancel(row.external_id)
+    return "cancelled at Amazon (cancelFulfillmentOrder)"
+
+
+def _refund_label(app: App, row: ShipmentRow, was: str) -> str:
+    shipment_id = row.label.get("shipment_id")
+    if not shipment_id or row.account not in app.config.labels:
+        return "no label was bought"
+    provider = app.labeler(row.account)
+    if provider.lookup(shipment_id) is None:
+        return "the quoted label was never bought"
+    status = provider.refund(shipment_id)
+    row.label = {**row.label, "refund": status}
+    return f"label refund {status}"

@@ -1,0 +1,108 @@
+"""Self-ship: rate-shop and buy one carrier label per shipment, exactly once.
+
+The provider's shipment id (with our reference in its reference field) and the chosen rate are
+committed to the ledger *before* the purchase. An attempt that finds them there (a dead worker,
+an unknown outcome) looks the shipment up and buys only if it was not bought; the provider also
+refuses a second purchase of one shipment. The label file is stored under
+``data_dir/labels/<store>/<order number>-<n>.<pdf|png|zpl>``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from worker.app import App
+from worker.domain import Label, LabelRequest, Rate, ShipmentState
+from worker.ledger import state
+from worker.ledger.models import ShipmentRow
+from worker.ledger.outbox import enqueue, publish
+from worker.pipeline import rates
+from worker.pipeline.intake import stored_order
+from worker.pipeline.names import PUSH
+from worker.pipeline.rates import choose_rate
+
+
+def _rate_json(rate: Rate) -> dict[str, Any]:
+    return {**asdict(rate), "amount": str(rate.amount)}
+
+
+def _rate_from_json(data: dict[str, Any]) -> Rate:
+    return Rate(**{**data, "amount": Decimal(data["amount"])})
+
+
+def label_request(app: App, row: ShipmentRow) -> LabelRequest:
+    """What the provider is asked to rate for this shipment (see ``rates.label_request``)."""
+    return rates.label_request(app.config, row.order.store, row.account, stored_order(row.order),
+                               [(ln.line_id, ln.sku, ln.quantity) for ln in row.lines], row.external_id)
+
+
+def buy_label(app: App, session: Session, row: ShipmentRow, *, actor: str) -> tuple[str, Label, Path]:
+    """Quote (once), buy (once), store the file. Returns (how, label, path).
+
+    Raises what the provider raises: AmbiguousOutcome/TransientError (the shipment stays in
+    `submitting` with its provider id recorded), PermanentError (address, no rate allowed)."""
+    provider = app.labeler(row.account)
+    known = row.label.get("shipment_id")
+    label = provider.lookup(known) if known else None
+    how = "found after an unknown outcome" if label else "bought"
+    if label is None:
+        if not known:
+            quote = provider.quote(label_request(app, row))
+            rate = choose_rate(quote.rates, app.config.labels[row.account].choose, quote.messages)
+            row.label = {"shipment_id": quote.shipment_id, "rate": _rate_json(rate)}
+            state.event(session, row.order_id, "quoted", shipment_id=row.id, actor=actor, at=app.clock(),
+                        shipment=row.external_id, provider_shipment=quote.shipment_id,
+                        chosen=f"{rate.carrier}:{rate.service} {rate.amount} {rate.currency}",
+                        rule=str(app.config.labels[row.account].choose),
+                        offered=[f"{r.carrier}:{r.service} {r.amount}" for r in quote.rates][:8],
+                        carrier_messages=list(quote.messages)[:5] or None)
+            session.commit()  # the attempt is on record before anything is bought
+        label = provider.buy(row.label["shipment_id"], _rate_from_json(row.label["rate"]))
+    path = _store_file(app, row, provider.label_file(label), label.label_format)
+    return how, label, path
+
+
+def _store_file(app: App, row: ShipmentRow, data: bytes, fmt: str) -> Path:
+    folder = app.config.data_dir / "labels" / row.order.store
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{row.order.number}-{row.n}.{fmt.lower()}"
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path
+
+
+NOT_SCANNED = {"", "unknown", "pre_transit"}
+
+
+def scan_sweep(app: App, account: str, *, actor: str = "") -> int:
+    """Labels bought under ``push_tracking = "first_scan"``: push the tracking of those the
+    carrier has scanned since. Returns how many pushes were enqueued. Cost: one read per label
+    still waiting for its first scan."""
+    now = app.clock()
+    provider = app.labeler(account)
+    outbox: list[int] = []
+    with app.sessions() as session:
+        waiting = session.scalars(select(ShipmentRow).where(
+            ShipmentRow.account == account, ShipmentRow.route == "self_ship",
+            ShipmentRow.state == ShipmentState.LABEL_BOUGHT, ShipmentRow.next_attempt_at.is_(None)))
+        for row in waiting:
+            label = provider.lookup(row.label["shipment_id"])
+            if label is None or label.carrier_status in NOT_SCANNED:
+                continue
+            row.next_attempt_at = now + timedelta(seconds=app.lease_s)  # back-stop for the push
+            state.event(session, row.order_id, "first_scan", shipment_id=row.id, actor=actor, at=now,
+                        shipment=row.external_id, carrier_status=label.carrier_status)
+            oid = enqueue(session, PUSH, [row.id], f"push:{row.id}:0")
+            outbox += [oid] if oid else []
+            session.commit()
+    publish(app.sessions, app.publisher, outbox, now=app.clock())
+    return len(outbox)

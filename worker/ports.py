@@ -1,0 +1,130 @@
+"""The ports: what the pipeline needs from the outside world, as small Protocols.
+
+A store (orders in, tracking out), a fulfiller (Amazon MCF), a label provider (EasyPost), the
+rate limiter the clients share, and the publisher that hands a task to the queue. Adapters in
+``connectors/`` implement them; the pipeline sees nothing else of an adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from worker.domain import (
+    Address,
+    FulfillmentRequest,
+    FulfillmentStatus,
+    Label,
+    LabelRequest,
+    Order,
+    Preview,
+    PreviewItem,
+    PushRequest,
+    PushResult,
+    Quote,
+    Rate,
+    WebhookEvent,
+)
+
+# Hands one task to the queue: (task name, args, task id). Publishing twice is harmless (every
+# task re-checks state under a lease); the outbox makes sure each is published at least once.
+Publisher = Callable[[str, list[Any], str], None]
+
+
+class Limiter(Protocol):
+    def acquire(self, key: str, *, rate: float, burst: float, cost: float = 1.0) -> None:
+        """Block until ``cost`` tokens of bucket ``key`` are available, then take them.
+
+        ``rate`` tokens per second refill a bucket of at most ``burst`` tokens. Shared by
+        every process that uses the same Redis (or, embedded, by the threads of one process).
+        """
+
+    def pause(self, key: str, seconds: float) -> None:
+        """Empty bucket ``key`` for ``seconds`` (after a 429 with no Retry-After)."""
+
+
+class Store(Protocol):
+    """A shop: where orders come from and where tracking goes back."""
+
+    def fetch_order(self, order_id: str) -> Order | None:
+        """The order as the store has it now; None when it does not exist. Read-only."""
+
+    def iter_orders(self, updated_since: datetime) -> Iterator[Order]:
+        """Orders updated at or after ``updated_since`` that may need shipping (paid, open).
+
+        Pages through the store's API; read-only. Raises TransientError/PermanentError."""
+
+    def is_ping(self, body: bytes, headers: Mapping[str, str]) -> bool:
+        """True for the platform's unsigned hello when a webhook is created (WooCommerce);
+        answered 200 before any signature check. Shopify has none."""
+
+    def warnings(self) -> list[str]:
+        """Problems a person should fix, found by one read (e.g. a WooCommerce webhook that is
+        no longer active). Empty when all is well; raises TransientError/PermanentError."""
+
+    def verify_webhook(self, body: bytes, headers: Mapping[str, str]) -> bool:
+        """True when the body is signed with this store's webhook secret (constant-time)."""
+
+    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+        """Topic, event id and order from a verified delivery; no API call.
+
+        Raises PermanentError when the body cannot be understood."""
+
+    def push_tracking(self, request: PushRequest) -> PushResult:
+        """Write tracking for these lines to the store, once (and, when ``request.final`` and the
+        store is configured so, mark the order complete — also when the tracking was there).
+
+        Reads the store's fulfillments first: a tracking number already there is not written
+        again (``already_there``). Raises TransientError when the store is not ready yet
+        (e.g. no fulfillment order exists right after checkout)."""
+
+
+class Fulfiller(Protocol):
+    """Someone who ships for us (Amazon MCF)."""
+
+    def submit(self, request: FulfillmentRequest) -> None:
+        """Create the fulfillment order. Idempotent by ``seller_fulfillment_order_id``: when the
+        provider already has that id it returns normally. Raises AmbiguousOutcome when sent
+        without an answer (timeout, 5xx): the caller looks it up before submitting again."""
+
+    def lookup(self, seller_fulfillment_order_id: str) -> FulfillmentStatus | None:
+        """Status and tracking of one order; None when the provider does not know the id."""
+
+    def cancel(self, seller_fulfillment_order_id: str) -> None:
+        """Ask the provider to cancel. PermanentError when it is too late."""
+
+    def changed_since(self, since: datetime) -> Iterator[str]:
+        """Ids of fulfillment orders whose status changed at or after ``since``."""
+
+    def preview(self, address: Address, items: Sequence[PreviewItem], speeds: Sequence[str],
+                features: Sequence[str] = ()) -> tuple[Preview, ...]:
+        """What the fulfiller could do, per speed (fees, unfulfillable lines), creating nothing.
+        Read-only; TransientError to try again, PermanentError when the request is refused."""
+
+
+class LabelProvider(Protocol):
+    """Someone who sells carrier labels (EasyPost). Buying is made exactly-once by the caller:
+    it records ``Quote.shipment_id`` before ``buy`` and, after an unknown outcome, calls
+    ``lookup`` before buying again; the provider also refuses a second purchase of one shipment."""
+
+    def quote(self, request: LabelRequest) -> Quote:
+        """Create the provider's shipment (with our reference) and return its rates. Buys nothing.
+        Raises PermanentError for address/parcel problems a person must fix (the message says what)."""
+
+    def buy(self, shipment_id: str, rate: Rate) -> Label:
+        """Buy the label for this rate. When the shipment is already bought, returns that label.
+        Raises AmbiguousOutcome when sent without an answer."""
+
+    def lookup(self, shipment_id: str) -> Label | None:
+        """The shipment's label when it was bought, else None. Read-only."""
+
+    def label_file(self, label: Label) -> bytes:
+        """The label document (PDF unless configured otherwise)."""
+
+    def refund(self, shipment_id: str) -> str:
+        """Ask for a refund (void) of an unused label; returns the provider's refund status.
+        PermanentError when the label cannot be refunded (used, too old)."""
+
+    def check(self) -> str:
+        """One cheap authenticated read, for `autofulfill check --live`."""

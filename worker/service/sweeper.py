@@ -1,0 +1,101 @@
+"""What the scheduler does on its clock: publish the outbox, re-drive due work, poll stores,
+sweep tracking. Every long wait lives in the ledger (``hold_until``, ``next_attempt_at``), not in
+delayed broker messages, so a broker restart or a dead worker loses nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select
+
+from worker.app import App
+from worker.domain import ShipmentState
+from worker.errors import ConnectorError
+from worker.ledger import cursors
+from worker.ledger.models import OrderRow, ShipmentRow
+from worker.ledger.outbox import enqueue, publish
+from worker.logs import log
+from worker.pipeline import intake, names
+from worker.service import alerts
+
+S = ShipmentState
+ORDER_TASKS = {"held": names.RELEASE, "cancelling": names.CANCEL, "adjusting": names.ADJUST}
+STEP_TASKS = {S.PENDING: names.SUBMIT, S.SUBMITTING: names.SUBMIT, S.SHIPPED: names.PUSH,
+              S.LABEL_BOUGHT: names.PUSH}
+
+
+def redrive_due(app: App, *, limit: int = 500) -> int:
+    """Enqueue the release of held orders whose hold is over, the cancellation of cancelling
+    orders, and every shipment step whose ``next_attempt_at`` has come (a retry, or the back-stop
+    for a lost message / dead worker). Each enqueue pushes the due time on by a lease, so a lost
+    message is sent again then, and a delivered one is not doubled meanwhile."""
+    now = app.clock()
+    outbox: list[int] = []
+    with app.sessions() as session:
+        orders = session.scalars(select(OrderRow).where(
+            OrderRow.status.in_(list(ORDER_TASKS)), OrderRow.hold_until <= now,
+            or_(OrderRow.lease_until.is_(None), OrderRow.lease_until < now)).limit(limit))
+        for order in orders:
+            oid = enqueue(session, ORDER_TASKS[order.status], [order.id],
+                          f"{order.status}:{order.id}:{order.attempts}:{order.hold_until:%Y%m%d%H%M%S%f}")
+            if oid:
+                outbox.append(oid)
+                order.hold_until = now + timedelta(seconds=app.lease_s)
+        shipments = session.scalars(select(ShipmentRow).where(
+            ShipmentRow.state.in_(list(STEP_TASKS)), ShipmentRow.next_attempt_at <= now,
+            or_(ShipmentRow.lease_until.is_(None), ShipmentRow.lease_until < now)).limit(limit))
+        for row in shipments:
+            oid = enqueue(session, STEP_TASKS[S(row.state)], [row.id],
+                          f"redrive:{row.id}:{row.state}:{row.attempts}:{row.next_attempt_at:%Y%m%d%H%M%S%f}")
+            if oid:
+                outbox.append(oid)
+                # The back-stop fires again only if this message, too, comes to nothing.
+                row.next_attempt_at = now + timedelta(seconds=app.lease_s)
+        session.commit()
+    publish(app.sessions, app.publisher, outbox, now=now)
+    return len(outbox)
+
+
+def enqueue_periodic(app: App, task: str, key: str, args: list[object], interval_s: float) -> bool:
+    """Enqueue a periodic task once per interval slot (dedupe key = slot number)."""
+    now = app.clock()
+    slot = int(now.timestamp() // interval_s)
+    with app.sessions() as session:
+        oid = enqueue(session, task, args, f"{task}:{key}:{slot}")
+        session.commit()
+    if oid:
+        publish(app.sessions, app.publisher, [oid], now=now)
+    return oid is not None
+
+
+def poll_store(app: App, store_name: str, *, actor: str = "") -> int:
+    """One reconciliation pass: every order updated since the cursor (minus an overlap) goes
+    through ``ingest``, exactly like a webhook. One pass per store at a time; returns how many
+    orders were seen (0 when another pass is running)."""
+    cfg = app.config.store(store_name)
+    overlap = timedelta(seconds=app.config.service.poll_overlap_s)
+    store = app.store(store_name)
+
+    def one_pass(last: datetime | None, started: datetime) -> int:
+        since = (last - overlap) if last else started - timedelta(hours=cfg.initial_lookback_hours)
+        seen = 0
+        try:
+            # WooCommerce disables a webhook after repeated failures: say so every pass until fixed.
+            for warning in store.warnings():
+                log("store.warning", level=30, store=store_name, warning=warning)
+                alerts.store_warning(app, store_name, warning)
+            for order in store.iter_orders(since):
+                intake.ingest_and_publish(app, store_name, order, source="poll", actor=actor)
+                seen += 1
+        except ConnectorError as exc:
+            alerts.store_failed(app, store_name, exc)
+            raise
+        alerts.store_recovered(app, store_name)
+        log("poll.done", store=store_name, seen=seen, since=since.isoformat())
+        return seen
+
+    seen = cursors.run_pass(app, f"store:{store_name}:orders", one_pass)
+    if seen is None:
+        log("poll.skipped", store=store_name, reason="another poll of this store is running")
+    return seen or 0

@@ -1,0 +1,163 @@
+"""Celery: the app, its reliability settings, and thin tasks that take ids.
+
+Each task binds the log context, builds (once per process) the composition root from the config
+named by ``$AUTOFULFILL_CONFIG``, and calls one pipeline function. Tasks never retry through
+Celery: a step that must wait writes ``next_attempt_at`` in the ledger and the scheduler re-drives
+it, so nothing depends on a delayed message surviving in the broker.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from celery import Celery, Task
+from celery.signals import setup_logging, worker_process_init
+
+from worker.app import App
+from worker.config import Config, load_config
+from worker.logs import bind, log
+from worker.pipeline import adjust as adjust_step
+from worker.pipeline import cancel as cancel_step
+from worker.pipeline import fulfill, intake, labels, names, tracking
+from worker.service import alerts, sweeper
+from worker.service.bootstrap import bootstrap
+
+celery = Celery("autofulfill")
+_app: App | None = None
+_lock = threading.Lock()
+
+
+def celery_settings(config: Config) -> dict[str, Any]:
+    svc = config.service
+    return {
+        "broker_url": config.broker_url,
+        "broker_connection_retry_on_startup": True,
+        # Redis redelivers an unacked task after visibility_timeout; the embedded SQLite broker
+        # takes only engine options here.
+        "broker_transport_options": ({} if config.embedded_broker
+                                     else {"visibility_timeout": svc.visibility_timeout_s}),
+        "task_default_queue": svc.queue,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_serializer": "json",
+        "task_ignore_result": True,
+        "task_time_limit": svc.task_time_limit_s,
+        "task_soft_time_limit": max(1.0, svc.task_time_limit_s - 5),
+        "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
+        "worker_hijack_root_logger": False,
+        "worker_redirect_stdouts": False,
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
+        "broker_pool_limit": 4,
+        # Task events for Flower's history (Redis pub/sub: nothing kept when nobody listens); the
+        # embedded SQLite broker has no fan-out, so none there.
+        "worker_send_task_events": not config.embedded_broker,
+    }
+
+
+def configure(config: Config) -> Celery:
+    celery.conf.update(celery_settings(config))
+    return celery
+
+
+def celery_publisher(name: str, args: list[Any], task_id: str) -> None:
+    celery.send_task(name, args=args, task_id=f"{task_id}@{os.urandom(3).hex()}")
+
+
+def current_app() -> App:
+    """The composition root of this process, built on first use from $AUTOFULFILL_CONFIG."""
+    global _app
+    with _lock:
+        if _app is None:
+            config = load_config(Path(os.environ["AUTOFULFILL_CONFIG"]))
+            configure(config)
+            _app = bootstrap(config, celery_publisher)
+        return _app
+
+
+def install(app: App) -> None:
+    """Use an already-built App in this process (the CLI builds one before starting the worker)."""
+    global _app
+    with _lock:
+        _app = app
+
+
+@setup_logging.connect
+def _keep_our_logging(**_: Any) -> None:
+    """Connected, so Celery leaves logging as `worker.logs.setup` made it (JSON or text lines)."""
+
+
+@worker_process_init.connect
+def _after_fork(**_: Any) -> None:
+    """A prefork child must not share the parent's database connections."""
+    if _app is not None:
+        _app.sessions.kw["bind"].dispose(close=False)
+
+
+def _run(task: Task, step: str, fn: Any, *args: Any) -> Any:
+    tid = task.request.id or ""
+    with bind(task_id=tid, step=step):
+        try:
+            return fn(current_app(), *args, actor=tid)
+        except Exception as exc:  # the ledger back-stop re-drives the step; make the failure visible
+            log("task.failed", level=40, error=f"{type(exc).__name__}: {str(exc)[:300]}")
+            raise
+
+
+@celery.task(name=names.RELEASE, bind=True)
+def release(self: Task, order_pk: int) -> str:
+    """Route a held order whose hold is over. Idempotent (order lease + status check)."""
+    return str(_run(self, "release", intake.release, order_pk))
+
+
+@celery.task(name=names.SUBMIT, bind=True)
+def submit(self: Task, shipment_pk: int) -> str:
+    """Submit one shipment to its fulfiller. Idempotent (lease; lookup before any re-create)."""
+    return str(_run(self, "submit", fulfill.submit, shipment_pk))
+
+
+@celery.task(name=names.PUSH, bind=True)
+def push(self: Task, shipment_pk: int) -> str:
+    """Push one shipment's tracking to its store. Idempotent (lease; the store is read first)."""
+    return str(_run(self, "push", tracking.push, shipment_pk))
+
+
+@celery.task(name=names.CANCEL, bind=True)
+def cancel(self: Task, order_pk: int) -> str:
+    """Undo a cancelled order's shipments (MCF cancel, label refund). Idempotent (leases)."""
+    return str(_run(self, "cancel", cancel_step.cancel_order, order_pk))
+
+
+@celery.task(name=names.ADJUST, bind=True)
+def adjust(self: Task, order_pk: int) -> str:
+    """Bring a refunded order's unshipped shipments down to what is still wanted. Idempotent."""
+    return str(_run(self, "adjust", adjust_step.adjust_order, order_pk))
+
+
+@celery.task(name=names.SCANS, bind=True)
+def scans(self: Task, account: str) -> int:
+    """Push the tracking of first_scan labels the carrier has scanned. Idempotent."""
+    return int(_run(self, "scans", labels.scan_sweep, account))
+
+
+@celery.task(name=names.ALERT, bind=True)
+def alert(self: Task, text: str) -> None:
+    """Send one alert (the outbox made sure it is the only one for its problem)."""
+    _run(self, "alert", lambda app, text, actor: alerts.send(app, text), text)
+
+
+@celery.task(name=names.POLL, bind=True)
+def poll(self: Task, store: str) -> int:
+    """One reconciliation pass over a store. Idempotent (ingest dedupes)."""
+    return int(_run(self, "poll", sweeper.poll_store, store))
+
+
+@celery.task(name=names.TRACK, bind=True)
+def track(self: Task, account: str) -> int:
+    """One tracking sweep over an Amazon account. Idempotent (only `submitted` shipments move)."""
+    return int(_run(self, "track", tracking.sweep, account))
