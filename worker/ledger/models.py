@@ -182,17 +182,34 @@ class CursorRow(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "SAVEPOINT", "CREATE", "DROP", "ALTER")
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # pysqlite's own transaction handling begins a transaction only before INSERT/UPDATE/
+            # DELETE, not before SAVEPOINT: a savepoint then opens and commits a transaction of its
+            # own, and a rollback afterwards cannot undo it. We take it over (SQLAlchemy's
+            # documented pysqlite fix) and begin below.
+            dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _begin_before_writing(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+            # BEGIN IMMEDIATE right before the transaction's first write (a savepoint included):
+            # it waits for the write lock (busy_timeout) instead of failing later, and reads before
+            # it see the newest data, as with pysqlite's own handling. A session's commit or
+            # rollback then ends exactly this transaction.
+            if not cursor.connection.in_transaction and statement.lstrip()[:9].upper().startswith(_WRITES):
+                cursor.execute("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
