@@ -1,12 +1,30 @@
 """What every connector sandbox runs on: a threaded HTTP server on 127.0.0.1 in a daemon thread,
-and the request-handler plumbing they share (read the request, write a reply, no access log)."""
+and the request-handler plumbing they share (read the request, write a reply, no access log).
+
+Tests force an interleaving with ``intercept``: an action runs in the handler thread when a
+matching request arrives (``before``) or when its answer is ready but not yet sent (``after``),
+while the caller is still waiting for its reply — e.g. the store cancels the order while the
+worker waits for Amazon's preview, or a barrier holds the call open.
+"""
 
 from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
+
+Match = Callable[[str, str, bytes], bool]  # (method, path with query, body)
+
+
+@dataclass
+class _Hook:
+    match: Match
+    action: Callable[[], None]
+    before: bool
+    times: int  # < 0: every time
 
 
 class SandboxHandler(BaseHTTPRequestHandler):
@@ -24,10 +42,18 @@ class SandboxHandler(BaseHTTPRequestHandler):
         """The headers (lower-case names) and the body."""
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        self._request = (self.command, self.path, body)
+        owner = getattr(self.server, "loopback", None)
+        if isinstance(owner, LoopbackServer):
+            owner.run_hooks(self.command, self.path, body, before=True)
         return {k.lower(): v for k, v in self.headers.items()}, body
 
     def reply(self, status: int, data: bytes, content_type: str,
               headers: dict[str, str] | None = None) -> None:
+        owner = getattr(self.server, "loopback", None)
+        request = getattr(self, "_request", None)
+        if isinstance(owner, LoopbackServer) and request is not None:
+            owner.run_hooks(*request, before=False)
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
@@ -48,6 +74,28 @@ class LoopbackServer:
     def __init__(self) -> None:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._hooks: list[_Hook] = []
+        self._hooks_lock = threading.Lock()
+
+    def intercept(self, match: Match, action: Callable[[], None], *, before: bool = True,
+                  times: int = 1) -> None:
+        """Run ``action`` in the handler thread for the next ``times`` requests that ``match``
+        (-1: every one): ``before`` the sandbox handles the request, or after, just before its
+        answer is sent. The caller waits for its reply meanwhile."""
+        with self._hooks_lock:
+            self._hooks.append(_Hook(match, action, before, times))
+
+    def run_hooks(self, method: str, path: str, body: bytes, *, before: bool) -> None:
+        due: list[_Hook] = []
+        with self._hooks_lock:
+            for hook in list(self._hooks):
+                if hook.before == before and hook.times != 0 and hook.match(method, path, body):
+                    due.append(hook)
+                    hook.times -= 1 if hook.times > 0 else 0
+                    if hook.times == 0:
+                        self._hooks.remove(hook)
+        for hook in due:  # outside the lock: an action may block (a barrier) or call the sandbox
+            hook.action()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         raise NotImplementedError
@@ -57,6 +105,7 @@ class LoopbackServer:
             return self
         server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         server.daemon_threads = True
+        server.loopback = self  # type: ignore[attr-defined]  # the handlers find the hooks here
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=self.thread_name, daemon=True)

@@ -15,7 +15,7 @@ from worker.app import App
 from worker.config import parse_config
 from worker.ledger.migrate import ensure_schema
 from worker.ledger.models import make_engine, make_sessions
-from worker.pipeline import adjust, cancel, fulfill, intake, names, tracking
+from worker.pipeline import adjust, cancel, fulfill, names, release, tracking
 
 Env = tuple[App, FakeStore, FakeFulfiller, list[tuple[str, list[Any]]], "Clock"]
 LABELS = {"main": {
@@ -70,7 +70,7 @@ def make_env(db_url: str, tmp_path: Path, *, labels: FakeLabels | None = None,
 
 def drain(app: App, published: list[tuple[str, list[Any]]]) -> None:
     """Run published tasks in order, as a worker would (including ones they publish)."""
-    steps = {names.RELEASE: intake.release, names.SUBMIT: fulfill.submit, names.PUSH: tracking.push,
+    steps = {names.RELEASE: release.release, names.SUBMIT: fulfill.submit, names.PUSH: tracking.push,
              names.CANCEL: cancel.cancel_order, names.ADJUST: adjust.adjust_order}
     while published:
         name, args = published.pop(0)

@@ -68,3 +68,8 @@ class App:
     @property
     def lease_s(self) -> float:
         return self.config.service.task_time_limit_s * 2
+
+    @property
+    def backstop_s(self) -> float:
+        """When work that was enqueued but never started is enqueued again (a lost message)."""
+        return self.lease_s

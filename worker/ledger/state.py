@@ -16,6 +16,8 @@ from typing import Any
 
 from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql.elements import ClauseElement
 
 from worker.domain import ShipmentState
 from worker.ledger.models import EventRow, OrderRow, ShipmentRow
@@ -97,6 +99,29 @@ def claim_order(session: Session, order_id: int, status: str, *, now: datetime,
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return row.status
     return OrderClaim(row, token)
+
+
+def cas(session: Session, row: ShipmentRow | OrderRow, *, expect: dict[str, Any],
+        values: dict[str, Any]) -> bool:
+    """Compare-and-set: ``UPDATE ... SET values WHERE id = row.id AND`` each ``expect`` column equals
+    its value (a tuple: is one of them). Runs in the caller's transaction after the session's
+    pending changes; True when the row moved (the caller commits), False when someone else moved
+    it first (the caller drops its work: rollback). ``row`` is updated in memory when it moved."""
+    model = type(row)
+    where = [model.id == row.id]
+    for key, want in expect.items():
+        column = getattr(model, key)
+        where.append(column.in_(want) if isinstance(want, tuple) else column == want)
+    moved = session.execute(update(model).where(*where).values(**values)
+                            .execution_options(synchronize_session=False))
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    for key, value in values.items():
+        if isinstance(value, ClauseElement):
+            session.expire(row, [key])
+        else:
+            set_committed_value(row, key, value)
+    return True
 
 
 def still_mine(row: ShipmentRow | OrderRow, token: str) -> bool:

@@ -24,10 +24,10 @@ from worker.ledger import state
 from worker.ledger.codec import order_to_json
 from worker.ledger.models import LineRow, OrderRow, ShipmentRow
 from worker.ledger.outbox import enqueue, publish
-from worker.pipeline.availability import unavailable_at_amazon
+from worker.pipeline.availability import Answer, ask_amazon, record_answer
 from worker.pipeline.cancel import RETRY_S, cancel_shipment
-from worker.pipeline.intake import plan_shipments
 from worker.pipeline.names import CANCEL
+from worker.pipeline.release import plan_shipments
 
 S = ShipmentState
 GONE = (S.SHIPPED, S.PUSHED)  # left the warehouse: a refund no longer changes them
@@ -98,27 +98,30 @@ def _adjust(app: App, session: Session, row: OrderRow, mine: _Mine, fresh: Order
                 left[ln.line_id] = max(0, left.get(ln.line_id, 0) - ln.quantity)
     if waiting:  # a submission or push is in flight: look again shortly
         return _finish(app, session, row, mine, "adjusting", row.reason, hold_s=RETRY_S)
-    row.payload = order_to_json(fresh)
-    row.lines.clear()
-    session.flush()
-    row.lines.extend(LineRow(line_id=ln.line_id, sku=ln.sku, quantity=ln.quantity, title=ln.title)
-                     for ln in fresh.lines)
     again = replace(fresh, lines=tuple(replace(ln, quantity=left[ln.line_id]) for ln in fresh.lines
                                        if left.get(ln.line_id, 0) > 0))
-    state.event(session, row.id, "refund_adjusted", actor=actor, at=now,
-                wanted=[f"{ln.sku} x{ln.quantity}" for ln in fresh.lines],
-                undone=undone or None,
-                routed_again=[f"{ln.sku} x{ln.quantity}" for ln in again.lines] or None)
-    outbox: list[int] = []
-    if again.lines:  # also what an earlier run undid and could not route yet
-        cfg = app.config.store(row.store)
+    cfg = app.config.store(row.store)
+    answer = Answer(frozenset())
+    if again.lines:  # also what an earlier run undid and could not route yet: ask, writing nothing
         try:
-            answer = unavailable_at_amazon(app, session, row, again, cfg, actor=actor)
+            answer = ask_amazon(app, again, cfg)
         except TransientError as exc:
             wait = state.backoff_s(row.attempts, retry_after=exc.retry_after)
             state.event(session, row.id, "adjust_retry", actor=actor, at=now, error=str(exc),
                         retry_in_s=round(wait, 1))
             return _finish(app, session, row, mine, "adjusting", row.reason, hold_s=wait)
+    row.payload = order_to_json(fresh)
+    row.lines.clear()
+    session.flush()
+    row.lines.extend(LineRow(line_id=ln.line_id, sku=ln.sku, quantity=ln.quantity, title=ln.title)
+                     for ln in fresh.lines)
+    state.event(session, row.id, "refund_adjusted", actor=actor, at=now,
+                wanted=[f"{ln.sku} x{ln.quantity}" for ln in fresh.lines],
+                undone=undone or None,
+                routed_again=[f"{ln.sku} x{ln.quantity}" for ln in again.lines] or None)
+    outbox: list[int] = []
+    if again.lines:
+        record_answer(session, row, answer, actor=actor, now=app.clock())
         outbox = plan_shipments(app, session, row, again, cfg, actor=actor, unavailable=answer.unavailable)
     status, reason = _settled(row)
     result = _finish(app, session, row, mine, status, reason)

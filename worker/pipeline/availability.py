@@ -4,6 +4,7 @@ create is sent that Amazon would refuse; what it cannot ship takes the routing `
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -57,11 +58,8 @@ def describe(answer: Answer) -> str:
     return f"MCF preview {p.speed}: estimated fees {fees}" + (f"; cannot fulfil {gone}" if gone else "")
 
 
-def unavailable_at_amazon(app: App, session: Session, row: OrderRow, order: Order, cfg: StoreConfig, *,
-                          actor: str) -> Answer:
-    """``ask_amazon``, with the answer recorded on the order's timeline."""
-    answer = ask_amazon(app, order, cfg)
-    now = app.clock()
+def record_answer(session: Session, row: OrderRow, answer: Answer, *, actor: str, now: datetime) -> None:
+    """Put what ``ask_amazon`` said on the order's timeline (asked before anything was written)."""
     p = answer.preview
     if answer.refused:
         state.event(session, row.id, "preview_refused", actor=actor, at=now, reason=answer.refused)
@@ -70,7 +68,6 @@ def unavailable_at_amazon(app: App, session: Session, row: OrderRow, order: Orde
                     fees=f"{p.fees} {p.currency}" if p.currency else "unknown", fulfillable=p.fulfillable,
                     unfulfillable=[f"{sku}: {why}" for sku, why in p.unfulfillable] or None,
                     reasons=list(p.reasons) or None)
-    return answer
 
 
 # The slowest delivery (days) a label may promise and still count as meeting the MCF speed.
@@ -136,11 +133,9 @@ def weigh_costs(app: App, store: str, order: Order, answer: Answer, *, next_n: i
     return Comparison(why, reuse, fba=fees, label=label, choice="label")
 
 
-def compare_costs(app: App, session: Session, row: OrderRow, order: Order, answer: Answer, *,
-                  actor: str) -> Comparison:
-    """``weigh_costs`` for a ledger order, with both numbers and the choice on its timeline."""
-    compared = weigh_costs(app, row.store, order, answer, next_n=row.next_n)
+def record_comparison(session: Session, row: OrderRow, compared: Comparison, *, actor: str,
+                      now: datetime) -> None:
+    """Both numbers of ``weigh_costs`` and the choice, on the order's timeline."""
     if compared.choice:
-        state.event(session, row.id, "cost_compared", actor=actor, at=app.clock(), fba=compared.fba,
+        state.event(session, row.id, "cost_compared", actor=actor, at=now, fba=compared.fba,
                     label=compared.label, choice=compared.choice)
-    return compared

@@ -24,6 +24,7 @@ from worker.pipeline.names import PUSH
 from worker.pipeline.routing import NO_SELF_SHIP, features_for
 
 S = ShipmentState
+LEFT_TO_OTHERS = ("cancelling", "cancelled", "adjusting")  # order statuses in which nothing is sent
 
 
 def build_request(app: App, row: ShipmentRow) -> FulfillmentRequest:
@@ -56,6 +57,14 @@ def submit(app: App, shipment_pk: int, *, actor: str = "") -> str:
         if isinstance(claim, str):
             return claim
         row, token, was = claim.row, claim.token, claim.was
+        if row.order.status in LEFT_TO_OTHERS:
+            # A cancellation or refund is being acted on: that step decides what becomes of this
+            # shipment (it waits for nobody to hold it); if it stays, the back-stop sends it later.
+            row.attempts -= 1
+            row.next_attempt_at = now + timedelta(seconds=app.backstop_s)
+            state.release_lease(row)
+            session.commit()
+            return row.state
         fba = row.route == "fba"
         accounts = app.config.amazon if fba else app.config.labels
         if row.account not in accounts:
@@ -127,7 +136,8 @@ def _dry_run(app: App, session: Session, row: ShipmentRow, *, actor: str) -> str
                 shipment=row.external_id, would=would)
     order = row.order
     if all(s.state in (S.CANCELLED, S.ATTENTION) for s in order.shipments):
-        order.status, order.reason = "done", "dry run: nothing was sent"
+        state.cas(session, order, expect={"status": ("routed", "attention")},
+                  values={"status": "done", "reason": "dry run: nothing was sent"})
     session.commit()
     return row.state
 

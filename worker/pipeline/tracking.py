@@ -144,7 +144,8 @@ def _split_off_shortfall(app: App, session: Session, row: ShipmentRow, status: F
                 not_shipped=[f"{ln.sku} x{ln.quantity}" for ln in missing], rest=rest.external_id)
     state.park(session, rest, f"Amazon shipped only part of {row.external_id} ({status.status})"
                f"{_shortfall(status)}; retry routes these lines again", now=app.clock(), actor=actor)
-    order.status, order.reason = "attention", "Amazon shipped only part of a shipment"
+    state.cas(session, order, expect={"status": ("routed", "attention")},
+              values={"status": "attention", "reason": "Amazon shipped only part of a shipment"})
 
 
 def push(app: App, shipment_pk: int, *, actor: str = "") -> str:
@@ -188,8 +189,11 @@ def push(app: App, shipment_pk: int, *, actor: str = "") -> str:
                     shipment=row.external_id, fulfillment=result.fulfillment_id,
                     already_there=True if result.already_there else None,
                     notify_customer=cfg.notify_customer)
-        if all(s.state in (S.PUSHED, S.CANCELLED) for s in order.shipments):
-            order.status = "done"
+        # Done only from routed/attention: a cancellation or refund that landed meanwhile keeps the
+        # order for the step that must act on it (it finds this shipment pushed).
+        finished = all(s.state in (S.PUSHED, S.CANCELLED) for s in order.shipments)
+        if finished and state.cas(session, order, expect={"status": ("routed", "attention")},
+                                  values={"status": "done", "reason": ""}):
             state.event(session, order.id, "done", actor=actor, at=app.clock())
         session.commit()
         return row.state

@@ -9,8 +9,8 @@ from worker.domain import ShipmentState
 from worker.ledger import state
 from worker.ledger.models import ShipmentRow
 from worker.ledger.outbox import enqueue, publish
-from worker.pipeline.intake import replan_parked
 from worker.pipeline.names import PUSH, RELEASE, SUBMIT
+from worker.pipeline.release import replan_parked
 from worker.service.views import find_order
 
 S = ShipmentState

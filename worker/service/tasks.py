@@ -21,7 +21,8 @@ from worker.config import Config, load_config
 from worker.logs import bind, log
 from worker.pipeline import adjust as adjust_step
 from worker.pipeline import cancel as cancel_step
-from worker.pipeline import fulfill, intake, labels, names, tracking
+from worker.pipeline import fulfill, labels, names, tracking
+from worker.pipeline import release as release_step
 from worker.service import alerts, sweeper
 from worker.service.bootstrap import bootstrap
 
@@ -112,7 +113,7 @@ def _run(task: Task, step: str, fn: Any, *args: Any) -> Any:
 @celery.task(name=names.RELEASE, bind=True)
 def release(self: Task, order_pk: int) -> str:
     """Route a held order whose hold is over. Idempotent (order lease + status check)."""
-    return str(_run(self, "release", intake.release, order_pk))
+    return str(_run(self, "release", release_step.release, order_pk))
 
 
 @celery.task(name=names.SUBMIT, bind=True)

@@ -18,7 +18,7 @@ from worker.domain import Address, CustomsInfo, CustomsItem, Line, Order
 from worker.errors import AmbiguousOutcome, PermanentError
 from worker.ledger import state
 from worker.ledger.models import EventRow, ShipmentRow
-from worker.pipeline import fulfill, intake
+from worker.pipeline import fulfill, intake, release
 from worker.pipeline.labels import label_request
 from worker.service import sweeper
 
@@ -80,7 +80,7 @@ def test_dead_worker_after_purchase_recovers_the_same_label(env: Env, labels: Fa
     store.orders["6003"] = make_order("6003", lines=(("POSTER", 1),))
     intake.ingest_and_publish(app, "acme", store.orders["6003"], source="webhook")
     _, args = published.pop(0)
-    intake.release(app, *args)
+    release.release(app, *args)
     _, (pk,) = published.pop(0)
     # The worker records the quote, buys, and dies before recording the label.
     with app.sessions() as s:

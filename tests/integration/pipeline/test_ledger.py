@@ -18,7 +18,7 @@ from tests.ledger_support import Env, count, drain, make_env
 from worker.app import App
 from worker.errors import AmbiguousOutcome, PermanentError, TransientError
 from worker.ledger.models import EventRow, OrderRow, OutboxRow, ShipmentRow
-from worker.pipeline import fulfill, intake, names, tracking
+from worker.pipeline import fulfill, intake, names, release, tracking
 from worker.service import sweeper
 
 
@@ -113,7 +113,7 @@ def test_dead_worker_mid_submit_is_recovered_by_lookup(env: Any) -> None:
     store.orders["5005"] = make_order("5005")
     intake.ingest_and_publish(app, "acme", store.orders["5005"], source="webhook")
     name, args = published.pop(0)
-    intake.release(app, *args)
+    release.release(app, *args)
     _, (shipment_pk,) = published.pop(0)
     # A worker claims the shipment, Amazon creates the order, and the worker dies before commit.
     with app.sessions() as s:
