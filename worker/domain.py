@@ -60,6 +60,15 @@ class Order:
     refunds: int = 0
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """An order a poll listed but could not understand (a malformed field): the pass goes on
+    without it, and a person is told which order and why."""
+
+    platform_order_id: str
+    reason: str
+
+
 class Route(StrEnum):
     FBA = "fba"
     SELF_SHIP = "self_ship"

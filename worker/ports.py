@@ -24,6 +24,7 @@ from worker.domain import (
     PushResult,
     Quote,
     Rate,
+    Unreadable,
     WebhookEvent,
 )
 
@@ -50,10 +51,14 @@ class Store(Protocol):
     def fetch_order(self, order_id: str) -> Order | None:
         """The order as the store has it now; None when it does not exist. Read-only."""
 
-    def iter_orders(self, updated_since: datetime) -> Iterator[Order]:
-        """Orders updated at or after ``updated_since`` that may need shipping (paid, open).
+    def iter_orders(self, updated_since: datetime) -> Iterator[Order | Unreadable]:
+        """Every order changed at or after ``updated_since``, whatever its status now (a
+        cancellation or refund must be seen as surely as a payment), each at least once.
 
-        Pages through the store's API; read-only. Raises TransientError/PermanentError."""
+        Pages in an order the store keeps stable while orders change, so none is skipped; an
+        order that cannot be mapped comes as ``Unreadable`` and the listing goes on. Read-only.
+        Raises TransientError/PermanentError when the listing itself fails (nothing is then
+        known to be complete)."""
 
     def is_ping(self, body: bytes, headers: Mapping[str, str]) -> bool:
         """True for the platform's unsigned hello when a webhook is created (WooCommerce);

@@ -32,7 +32,7 @@ from connectors.shopify.errors import (
     ShopifyUserError,
 )
 from connectors.shopify.queries import Operation
-from worker.domain import Line, Order, PushRequest, PushResult, WebhookEvent
+from worker.domain import Line, Order, PushRequest, PushResult, Unreadable, WebhookEvent
 from worker.errors import AmbiguousOutcome, PermanentError, TransientError
 from worker.ports import Limiter
 
@@ -46,8 +46,7 @@ TIMEOUT = (5.0, 30.0)
 @dataclass(frozen=True)
 class ShopifySettings:
     """What one shop needs: its URL and API version, a static access token or an app's client id
-    and secret (client-credentials grant), the webhook secret (else the client secret), and the
-    financial statuses the poll asks for."""
+    and secret (client-credentials grant), and the webhook secret (else the client secret)."""
 
     shop_url: str
     api_version: str = "2026-01"
@@ -55,7 +54,6 @@ class ShopifySettings:
     client_id: str | None = field(default=None, repr=False)
     client_secret: str | None = field(default=None, repr=False)
     webhook_secret: str | None = field(default=None, repr=False)
-    ship_statuses: tuple[str, ...] = ("PAID", "PARTIALLY_REFUNDED")
 
 
 class ShopifyStore:
@@ -98,20 +96,27 @@ class ShopifyStore:
                 return mapping.order_from_graphql(node, lines)
             after = page.get("endCursor")
 
-    def iter_orders(self, updated_since: datetime) -> Iterator[Order]:
-        search = mapping.orders_search_query(updated_since, self._config.ship_statuses)
+    def iter_orders(self, updated_since: datetime) -> Iterator[Order | Unreadable]:
+        """Every order updated since, whatever its financial status (the poll must see
+        cancellations and refunds too), sorted by ``updated_at``: Shopify's cursors are keyset
+        cursors on that sort, so an order updated while we page moves behind the cursor (read
+        again later in the pass) and none is skipped."""
+        search = mapping.orders_search_query(updated_since)
         after: str | None = None
         while True:
             data = self._call(queries.LIST_ORDERS, {"first": queries.ORDERS_PAGE_SIZE, "after": after,
                                                     "query": search, "lines": queries.POLL_LINES})
             conn = data.get("orders") or {}
             for node in conn.get("nodes") or ():
-                if ((node.get("lineItems") or {}).get("pageInfo") or {}).get("hasNextPage"):
-                    full = self.fetch_order(mapping.gid_to_id(node["id"]))  # more lines than a page
-                    if full is not None:
-                        yield full
-                else:
-                    yield mapping.order_from_graphql(node)
+                try:
+                    if ((node.get("lineItems") or {}).get("pageInfo") or {}).get("hasNextPage"):
+                        full = self.fetch_order(mapping.gid_to_id(node["id"]))  # more lines than a page
+                        if full is not None:
+                            yield full
+                    else:
+                        yield mapping.order_from_graphql(node)
+                except ShopifyPayloadError as exc:
+                    yield Unreadable(mapping.node_id(node), str(exc))
             page = conn.get("pageInfo") or {}
             if not page.get("hasNextPage"):
                 return

@@ -168,13 +168,19 @@ def order_from_graphql(node: Mapping[str, Any], lines: Sequence[Line] | None = N
     )
 
 
-def orders_search_query(updated_since: datetime, ship_when: Iterable[str]) -> str:
-    """The ``orders(query:)`` search string: updated at/after the time, in a shipping status."""
+def orders_search_query(updated_since: datetime) -> str:
+    """The ``orders(query:)`` search string: updated at/after the time, in any status (ingest
+    decides what a status means)."""
     if updated_since.tzinfo is None:
         updated_since = updated_since.replace(tzinfo=UTC)
     since = updated_since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    statuses = " OR ".join(f"financial_status:{s.lower()}" for s in ship_when)
-    return f"updated_at:>='{since}'" + (f" AND ({statuses})" if statuses else "")
+    return f"updated_at:>='{since}'"
+
+
+def node_id(node: object) -> str:
+    """The numeric id of an order node, as well as it can be read (for a report)."""
+    raw = node.get("id") if isinstance(node, Mapping) else None
+    return str(raw).rsplit("/", 1)[-1] if raw else "?"
 
 
 # --- tracking company ------------------------------------------------------------------------

@@ -121,9 +121,14 @@ class SandboxState:
             raise KeyError(f"sandbox has no order {oid}") from None
 
     def cancel_order(self, oid: int) -> dict[str, Any]:
+        """Cancel as the admin does by default ("Refund payment"): a paid order becomes REFUNDED,
+        an authorized one VOIDED, so a search by shipping status no longer finds it."""
         with self.lock:
             order = self._order(oid)
             order["cancelled_at"] = order["updated_at"] = _now()
+            order["financial_status"] = {"paid": "refunded", "partially_refunded": "refunded",
+                                         "authorized": "voided"}.get(order["financial_status"],
+                                                                     order["financial_status"])
             for fo in self.fos[oid]:
                 if fo["status"] not in ("CLOSED", "CANCELLED"):
                     fo["status"] = "CANCELLED"

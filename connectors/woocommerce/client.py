@@ -21,13 +21,14 @@ import requests
 from connectors.woocommerce import mapping, webhooks
 from connectors.woocommerce.errors import WooNoRoute, WooPayloadError
 from connectors.woocommerce.rest import WC, WooRest
-from worker.domain import Order, PushRequest, PushResult, Tracking, WebhookEvent
-from worker.errors import NotFound, PermanentError
+from worker.domain import Order, PushRequest, PushResult, Tracking, Unreadable, WebhookEvent
+from worker.errors import NotFound, PermanentError, TransientError
 from worker.ports import Limiter
 
 SHIPMENT_TRACKING = "shipment-tracking"  # WooCommerce Shipment Tracking (woocommerce.com)
 AST = "ast"  # Advanced Shipment Tracking (zorem)
 _NO_EXTENSION = ""
+LISTING_TRIES = 3  # reads of one poll's listing when orders leave it meanwhile
 
 
 def tracking_route(extension: str, order_id: str) -> tuple[str, str]:
@@ -40,15 +41,14 @@ def tracking_route(extension: str, order_id: str) -> tuple[str, str]:
 @dataclass(frozen=True)
 class WooSettings:
     """What one shop needs: its URL, REST keys (in the query string for hosts that drop the
-    Authorization header), the webhook secret, the statuses the poll asks for, where routing tags
-    come from, and whether a shipped order is set completed."""
+    Authorization header), the webhook secret, where routing tags come from, and whether a
+    shipped order is set completed."""
 
     shop_url: str
     consumer_key: str = field(repr=False)
     consumer_secret: str = field(repr=False)
     webhook_secret: str | None = field(default=None, repr=False)
     query_string_auth: bool = False
-    ship_statuses: tuple[str, ...] = ("PROCESSING",)
     tag_meta_keys: tuple[str, ...] = ("autofulfill_tags",)
     note_keywords: tuple[str, ...] = ()
     complete_on_ship: bool = True
@@ -92,30 +92,47 @@ class WooStore:
             return None
         return order
 
-    def iter_orders(self, updated_since: datetime) -> Iterator[Order]:
-        """Pages of ``GET /orders`` (status in ship_when, modified after, oldest change first).
+    def iter_orders(self, updated_since: datetime) -> Iterator[Order | Unreadable]:
+        """Every order modified after ``updated_since``, in any status, paged by id.
 
-        An order changed while paging moves to the end of the list; it may then be seen twice
-        (yielded once per state) while an order that moved up a page is left to the next poll,
-        whose cursor overlaps this one."""
+        WooCommerce adds no tie-breaker to ``orderby=modified``: orders modified in the same
+        second come in a different order on each page request, so paging by modification time
+        skips some and repeats others. Paging by id within the window is stable: an order modified
+        while we page stays in the window (its new time is later still) and keeps its place, and
+        an order entering the window only pushes later pages on (seen twice, never skipped). Only
+        an order leaving it (trashed) could pull another back across a page boundary: the
+        listing's X-WP-Total going down says so, and the listing is read again."""
         seen: set[tuple[str, datetime | None]] = set()
-        page = 1
-        while True:
-            answer = self._rest.get("orders", mapping.orders_params(updated_since, self._config.ship_statuses,
-                                                                   page))
-            items = answer.data
-            if not isinstance(items, list):
-                raise WooPayloadError("woocommerce GET /orders: the answer is not a list")
-            for item in items:
-                order = self._order(_object(item, "order"))
-                if (order.platform_order_id, order.updated_at) not in seen:
-                    seen.add((order.platform_order_id, order.updated_at))
-                    yield order
-            pages = _int(answer.headers.get("X-WP-TotalPages"))
-            last = page >= pages if pages is not None else len(items) < mapping.PAGE_SIZE
-            if not items or last:
+        for _ in range(LISTING_TRIES):
+            page, last_total, shrank = 1, None, False
+            while True:
+                answer = self._rest.get("orders", mapping.orders_params(updated_since, page))
+                items = answer.data
+                if not isinstance(items, list):
+                    raise WooPayloadError("woocommerce GET /orders: the answer is not a list")
+                total = _int(answer.headers.get("X-WP-Total"))
+                if total is not None and last_total is not None and total < last_total:
+                    shrank = True
+                    break
+                last_total = total if total is not None else last_total
+                for item in items:
+                    try:
+                        order = self._order(_object(item, "order"))
+                    except WooPayloadError as exc:
+                        yield Unreadable(_id_for_report(item), str(exc))
+                        continue
+                    if (order.platform_order_id, order.updated_at) not in seen:
+                        seen.add((order.platform_order_id, order.updated_at))
+                        yield order
+                pages = _int(answer.headers.get("X-WP-TotalPages"))
+                last = page >= pages if pages is not None else len(items) < mapping.PAGE_SIZE
+                if not items or last:
+                    break
+                page += 1
+            if not shrank:
                 return
-            page += 1
+        raise TransientError(f"woocommerce GET /orders: orders left the listing while it was read, "
+                             f"{LISTING_TRIES} times; the next pass reads it again")
 
     def is_ping(self, body: bytes, headers: Mapping[str, str]) -> bool:
         return webhooks.is_ping(body, headers)
@@ -245,3 +262,10 @@ def _int(value: str | None) -> int | None:
         return int(value) if value is not None else None
     except ValueError:
         return None
+
+
+def _id_for_report(item: object) -> str:
+    try:
+        return mapping.order_id_of(item) if isinstance(item, dict) else "?"
+    except WooPayloadError:
+        return "?"

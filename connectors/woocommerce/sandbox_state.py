@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import random
 import re
 import threading
 import uuid
@@ -321,8 +322,11 @@ class WooState:
             key = f"{field}_gmt" if gmt else field
             orders = [o for o in orders if (datetime.fromisoformat(o[key]) > bound) == later]
         orderby = query.get("orderby", "date")
-        keys = {"date": lambda o: (o["date_created_gmt"], o["id"]), "id": lambda o: (o["id"],),
-                "modified": lambda o: (o["date_modified_gmt"], o["id"]), "include": lambda o: (o["id"],)}
+        # As a real store: MySQL sorts by the date column alone, so orders changed in the same
+        # second come in no particular order, a different one on each request.
+        ties = {o["id"]: random.random() for o in orders}
+        keys = {"date": lambda o: (o["date_created_gmt"], ties[o["id"]]), "id": lambda o: (o["id"],),
+                "modified": lambda o: (o["date_modified_gmt"], ties[o["id"]]), "include": lambda o: (o["id"],)}
         if orderby not in keys:
             return error(400, "rest_invalid_param", "Invalid parameter(s): orderby")
         orders.sort(key=keys[orderby], reverse=query.get("order", "desc") == "desc")

@@ -68,14 +68,14 @@ def ingest(app: App, session: Session, store_name: str, order: Order, *, source:
 
     Runs inside the caller's transaction; the caller commits, then publishes ``outbox_ids``.
     Idempotent: the same order seen again changes nothing. A poll (``source == "poll"``) does not
-    record an order it never saw that cannot ship (cancelled, refunded, fulfilled elsewhere)."""
+    record an order it never saw that cannot ship now (unpaid, cancelled, refunded, fulfilled
+    elsewhere): the poll lists every status, and only what is ours or may become ours counts."""
     cfg = app.config.store(store_name)
     now = app.clock()
     row = _order_row(session, store_name, order.platform_order_id)
     created = False
     if row is None:
-        ok, _ = routing.eligible(order, cfg)
-        if source == "poll" and not ok and (order.cancelled or order.fulfilled or not order.lines):
+        if source == "poll" and not routing.eligible(order, cfg)[0]:
             return Ingested(0, False, "skipped")
         row, created = _create(session, store_name, order, now=now, source=source, actor=actor)
     for _ in range(RACES):

@@ -32,7 +32,7 @@ def shopify_store(name: str, cfg: StoreConfig, limiter: Limiter) -> Store:
     return ShopifyStore(name, ShopifySettings(
         shop_url=cfg.shop_url, api_version=cfg.api_version, access_token=_secret(cfg.access_token),
         client_id=_secret(cfg.client_id), client_secret=_secret(cfg.client_secret),
-        webhook_secret=_secret(cfg.webhook_secret), ship_statuses=tuple(cfg.ship_statuses)), limiter)
+        webhook_secret=_secret(cfg.webhook_secret)), limiter)
 
 
 def woo_store(name: str, cfg: StoreConfig, limiter: Limiter) -> Store:
@@ -43,7 +43,7 @@ def woo_settings(cfg: StoreConfig) -> WooSettings:
     return WooSettings(
         shop_url=cfg.shop_url, consumer_key=_secret(cfg.consumer_key) or "",
         consumer_secret=_secret(cfg.consumer_secret) or "", webhook_secret=_secret(cfg.webhook_secret),
-        query_string_auth=cfg.query_string_auth, ship_statuses=tuple(cfg.ship_statuses),
+        query_string_auth=cfg.query_string_auth,
         tag_meta_keys=tuple(cfg.tag_meta_keys), note_keywords=tuple(cfg.note_keywords),
         complete_on_ship=cfg.complete_on_ship)
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import DataError, IntegrityError
 
 from worker.app import App
-from worker.domain import ShipmentState
-from worker.errors import ConnectorError
+from worker.domain import ShipmentState, Unreadable
+from worker.errors import ConnectorError, PermanentError
 from worker.ledger import cursors
 from worker.ledger.models import OrderRow, ShipmentRow
 from worker.ledger.outbox import enqueue, publish
@@ -86,8 +87,17 @@ def poll_store(app: App, store_name: str, *, actor: str = "") -> int:
                 log("store.warning", level=30, store=store_name, warning=warning)
                 alerts.store_warning(app, store_name, warning)
             for order in store.iter_orders(since):
-                intake.ingest_and_publish(app, store_name, order, source="poll", actor=actor)
                 seen += 1
+                if isinstance(order, Unreadable):
+                    _unreadable(app, store_name, order.platform_order_id, order.reason)
+                    continue
+                try:
+                    intake.ingest_and_publish(app, store_name, order, source="poll", actor=actor)
+                except (DataError, IntegrityError, PermanentError) as exc:
+                    # This order cannot be stored (a field over a column's size, ...): the others
+                    # go on; the database being away is an OperationalError and ends the pass.
+                    why = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                    _unreadable(app, store_name, order.platform_order_id, f"could not be recorded ({why})")
         except ConnectorError as exc:
             alerts.store_failed(app, store_name, exc)
             raise
@@ -99,3 +109,12 @@ def poll_store(app: App, store_name: str, *, actor: str = "") -> int:
     if seen is None:
         log("poll.skipped", store=store_name, reason="another poll of this store is running")
     return seen or 0
+
+
+def _unreadable(app: App, store_name: str, order_id: str, reason: str) -> None:
+    """One order of a poll could not be taken in: say so once (the pass goes on without it). It
+    is read again when it changes in the store, e.g. once the merchant fixed it."""
+    log("poll.unreadable", level=30, store=store_name, order=order_id, reason=reason[:300])
+    alerts.queue_now(app, f"unreadable:{store_name}:{order_id}:{reason[:80]}",
+                     f"autofulfill: {store_name} order {order_id} could not be read by the poll: "
+                     f"{reason[:300]}. Fix it in the store; it is read again when it changes.")

@@ -24,7 +24,7 @@ from connectors.shopify.errors import (
     ShopifyThrottled,
     ShopifyUserError,
 )
-from worker.domain import PushRequest, Tracking
+from worker.domain import Order, PushRequest, Tracking
 from worker.errors import AmbiguousOutcome, PermanentError, TransientError
 
 SHOP = "https://acme.myshopify.com"
@@ -383,13 +383,13 @@ def sandbox_factory() -> Iterator[Callable[..., Any]]:
 def test_sandbox_poll_pages_across_many_orders(sandbox_factory: Callable[..., Any]) -> None:
     sb = sandbox_factory(restore_rate=1000)  # a real bucket: page 2 and 3 may be THROTTLED first
     ids = {str(sb.add_order([("A", 1)])["id"]) for _ in range(120)}
-    sb.add_order([("B", 1)], financial_status="pending")  # not in ship_when
+    unpaid = sb.add_order([("B", 1)], financial_status="pending")  # listed too: ingest decides
     big = sb.add_order([(f"S{i}", 1) for i in range(12)])  # more lines than a poll page holds
     store = _sandbox_store(sb.url)
-    orders = list(store.iter_orders(datetime.now(UTC) - timedelta(hours=1)))
+    orders = [o for o in store.iter_orders(datetime.now(UTC) - timedelta(hours=1)) if isinstance(o, Order)]
     got = [o.platform_order_id for o in orders]
-    assert len(got) == len(set(got)) == 121
-    assert ids | {str(big["id"])} == set(got)
+    assert len(got) == len(set(got)) == 122
+    assert ids | {str(big["id"]), str(unpaid["id"])} == set(got)
     assert len(next(o for o in orders if o.platform_order_id == str(big["id"])).lines) == 12
     assert sb.calls.count("ListOrders") >= 3 and "GetOrder" in sb.calls
     assert list(store.iter_orders(datetime.now(UTC) + timedelta(hours=1))) == []

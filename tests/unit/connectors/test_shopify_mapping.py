@@ -149,9 +149,8 @@ def test_gid_to_id() -> None:
 
 def test_orders_search_query() -> None:
     since = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    assert orders_search_query(since, ["PAID", "PARTIALLY_REFUNDED"]) == (
-        "updated_at:>='2026-01-02T03:04:05Z' "
-        "AND (financial_status:paid OR financial_status:partially_refunded)")
+    # No status filter: the poll must see cancelled and refunded orders too.
+    assert orders_search_query(since) == "updated_at:>='2026-01-02T03:04:05Z'"
 
 
 @pytest.mark.parametrize(("carrier", "company"), [

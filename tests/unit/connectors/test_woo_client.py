@@ -102,7 +102,7 @@ def test_http_store_signs_each_request_once_and_verifiably() -> None:
     query = dict(pairs)
     assert query["oauth_signature_method"] == "HMAC-SHA256" and query["oauth_nonce"]
     assert query["oauth_timestamp"] == "1764064800" and query["oauth_consumer_key"] == KEY
-    assert query["status"] == "processing" and query["modified_after"] == "2026-11-25T10:00:00"
+    assert query["status"] == "any" and query["modified_after"] == "2026-11-25T10:00:00"
     unsigned = {k: v for k, v in query.items() if k != "oauth_signature"}
     assert query["oauth_signature"] == rfc5849_signature("GET", VECTOR_URL, unsigned, SECRET)
     assert SECRET not in sent.url
