@@ -326,7 +326,8 @@ class WooState:
         # second come in no particular order, a different one on each request.
         ties = {o["id"]: random.random() for o in orders}
         keys = {"date": lambda o: (o["date_created_gmt"], ties[o["id"]]), "id": lambda o: (o["id"],),
-                "modified": lambda o: (o["date_modified_gmt"], ties[o["id"]]), "include": lambda o: (o["id"],)}
+                "modified": lambda o: (o["date_modified_gmt"], ties[o["id"]]),
+                "include": lambda o: (o["id"],)}
         if orderby not in keys:
             return error(400, "rest_invalid_param", "Invalid parameter(s): orderby")
         orders.sort(key=keys[orderby], reverse=query.get("order", "desc") == "desc")

@@ -114,6 +114,10 @@ class ShipmentRow(Base):
     lease_token: Mapped[str] = mapped_column(String(64), default="")
     lease_until: Mapped[datetime | None]
     next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)  # when the sweeper looks again
+    # When the create (MCF) or the purchase (label) last went out: an answer that did not come may
+    # still take effect for a while (Amazon's reads lag its writes; a purchase in progress), so
+    # "not found" soon after it is not "never sent". Also how long a shipment waits for tracking.
+    sent_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(default=0)
     request_id: Mapped[str] = mapped_column(String(128), default="")
     tracking: Mapped[list[Any]] = mapped_column(default=list)  # [{carrier, number, url}]

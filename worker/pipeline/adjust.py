@@ -25,12 +25,11 @@ from worker.ledger.codec import order_to_json
 from worker.ledger.models import LineRow, OrderRow, ShipmentRow
 from worker.ledger.outbox import enqueue, publish
 from worker.pipeline.availability import Answer, ask_amazon, record_answer
-from worker.pipeline.cancel import RETRY_S, cancel_shipment
+from worker.pipeline.cancel import GONE, RETRY_S, cancel_shipment
 from worker.pipeline.names import CANCEL
 from worker.pipeline.release import plan_shipments
 
 S = ShipmentState
-GONE = (S.SHIPPED, S.PUSHED)  # left the warehouse: a refund no longer changes them
 
 
 def adjust_order(app: App, order_pk: int, *, actor: str = "") -> str:
@@ -80,8 +79,11 @@ def _adjust(app: App, session: Session, row: OrderRow, mine: _Mine, fresh: Order
     left = {ln.line_id: ln.quantity for ln in fresh.lines}  # still wanted, not yet covered
     live = [s for s in row.shipments if s.state != S.CANCELLED]
     affected: list[ShipmentRow] = []
-    for s in sorted(live, key=lambda s: (s.state not in GONE, s.n)):  # shipped units count first
-        if s.state in GONE or all(ln.quantity <= left.get(ln.line_id, 0) for ln in s.lines):
+    def gone(s: ShipmentRow) -> bool:  # left the warehouse (parked after it too): a refund no longer counts
+        return s.state in GONE or (s.state == S.ATTENTION and s.parked_from in GONE)
+
+    for s in sorted(live, key=lambda s: (not gone(s), s.n)):  # shipped units count first
+        if gone(s) or all(ln.quantity <= left.get(ln.line_id, 0) for ln in s.lines):
             for ln in s.lines:
                 left[ln.line_id] = max(0, left.get(ln.line_id, 0) - ln.quantity)
         else:

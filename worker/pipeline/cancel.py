@@ -20,6 +20,7 @@ from worker.ledger.models import ShipmentRow
 
 S = ShipmentState
 RETRY_S = 30.0
+GONE = (S.SHIPPED, S.PUSHED)  # left the warehouse
 
 
 def cancel_order(app: App, order_pk: int, *, actor: str = "") -> str:
@@ -52,6 +53,8 @@ def cancel_order(app: App, order_pk: int, *, actor: str = "") -> str:
 
 def cancel_shipment(app: App, session: Session, row: ShipmentRow, *, actor: str) -> bool:
     """Undo one shipment; False when it must be tried again later."""
+    if row.state == S.ATTENTION and row.parked_from in GONE:
+        return True  # it left the warehouse and a person already has it (parked with its tracking)
     claim = state.claim_shipment(session, row.id, tuple(s for s in S if s != S.CANCELLED),
                                  now=app.clock(), lease_s=app.lease_s)
     if not isinstance(claim, state.Claim):
@@ -85,8 +88,10 @@ def cancel_shipment(app: App, session: Session, row: ShipmentRow, *, actor: str)
 
 
 def _cancel_mcf(app: App, row: ShipmentRow, was: str) -> str:
-    if was in (S.SHIPPED, S.PUSHED):
-        return "park:already shipped by Amazon: intercept the package manually"
+    if was in GONE:
+        numbers = ", ".join(f"{t['carrier']} {t['number']}" for t in row.tracking) or "no tracking yet"
+        return ("park:shipped although cancelled in the store: intercept the package or expect a "
+                f"return (tracking {numbers})")
     fulfiller = app.fulfiller(row.account) if row.account in app.config.amazon else None
     if fulfiller is None:
         return "nothing was sent to Amazon"

@@ -24,6 +24,7 @@ from worker.pipeline.names import PUSH
 from worker.pipeline.routing import NO_SELF_SHIP, features_for
 
 S = ShipmentState
+LOOKUP_FIRST = timedelta(minutes=30)  # a submitted MCF order is looked up by id this long after
 LEFT_TO_OTHERS = ("cancelling", "cancelled", "adjusting")  # order statuses in which nothing is sent
 
 
@@ -75,6 +76,7 @@ def submit(app: App, shipment_pk: int, *, actor: str = "") -> str:
         if app.config.store(row.order.store).dry_run:
             return _dry_run(app, session, row, actor=actor)
         row.state = S.SUBMITTING
+        row.sent_at = now
         row.next_attempt_at = now + timedelta(seconds=app.lease_s)
         state.event(session, row.order_id, "submitting", shipment_id=row.id, actor=actor, at=now,
                     shipment=row.external_id, attempt=row.attempts, route=row.route,
@@ -103,7 +105,7 @@ def submit(app: App, shipment_pk: int, *, actor: str = "") -> str:
         state.release_lease(row)
         if fba:
             row.state = S.SUBMITTED
-            row.next_attempt_at = None
+            row.next_attempt_at = app.clock() + LOOKUP_FIRST  # the back-stop if no sweep sees it ship
             row.request_id = getattr(app.fulfiller(row.account), "last_request_id", "") or row.request_id
             state.event(session, row.order_id, "submitted", shipment_id=row.id, actor=actor,
                         at=app.clock(), shipment=row.external_id, how=how, request_id=row.request_id,

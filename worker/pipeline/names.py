@@ -9,3 +9,4 @@ CANCEL = "autofulfill.cancel"
 SCANS = "autofulfill.scans"
 ALERT = "autofulfill.alert"
 ADJUST = "autofulfill.adjust"
+LOOKUP = "autofulfill.lookup"  # a submitted MCF order no tracking sweep saw, looked up by id

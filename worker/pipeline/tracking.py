@@ -12,14 +12,15 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from worker.app import App
-from worker.domain import FulfillmentStatus, ItemOutcome, PushRequest, ShipmentState, Tracking
+from worker.domain import FulfillmentStatus, ItemOutcome, Order, PushRequest, ShipmentState, Tracking
 from worker.errors import AmbiguousOutcome, PermanentError, TransientError
 from worker.ledger import cursors, state
 from worker.ledger.models import OrderRow, ShipmentLineRow, ShipmentRow
 from worker.ledger.outbox import enqueue, publish
 from worker.logs import log
+from worker.pipeline import intake
 from worker.pipeline.fulfill import retry_later
-from worker.pipeline.intake import external_id
+from worker.pipeline.intake import external_id, stored_order
 from worker.pipeline.names import PUSH
 
 S = ShipmentState
@@ -69,18 +70,21 @@ def _sweep(app: App, account: str, last: datetime | None, started: datetime, *, 
 
 
 def record_status(app: App, session: Session, row: ShipmentRow, status: FulfillmentStatus, *,
-                  actor: str) -> int | None:
+                  actor: str, token: str = "") -> int | None:
     """Apply what Amazon says to a submitted shipment; returns an outbox id when a push is due.
 
-    The move out of ``submitted`` is a compare-and-set, so two sweeps never both record it."""
+    The move out of ``submitted`` is a compare-and-set, so two sweeps never both record it; it is
+    made only while nobody else holds the shipment (a cancel in flight at Amazon) — or while the
+    caller does (``token``: the back-stop lookup)."""
     now = app.clock()
     if not (status.is_dead or status.is_shipped):
         return None
-    moved = session.execute(  # not while someone holds it (a cancel in flight at Amazon)
+    free = or_(ShipmentRow.lease_token == "", ShipmentRow.lease_until.is_(None),
+               ShipmentRow.lease_until < now)
+    moved = session.execute(
         update(ShipmentRow).where(ShipmentRow.id == row.id, ShipmentRow.state == S.SUBMITTED,
-                                  or_(ShipmentRow.lease_token == "", ShipmentRow.lease_until.is_(None),
-                                      ShipmentRow.lease_until < now))
-        .values(state=S.SHIPPED if status.is_shipped else S.ATTENTION)
+                                  or_(free, ShipmentRow.lease_token == token) if token else free)
+        .values(state=S.SHIPPED if status.is_shipped else S.ATTENTION, lease_token="", lease_until=None)
         .execution_options(synchronize_session=False))
     if moved.rowcount != 1:  # type: ignore[attr-defined]
         return None
@@ -99,6 +103,52 @@ def record_status(app: App, session: Session, row: ShipmentRow, status: Fulfillm
     state.event(session, row.order_id, "shipped", shipment_id=row.id, actor=actor, at=now,
                 shipment=row.external_id, tracking=[f"{t.carrier} {t.number}" for t in status.tracking])
     return enqueue(session, PUSH, [row.id], f"push:{row.id}:0")
+
+
+LOOKUP_MAX = timedelta(hours=12)
+
+
+def check(app: App, shipment_pk: int, *, actor: str = "") -> str:
+    """The back-stop of a submitted MCF order: look it up by id, as the tracking sweep would have
+    had it shown up there (a changed-since window that passed, a sweep that skipped it). Still on
+    its way: looked up again later (30 min, then doubling up to 12 h). Returns the state after."""
+    now = app.clock()
+    with app.sessions() as session:
+        claim = state.claim_shipment(session, shipment_pk, (S.SUBMITTED,), now=now, lease_s=app.lease_s)
+        if isinstance(claim, str):
+            return claim
+        row, token = claim.row, claim.token
+        try:
+            status = app.fulfiller(row.account).lookup(row.external_id)
+        except (TransientError, AmbiguousOutcome) as exc:
+            retry_later(app, session, row, token, exc, actor=actor)
+            return row.state
+        except PermanentError as exc:
+            status, problem = None, str(exc)
+        else:
+            problem = "Amazon does not know this fulfillment order"
+        if status is not None:
+            oid = record_status(app, session, row, status, actor=actor, token=token)
+            if oid is not None or row.state != S.SUBMITTED:
+                session.commit()
+                publish(app.sessions, app.publisher, [oid] if oid else [], now=app.clock())
+                session.refresh(row)
+                return row.state
+        session.refresh(row)
+        if not state.still_mine(row, token):
+            return row.state
+        if status is None:
+            state.park(session, row, f"{problem}; find {row.external_id} in Seller Central", now=now,
+                       actor=actor)
+        else:
+            wait = min(LOOKUP_MAX, timedelta(minutes=30) * 2 ** max(0, row.attempts - 1))
+            row.next_attempt_at = now + wait
+            state.release_lease(row)
+            state.event(session, row.order_id, "looked_up", shipment_id=row.id, actor=actor, at=now,
+                        shipment=row.external_id, status=status.status,
+                        next_in_min=int(wait.total_seconds() // 60))
+        session.commit()
+        return row.state
 
 
 def _shortfall(status: FulfillmentStatus) -> str:
@@ -148,6 +198,42 @@ def _split_off_shortfall(app: App, session: Session, row: ShipmentRow, status: F
               values={"status": "attention", "reason": "Amazon shipped only part of a shipment"})
 
 
+def _no_longer_wanted(row: ShipmentRow, fresh: Order | None) -> str:
+    """Why the store no longer wants this shipment's units ("cancelled", "refunded"), or ""."""
+    if fresh is None:
+        return "deleted"
+    if fresh.cancelled:
+        return "cancelled"
+    left = {ln.line_id: ln.quantity for ln in fresh.lines}
+    if any(ln.quantity > left.get(ln.line_id, 0) for ln in row.lines):
+        return "refunded"
+    return ""
+
+
+def _held_back(app: App, session: Session, row: ShipmentRow, token: str, fresh: Order | None, why: str, *,
+               actor: str) -> str:
+    """The order was cancelled or refunded in the store: no tracking for the customer. The change
+    goes in through ingest (as its webhook would have), so the cancellation or adjustment runs: a
+    label not yet used is refunded. Units Amazon already sent are parked here for the merchant,
+    with the tracking number: intercept the package or expect a return."""
+    now = app.clock()
+    order: OrderRow = row.order
+    numbers = ", ".join(f"{t['carrier']} {t['number']}" for t in row.tracking) or "no tracking yet"
+    if row.state == S.SHIPPED or fresh is None:
+        state.park(session, row, f"shipped although {why} in the store: intercept the package or "
+                   f"expect a return (tracking {numbers})", now=now, actor=actor)
+    else:
+        row.next_attempt_at = now + timedelta(seconds=app.backstop_s)
+        state.release_lease(row)
+        state.event(session, row.order_id, "push_held_back", shipment_id=row.id, actor=actor, at=now,
+                    shipment=row.external_id, reason=f"{why} in the store", tracking=numbers)
+    session.commit()
+    if fresh is not None:
+        intake.ingest_and_publish(app, order.store, fresh, source="push", actor=actor)
+    session.refresh(row)
+    return row.state
+
+
 def push(app: App, shipment_pk: int, *, actor: str = "") -> str:
     """Write the shipment's tracking to the store, once; returns the state afterwards."""
     now = app.clock()
@@ -159,6 +245,18 @@ def push(app: App, shipment_pk: int, *, actor: str = "") -> str:
         row, token = claim.row, claim.token
         order: OrderRow = row.order
         cfg = app.config.store(order.store)
+        # The store is the truth: an order cancelled or refunded since (its webhook late or lost)
+        # must not tell the customer "shipped".
+        try:
+            fresh = app.store(order.store).fetch_order(order.platform_order_id)
+        except (TransientError, AmbiguousOutcome) as exc:
+            retry_later(app, session, row, token, exc, actor=actor)
+            return row.state
+        except PermanentError:
+            fresh = stored_order(order)  # cannot read it now: the push itself will say why
+        unwanted = _no_longer_wanted(row, fresh)
+        if unwanted:
+            return _held_back(app, session, row, token, fresh, unwanted, actor=actor)
         request = PushRequest(
             order_id=order.platform_order_id,
             lines=tuple((ln.line_id, ln.quantity) for ln in row.lines),

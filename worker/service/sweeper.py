@@ -22,8 +22,8 @@ from worker.service import alerts
 
 S = ShipmentState
 ORDER_TASKS = {"held": names.RELEASE, "cancelling": names.CANCEL, "adjusting": names.ADJUST}
-STEP_TASKS = {S.PENDING: names.SUBMIT, S.SUBMITTING: names.SUBMIT, S.SHIPPED: names.PUSH,
-              S.LABEL_BOUGHT: names.PUSH}
+STEP_TASKS = {S.PENDING: names.SUBMIT, S.SUBMITTING: names.SUBMIT, S.SUBMITTED: names.LOOKUP,
+              S.SHIPPED: names.PUSH, S.LABEL_BOUGHT: names.PUSH}
 
 
 def redrive_due(app: App, *, limit: int = 500) -> int:

@@ -128,6 +128,12 @@ def push(self: Task, shipment_pk: int) -> str:
     return str(_run(self, "push", tracking.push, shipment_pk))
 
 
+@celery.task(name=names.LOOKUP, bind=True)
+def lookup(self: Task, shipment_pk: int) -> str:
+    """Look a submitted MCF order up by id (the back-stop of the tracking sweep). Idempotent."""
+    return str(_run(self, "lookup", tracking.check, shipment_pk))
+
+
 @celery.task(name=names.CANCEL, bind=True)
 def cancel(self: Task, order_pk: int) -> str:
     """Undo a cancelled order's shipments (MCF cancel, label refund). Idempotent (leases)."""

@@ -61,7 +61,8 @@ def test_an_order_step_the_scheduler_never_ran_is_overdue(env: Env) -> None:
     assert "overdue steps: 0" in health(app, queue_depth=lambda: 0, workers=lambda: 1).text()
     clock.advance(3600)
     late = health(app, queue_depth=lambda: 0, workers=lambda: 1)
-    assert "overdue steps: 1" in late.text() and "is the scheduler running?" in late.text()
+    # the adjustment, and the look-up of the submitted MCF order (its back-stop is 30 minutes)
+    assert "overdue steps: 2" in late.text() and "is the scheduler running?" in late.text()
     sweeper.redrive_due(app)  # the scheduler's back-stop sends it again
     drain(app, published)
     assert "overdue steps: 0" in health(app, queue_depth=lambda: 0, workers=lambda: 1).text()

@@ -1,0 +1,82 @@
+"""Tracking reaches the store exactly when it should: not for an order cancelled or refunded in
+the store meanwhile (the merchant is told instead), and not never — a submitted MCF order that no
+tracking sweep saw is looked up by id on its own clock."""
+
+from __future__ import annotations
+
+from tests.integration.races.conftest import MakeRig
+from tests.integration.races.rig import Rig
+from worker.pipeline import names
+from worker.service import alerts
+
+
+def submitted(rig: Rig, store: str, oid: int) -> str:
+    rig.drain()
+    (shipment,) = rig.shipments(store, oid)
+    assert shipment.state == "submitted", shipment.reason
+    return shipment.external_id
+
+
+def test_an_order_cancelled_before_its_tracking_is_pushed_gets_no_shipped_note(make_rig: MakeRig) -> None:
+    rig = make_rig(ship_after_s=3600)
+    oid = rig.woo.add_order([("TEE-RED-M", 1)])["id"]
+    assert rig.deliver("bolt", "order.created", oid) == 200
+    mcf = submitted(rig, "bolt", oid)
+    rig.woo.set_status(oid, "cancelled")  # its webhook is lost
+    rig.amazon.ship_now(mcf)  # two minutes too late to cancel at Amazon
+    rig.run(names.TRACK, "us")
+    rig.drain()
+    assert not [n for n in rig.woo.notes(oid) if n["customer_note"]], "the customer must not hear 'shipped'"
+    assert rig.woo.trackings(oid) == []
+    (shipment,) = rig.shipments("bolt", oid)
+    assert shipment.state == "attention"
+    assert "shipped although cancelled in the store" in shipment.reason
+    assert shipment.tracking and shipment.tracking[0]["number"] in shipment.reason
+    alerts.scan_parked(rig.app)
+    rig.drain()
+    assert any("shipped although cancelled" in a for a in rig.alerts)
+
+
+def test_a_fully_refunded_shopify_order_gets_no_fulfillment(make_rig: MakeRig) -> None:
+    rig = make_rig(ship_after_s=3600)
+    order = rig.shop.add_order([("TEE-RED-M", 2)])
+    oid, line = order["id"], order["line_items"][0]["id"]
+    assert rig.deliver("demo", "orders/paid", oid) == 200
+    mcf = submitted(rig, "demo", oid)
+    rig.amazon.ship_now(mcf)
+    rig.run(names.TRACK, "us")
+    rig.shop.refund_lines(oid, [(line, 2)])  # between Amazon shipping and our push; webhook lost
+    rig.drain()
+    assert rig.shop.fulfillments(oid) == []
+    (shipment,) = rig.shipments("demo", oid)
+    assert shipment.state == "attention" and "shipped although refunded in the store" in shipment.reason
+
+
+def test_a_submitted_order_no_sweep_saw_is_looked_up_on_its_own(make_rig: MakeRig) -> None:
+    rig = make_rig(ship_after_s=3600)
+    oid = rig.shop.add_order([("TEE-RED-M", 1)])["id"]
+    assert rig.deliver("demo", "orders/paid", oid) == 200
+    mcf = submitted(rig, "demo", oid)
+    rig.amazon.ship_now(mcf)  # and the sweep's changed-since window passes without it
+    rig.clock.advance(31 * 60)
+    assert rig.redrive() >= 1
+    rig.drain()
+    (shipment,) = rig.shipments("demo", oid)
+    assert shipment.state == "pushed"
+    assert rig.order("demo", oid).status == "done"
+    assert len(rig.shop.fulfillments(oid)) == 1
+
+
+def test_a_submitted_order_still_on_its_way_is_looked_up_again_later(make_rig: MakeRig) -> None:
+    rig = make_rig(ship_after_s=3600)
+    oid = rig.shop.add_order([("TEE-RED-M", 1)])["id"]
+    assert rig.deliver("demo", "orders/paid", oid) == 200
+    submitted(rig, "demo", oid)
+    looks = []
+    for minutes in (31, 61, 121):
+        rig.clock.advance(minutes * 60)
+        rig.redrive()
+        looks.append(rig.drain())
+        (shipment,) = rig.shipments("demo", oid)
+        assert shipment.state == "submitted" and shipment.next_attempt_at is not None
+    assert all(ran == [names.LOOKUP] for ran in looks)
