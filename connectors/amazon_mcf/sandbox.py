@@ -54,7 +54,8 @@ class AmazonSandbox(LoopbackServer):
                  refresh_token: str = "sandbox-refresh", ship_after_s: float = 2.0, rate: float = 2.0,
                  burst: float = 30, create_delay_s: float = 0.0, page_size: int = 10,
                  token_ttl_s: int = 3600, clock: Callable[[], float] = time.time,
-                 out_of_stock: tuple[str, ...] = (), known_skus: tuple[str, ...] | None = None) -> None:
+                 out_of_stock: tuple[str, ...] = (), known_skus: tuple[str, ...] | None = None,
+                 read_lag_s: float = 0.0) -> None:
         super().__init__()
         self.client_id = client_id
         self.client_secret = client_secret
@@ -78,6 +79,9 @@ class AmazonSandbox(LoopbackServer):
         self._pages: dict[str, list[str]] = {}  # nextToken -> remaining ids
         self.out_of_stock: set[str] = set(out_of_stock)
         self.known_skus: set[str] | None = set(known_skus) if known_skus is not None else None
+        # Amazon's reads lag its writes: a created order is not found by id (nor listed, nor
+        # cancellable) for this long after the create.
+        self.read_lag_s = read_lag_s
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         return _handler(self)
@@ -242,9 +246,15 @@ class AmazonSandbox(LoopbackServer):
         with self._lock:
             return 200, {"payload": preview_payload(body, self.now(), self._unfulfillable)}
 
+    def _visible(self, oid: str) -> SandboxOrder | None:
+        order = self.orders.get(oid)
+        if order is None or order.created_at + self.read_lag_s > self.now():
+            return None
+        return order
+
     def _get(self, oid: str, query: dict[str, list[str]], body: Any) -> Reply:
         with self._lock:
-            order = self.orders.get(oid)
+            order = self._visible(oid)
             if order is None:
                 return _error(404, "NotFound", f"Requested order {oid} not found")
             return 200, {"payload": order.payload(self.now())}
@@ -263,7 +273,7 @@ class AmazonSandbox(LoopbackServer):
                     return _error(400, "InvalidInput", "Value for parameter queryStartDate is invalid. "
                                   "Reason: not an ISO 8601 date-time.")
                 now = self.now()
-                rows = [(int(o.status_at(now)[1]), o.id) for o in self.orders.values()]
+                rows = [(int(o.status_at(now)[1]), o.id) for o in self.orders.values() if self._visible(o.id)]
                 ids = [oid for updated, oid in sorted(rows) if updated >= start]
             page, rest = ids[:self.page_size], ids[self.page_size:]
             result: dict[str, Any] = {"fulfillmentOrders": [
@@ -287,7 +297,7 @@ class AmazonSandbox(LoopbackServer):
 
     def _cancel(self, oid: str, query: dict[str, list[str]], body: Any) -> Reply:
         with self._lock:
-            order = self.orders.get(oid)
+            order = self._visible(oid)
             if order is None:
                 return _error(404, "NotFound", f"Requested order {oid} not found")
             status, _ = order.status_at(self.now())

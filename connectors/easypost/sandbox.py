@@ -57,7 +57,7 @@ class EasyPostSandbox(LoopbackServer):
 
     def __init__(self, *, api_key: str = "EZTKsandbox", carriers: tuple[str, ...] = ("USPS", "UPS", "FedEx"),
                  buy_delay_s: float = 0.0, refund_outcome: str = "submitted",
-                 scan_after_s: float | None = None) -> None:
+                 scan_after_s: float | None = None, purchase_lag_s: float = 0.0) -> None:
         super().__init__()
         unknown = [c for c in carriers if c not in model.DOMESTIC]
         if unknown:
@@ -67,6 +67,10 @@ class EasyPostSandbox(LoopbackServer):
         self.buy_delay_s = buy_delay_s
         self.refund_outcome = refund_outcome
         self.scan_after_s = scan_after_s  # the carrier's first scan this long after purchase (None: never)
+        # A purchase that takes this long to complete: meanwhile the shipment shows no label, a
+        # second purchase is 422 SHIPMENT.PURCHASE.IN_PROGRESS, and the buy answers without a label.
+        self.purchase_lag_s = purchase_lag_s
+        self._pending: dict[str, tuple[float, dict[str, Any]]] = {}  # shipment id -> (done at, label)
         self._bought_at: dict[str, float] = {}
         self._lock = threading.RLock()
         self.shipments: dict[str, dict[str, Any]] = {}  # id -> the shipment as EasyPost shows it
@@ -105,6 +109,7 @@ class EasyPostSandbox(LoopbackServer):
     def bought_for(self, reference: str) -> int:
         """How many labels were bought for shipments with this reference."""
         with self._lock:
+            self._settle()
             return sum(1 for s in self.shipments.values()
                        if s.get("reference") == reference and s.get("postage_label"))
 
@@ -179,7 +184,15 @@ class EasyPostSandbox(LoopbackServer):
             return {"buy": self._buy, "refund": self._refund}.get(rest[2], self._unknown), rest[1]
         return None
 
+    def _settle(self) -> None:
+        now = time.monotonic()
+        for sid, (done_at, update) in list(self._pending.items()):
+            if done_at <= now:  # the purchase in progress has completed
+                self.shipments[sid].update(update)
+                del self._pending[sid]
+
     def _find(self, key: str) -> dict[str, Any] | None:
+        self._settle()
         return self.shipments.get(key) or self.shipments.get(self._refs.get(key, ""))
 
     def _unknown(self, _: str, payload: Any) -> Reply:
@@ -241,6 +254,9 @@ class EasyPostSandbox(LoopbackServer):
                 return self._not_found()
             if shipment["postage_label"] is not None:
                 return 422, model.error(*POSTAGE_EXISTS), "application/json"
+            if shipment["id"] in self._pending:
+                return 422, model.error("SHIPMENT.PURCHASE.IN_PROGRESS", "A purchase of this shipment is "
+                                        "already in progress."), "application/json"
             if model.is_international(shipment) and not model.has_customs(shipment):
                 missing = [{"field": "customs_info", "message": "is required", "suggestion": None}]
                 return 422, model.error(*model.CUSTOMS_REQUIRED, missing), "application/json"
@@ -259,16 +275,20 @@ class EasyPostSandbox(LoopbackServer):
             self._labels[label_id] = model.label_pdf([
                 f"{rate['carrier']} {rate['service']}", f"TRACKING # {code}",
                 f"REF {shipment.get('reference') or ''}", "SANDBOX - NOT POSTAGE"])
-            shipment.update({"selected_rate": rate, "tracking_code": code, "updated_at": model.now_iso(),
-                             "postage_label": model.postage_label_json(url, fmt),
-                             "tracker": model.tracker_json(shipment["id"], rate["carrier"], code,
-                                                           f"{self.url}/track/{tracker_id}", tracker_id),
-                             "fees": [{"object": "Fee", "type": "LabelFee", "amount": "0.00000",
-                                       "charged": True, "refunded": False},
-                                      {"object": "Fee", "type": "PostageFee", "amount": f"{rate['rate']}000",
-                                       "charged": True, "refunded": False}]})
+            bought = {"selected_rate": rate, "tracking_code": code, "updated_at": model.now_iso(),
+                      "postage_label": model.postage_label_json(url, fmt),
+                      "tracker": model.tracker_json(shipment["id"], rate["carrier"], code,
+                                                    f"{self.url}/track/{tracker_id}", tracker_id),
+                      "fees": [{"object": "Fee", "type": "LabelFee", "amount": "0.00000",
+                                "charged": True, "refunded": False},
+                               {"object": "Fee", "type": "PostageFee", "amount": f"{rate['rate']}000",
+                                "charged": True, "refunded": False}]}
             self.bought += 1
-            self._bought_at[shipment["id"]] = time.monotonic()
+            self._bought_at[shipment["id"]] = time.monotonic() + self.purchase_lag_s
+            if self.purchase_lag_s > 0:
+                self._pending[shipment["id"]] = (time.monotonic() + self.purchase_lag_s, bought)
+            else:
+                shipment.update(bought)
             reply = copy.deepcopy(shipment)
         if self.buy_delay_s > 0:
             time.sleep(self.buy_delay_s)  # bought first: the caller may die (kill -9) while waiting

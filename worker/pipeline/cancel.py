@@ -20,6 +20,7 @@ from worker.ledger.models import ShipmentRow
 
 S = ShipmentState
 RETRY_S = 30.0
+SETTLE = timedelta(minutes=2)  # an unanswered create or purchase shows within this, or never
 GONE = (S.SHIPPED, S.PUSHED)  # left the warehouse
 
 
@@ -98,6 +99,7 @@ def _cancel_mcf(app: App, row: ShipmentRow, was: str) -> str:
     if was in (S.PENDING, S.SUBMITTING, S.ATTENTION):  # was anything created at Amazon?
         found = fulfiller.lookup(row.external_id)
         if found is None:
+            _not_yet(app, row, "Amazon does not show")
             return "nothing was sent to Amazon"
         if found.is_dead:
             return f"Amazon had already ended it ({found.status})"
@@ -111,7 +113,21 @@ def _refund_label(app: App, row: ShipmentRow, was: str) -> str:
         return "no label was bought"
     provider = app.labeler(row.account)
     if provider.lookup(shipment_id) is None:
+        _not_yet(app, row, "EasyPost shows no label for")
         return "the quoted label was never bought"
     status = provider.refund(shipment_id)
     row.label = {**row.label, "refund": status}
     return f"label refund {status}"
+
+
+def _not_yet(app: App, row: ShipmentRow, says: str) -> None:
+    """"Not found" is "never sent" only once an unanswered request had time to take effect:
+    Amazon's reads lag its writes, and an EasyPost purchase may still be in progress. Until then
+    (``SETTLE`` after the last create or purchase went out) look again later."""
+    if row.sent_at is None:
+        return  # never sent: pending shipments, or sent before sent_at was kept
+    waited = app.clock() - row.sent_at
+    if waited < SETTLE:
+        ago = int(waited.total_seconds())
+        raise TransientError(f"{says} {row.external_id} yet; a request sent {ago}s ago may still take "
+                             "effect: looking again before calling it unsent")
