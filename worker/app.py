@@ -67,9 +67,10 @@ class App:
 
     @property
     def lease_s(self) -> float:
-        return self.config.service.task_time_limit_s * 2
+        """How long a step's hold lasts unless its worker renews it (``worker.ledger.leases``)."""
+        return self.config.service.lease_s
 
     @property
     def backstop_s(self) -> float:
         """When work that was enqueued but never started is enqueued again (a lost message)."""
-        return self.lease_s
+        return self.config.service.redrive_after_s

@@ -54,6 +54,11 @@ class ServiceConfig(_Model):
     release_interval_s: float = Field(5, gt=0)
     poll_overlap_s: float = Field(120, ge=0)
     task_time_limit_s: float = Field(300, gt=0)
+    # A step's hold on a shipment or an order: renewed every lease_s / 3 while its worker lives (up
+    # to task_time_limit_s), so a dead worker's work is taken over within lease_s.
+    lease_s: float = Field(30, ge=3, le=600)
+    # Work enqueued but never started (its message lost: a broker restart) is enqueued again after this.
+    redrive_after_s: float = Field(120, ge=5)
     visibility_timeout_s: float = Field(3600, gt=0)
     max_retries: int = Field(8, ge=0)
     worker_concurrency: int = Field(2, ge=1)

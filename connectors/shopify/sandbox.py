@@ -79,6 +79,14 @@ class ShopifySandbox(LoopbackServer):
     def cancel_order(self, order_id: int | str) -> dict[str, Any]:
         return self.state.cancel_order(int(order_id))
 
+    def set_address(self, order_id: int | str, **fields: Any) -> dict[str, Any]:
+        """Edit the shipping address (REST field names: address1, city, zip, ...), as the admin does."""
+        with self.state.lock:
+            order = self.state.orders[int(order_id)]
+            order["address"].update(fields)
+            order["updated_at"] = sandbox_state._now()
+            return self.state.rest_order(int(order_id))
+
     def refund_lines(self, order_id: int | str, lines: list[tuple[int | str, int]]) -> dict[str, Any]:
         """Refund (line item id, quantity) pairs; returns the REST order (then deliver orders/updated)."""
         return self.state.refund_lines(int(order_id), [(int(li), q) for li, q in lines])

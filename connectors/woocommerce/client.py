@@ -20,7 +20,7 @@ import requests
 
 from connectors.woocommerce import mapping, webhooks
 from connectors.woocommerce.errors import WooNoRoute, WooPayloadError
-from connectors.woocommerce.rest import WC, WooRest
+from connectors.woocommerce.rest import WooRest
 from worker.domain import Order, PushRequest, PushResult, Tracking, Unreadable, WebhookEvent
 from worker.errors import NotFound, PermanentError, TransientError
 from worker.ports import Limiter
@@ -31,11 +31,16 @@ _NO_EXTENSION = ""
 LISTING_TRIES = 3  # reads of one poll's listing when orders leave it meanwhile
 
 
+EXTENSION_TTL_S = 300.0  # a tracking extension found is trusted this long, then looked for again
+
+
 def tracking_route(extension: str, order_id: str) -> tuple[str, str]:
-    """(namespace, path) of an order's tracking items for the extension."""
+    """(namespace, path) of an order's tracking items for the extension. Advanced Shipment
+    Tracking also answers on Shipment Tracking's namespace, but takes no custom provider there
+    (Amazon's own deliveries came out "shipped with  and ..."): it is spoken to on its own."""
     if extension == SHIPMENT_TRACKING:
         return "wc-shipment-tracking/v3", f"orders/{order_id}/shipment-trackings"
-    return WC, f"orders/{order_id}/shipment-trackings"
+    return "wc-ast/v3", f"orders/{order_id}/shipment-trackings"
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,10 @@ class WooStore:
         self._rest = WooRest(config.shop_url, config.consumer_key, config.consumer_secret, limiter, session,
                              query_string_auth=config.query_string_auth, sleep=sleep, clock=clock)
         self._lock = threading.Lock()
-        self._extension: str | None = None  # None = not detected yet; "" = none installed
+        # (extension, when found): "" = none installed; None = look for it on the next push. Per
+        # store and short-lived: a plugin activated or removed later is noticed within minutes.
+        self._extension: tuple[str, float] | None = None
+        self._clock = clock
 
     @property
     def auth_mode(self) -> str:
@@ -171,7 +179,11 @@ class WooStore:
             namespace, path = tracking_route(extension, oid)
             for t in missing:
                 body = mapping.tracking_item(t, ast=extension == AST)
-                item = _object(self._rest.post(path, body, namespace=namespace).data, "tracking item")
+                try:
+                    item = _object(self._rest.post(path, body, namespace=namespace).data, "tracking item")
+                except WooNoRoute:
+                    self._forget_extension()  # removed meanwhile: the retry looks for it again
+                    raise
                 ids[mapping.normalise_number(t.number)] = str(item.get("tracking_id", ""))
         elif missing:
             note = {"note": mapping.note_text(missing), "customer_note": request.notify_customer}
@@ -212,10 +224,13 @@ class WooStore:
     def _existing(self, oid: str, tracking: tuple[Tracking, ...]) -> tuple[str, dict[str, str]]:
         """(extension or "", {normalised number already on the order: tracking or note id}).
 
-        The extension is found once per client: the first route that answers for an order."""
+        The extension is the first whose route answers (Advanced Shipment Tracking first: it also
+        answers Shipment Tracking's routes), remembered for ``EXTENSION_TTL_S``."""
         with self._lock:
-            known = self._extension
-        candidates = [known] if known is not None else [SHIPMENT_TRACKING, AST, _NO_EXTENSION]
+            cached = self._extension
+        fresh = cached is not None and self._clock() - cached[1] < EXTENSION_TTL_S
+        known = cached[0] if cached is not None and fresh else None
+        candidates = [known] if known is not None else [AST, SHIPMENT_TRACKING, _NO_EXTENSION]
         for extension in candidates:
             try:
                 if extension == _NO_EXTENSION:
@@ -226,17 +241,21 @@ class WooStore:
                     found = mapping.numbers_in_trackings(self._rest.get(path, namespace=namespace).data)
             except WooNoRoute:
                 if known is not None:  # the extension was removed since: detect again
-                    with self._lock:
-                        self._extension = None
+                    self._forget_extension()
                     return self._existing(oid, tracking)
                 continue
             except NotFound as exc:
                 raise PermanentError(f"order {oid} not found on WooCommerce ({exc})",
                                      status=exc.status) from exc
             with self._lock:
-                self._extension = extension
+                if known is None:
+                    self._extension = (extension, self._clock())
             return extension, found
         raise AssertionError("unreachable: the notes route always exists")
+
+    def _forget_extension(self) -> None:
+        with self._lock:
+            self._extension = None
 
     def _complete(self, oid: str) -> None:
         order = _object(self._rest.get(f"orders/{oid}").data, "order")

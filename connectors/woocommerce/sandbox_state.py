@@ -257,9 +257,15 @@ class WooState:
             short = route.removeprefix("/wc/v3")
             self.calls.append(f"{method} {short}")
             if m := _TRACKING_ROUTE.fullmatch(route):
-                family = AST_FAMILY if route.startswith(("/wc/v3", "/wc-ast/v3")) else ST_FAMILY
-                if self.extension != family or method not in ("GET", "POST"):
+                # Shipment Tracking answers on its own namespace; Advanced Shipment Tracking on
+                # wc-ast/v3 and wc/v3, and on Shipment Tracking's namespace too (compatibility),
+                # where it takes no custom provider.
+                compat = route.startswith(f"/{ST_NAMESPACE}")
+                serves = (self.extension == ST_FAMILY and compat) or self.extension == AST_FAMILY
+                if not serves or method not in ("GET", "POST"):
                     return NO_ROUTE
+                if compat and self.extension == AST_FAMILY and isinstance(body, dict):
+                    body = {k: v for k, v in body.items() if not k.startswith("custom_tracking")}
                 return self._trackings(method, int(m.group(1)), body)
             if route == f"/{ST_NAMESPACE}/shipment-trackings/providers" and self.extension == ST_FAMILY:
                 return 200, _ST_PROVIDERS, {}
@@ -369,11 +375,13 @@ class WooState:
             return error(400, "rest_missing_callback_param", "Missing parameter(s): tracking_number")
         provider = str(body.get("tracking_provider") or "")
         custom = str(body.get("custom_tracking_provider") or "")
-        if not provider and not custom:
+        known = {_slug(n): url for group in _ST_PROVIDERS.values() for n, url in group.items()}
+        if self.extension == AST_FAMILY and _slug(provider) not in known:
+            provider = ""  # AST keeps a name it does not list as blank: "shipped with  and ..."
+        elif not provider and not custom:
             return error(400, "woocommerce_rest_shipment_tracking_invalid_provider",
                          "A tracking provider or a custom provider is required.")
         number = str(body["tracking_number"]).strip()
-        known = {_slug(n): url for group in _ST_PROVIDERS.values() for n, url in group.items()}
         link = known.get(_slug(provider), "").replace("%1$s", number) if provider else str(
             body.get("custom_tracking_link") or "")
         item = {"tracking_id": hashlib.md5(f"{oid}-{number}-{uuid.uuid4()}".encode()).hexdigest(),  # noqa: S324

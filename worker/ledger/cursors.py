@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from worker.app import App
+from worker.ledger import leases
 from worker.ledger.models import CursorRow
 
 T = TypeVar("T")
@@ -32,16 +33,22 @@ def _ensure(session: Session, name: str) -> None:
         session.commit()
 
 
-def hold(app: App, name: str, token: str, ttl_s: float) -> bool:
-    """Take or renew a lease on ``name`` for ``token`` (e.g. the one active scheduler)."""
+def hold(app: App, name: str, token: str, ttl_s: float, *,
+         holder_is_dead: Callable[[str], bool] | None = None) -> bool:
+    """Take or renew a lease on ``name`` for ``token`` (e.g. the one active scheduler). A lease
+    whose holder ``holder_is_dead`` says is gone (a process of this host that no longer runs) is
+    taken over at once instead of after its time-to-live."""
     now = app.clock()
     with app.sessions() as session:
         _ensure(session, name)
+        row = session.get(CursorRow, name)
+        dead = (row is not None and row.lease_token not in ("", token) and holder_is_dead is not None
+                and holder_is_dead(row.lease_token))
+        free = [CursorRow.lease_token == token, CursorRow.lease_until.is_(None), CursorRow.lease_until < now]
+        if dead and row is not None:
+            free.append(CursorRow.lease_token == row.lease_token)
         result = session.execute(
-            update(CursorRow)
-            .where(CursorRow.name == name,
-                   or_(CursorRow.lease_token == token, CursorRow.lease_until.is_(None),
-                       CursorRow.lease_until < now))
+            update(CursorRow).where(CursorRow.name == name, or_(*free))
             .values(lease_token=token, lease_until=now + timedelta(seconds=ttl_s))
             .execution_options(synchronize_session=False))
         session.commit()
@@ -62,6 +69,7 @@ def take(app: App, name: str) -> tuple[str, datetime | None] | None:
         session.commit()
         if result.rowcount != 1:  # type: ignore[attr-defined]
             return None
+        leases.watch(CursorRow, name, token)
         row = session.get(CursorRow, name)
         assert row is not None
         session.refresh(row)

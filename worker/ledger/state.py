@@ -20,6 +20,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import ClauseElement
 
 from worker.domain import ShipmentState
+from worker.ledger import leases
 from worker.ledger.models import EventRow, OrderRow, ShipmentRow
 from worker.logs import log
 
@@ -68,6 +69,7 @@ def claim_shipment(session: Session, shipment_id: int, states: tuple[str, ...], 
     session.refresh(row)
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return row.state
+    leases.watch(ShipmentRow, shipment_id, token)
     return Claim(row, token, was)
 
 
@@ -98,6 +100,7 @@ def claim_order(session: Session, order_id: int, status: str, *, now: datetime,
         return "missing"
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return row.status
+    leases.watch(OrderRow, order_id, token)
     return OrderClaim(row, token)
 
 
@@ -124,8 +127,24 @@ def cas(session: Session, row: ShipmentRow | OrderRow, *, expect: dict[str, Any]
     return True
 
 
-def still_mine(row: ShipmentRow | OrderRow, token: str) -> bool:
-    return row.lease_token == token
+class LeaseLost(Exception):
+    """The step's lease went to another worker while it waited for an external call: it writes
+    nothing more (the new holder looks up what this one may have done)."""
+
+
+def mine_to_write(session: Session, row: ShipmentRow | OrderRow, token: str) -> bool:
+    """Begin the writes that follow an external call: True while ``token`` still holds ``row``'s
+    lease — the row is then locked for the rest of this transaction (PostgreSQL row lock, SQLite
+    write lock), so the lease cannot change hands before the commit; False (and the session
+    rolled back, nothing written) when another worker took it over meanwhile."""
+    model = type(row)
+    with session.no_autoflush:
+        moved = session.execute(update(model).where(model.id == row.id, model.lease_token == token)
+                                .values(lease_token=token).execution_options(synchronize_session=False))
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        return False
+    return True
 
 
 def release_lease(row: ShipmentRow | OrderRow) -> None:

@@ -39,16 +39,22 @@ def cancel_order(app: App, order_pk: int, *, actor: str = "") -> str:
             waiting |= not cancel_shipment(app, session, row, actor=actor)
             session.commit()
         session.refresh(order)
-        state.release_lease(order)
+        values: dict[str, object] = {"lease_token": "", "lease_until": None}
         if waiting:  # a submission is in flight: look again shortly
-            order.hold_until = app.clock() + timedelta(seconds=RETRY_S)
+            values["hold_until"] = app.clock() + timedelta(seconds=RETRY_S)
         elif all(s.state == S.CANCELLED for s in order.shipments):
-            order.status, order.reason = "cancelled", "cancelled in the store"
-            state.event(session, order.id, "cancelled", actor=actor, at=app.clock())
+            values.update(status="cancelled", reason="cancelled in the store")
         else:
-            order.status = "attention"
-            order.reason = "cancelled in the store; some shipments could not be undone"
-        session.commit()
+            values.update(status="attention",
+                          reason="cancelled in the store; some shipments could not be undone")
+        mine = {"status": "cancelling", "lease_token": claim.token}
+        if state.cas(session, order, expect=mine, values=values):
+            if values.get("status") == "cancelled":
+                state.event(session, order.id, "cancelled", actor=actor, at=app.clock())
+            session.commit()
+        else:
+            session.rollback()
+        session.refresh(order)
         return order.status
 
 
@@ -60,23 +66,23 @@ def cancel_shipment(app: App, session: Session, row: ShipmentRow, *, actor: str)
                                  now=app.clock(), lease_s=app.lease_s)
     if not isinstance(claim, state.Claim):
         return False  # someone holds it (a submit or push in flight)
-    was = claim.was
+    was, token = claim.was, claim.token
     try:
         if row.route == "fba":
             done = _cancel_mcf(app, row, was)
         else:
             done = _refund_label(app, row, was)
     except (TransientError, AmbiguousOutcome) as exc:
-        state.release_lease(row)
-        state.event(session, row.order_id, "cancel_retry", shipment_id=row.id, actor=actor, at=app.clock(),
-                    shipment=row.external_id, error=str(exc))
+        if state.mine_to_write(session, row, token):
+            state.release_lease(row)
+            state.event(session, row.order_id, "cancel_retry", shipment_id=row.id, actor=actor,
+                        at=app.clock(), shipment=row.external_id, error=str(exc))
         return False
     except PermanentError as exc:
-        row.state = was
-        why = ("cancel too late, intercept manually: " if row.route == "fba"
-               else "label could not be refunded: ") + str(exc)
-        state.park(session, row, why, now=app.clock(), actor=actor)
-        return True
+        done = "park:" + ("cancel too late, intercept manually: " if row.route == "fba"
+                          else "label could not be refunded: ") + str(exc)
+    if not state.mine_to_write(session, row, token):
+        return False  # taken over meanwhile: looked at again with the order
     if done.startswith("park:"):
         row.state = was
         state.park(session, row, done.removeprefix("park:"), now=app.clock(), actor=actor)

@@ -77,7 +77,7 @@ def submit(app: App, shipment_pk: int, *, actor: str = "") -> str:
             return _dry_run(app, session, row, actor=actor)
         row.state = S.SUBMITTING
         row.sent_at = now
-        row.next_attempt_at = now + timedelta(seconds=app.lease_s)
+        row.next_attempt_at = now + timedelta(seconds=app.backstop_s)
         state.event(session, row.order_id, "submitting", shipment_id=row.id, actor=actor, at=now,
                     shipment=row.external_id, attempt=row.attempts, route=row.route,
                     recovering=True if was == S.SUBMITTING else None)
@@ -86,20 +86,20 @@ def submit(app: App, shipment_pk: int, *, actor: str = "") -> str:
             if fba:
                 how = _send_to_mcf(app, row, recovering=was == S.SUBMITTING)
             else:
-                how, label, path = labels.buy_label(app, session, row, actor=actor)
+                how, label, path = labels.buy_label(app, session, row, token, actor=actor)
         except (AmbiguousOutcome, TransientError) as exc:
             # Left in `submitting`: the next attempt looks it up before creating anything.
             retry_later(app, session, row, token, exc, actor=actor)
             return row.state
         except PermanentError as exc:
-            session.refresh(row)
-            if state.still_mine(row, token):
+            if state.mine_to_write(session, row, token):
                 why = f"Amazon refused the order: {exc}" if fba else f"no label bought: {exc}"
                 state.park(session, row, why, now=app.clock(), actor=actor)
                 session.commit()
             return row.state
-        session.refresh(row)
-        if not state.still_mine(row, token):
+        except state.LeaseLost:
+            return row.state
+        if not state.mine_to_write(session, row, token):
             return row.state
         row.attempts = 0
         state.release_lease(row)
@@ -172,7 +172,7 @@ def _record_label(app: App, session: Session, row: ShipmentRow, label: Label, pa
     if at_scan:  # the label sweep enqueues the push once the carrier has the parcel
         row.next_attempt_at = None
         return []
-    row.next_attempt_at = now + timedelta(seconds=app.lease_s)
+    row.next_attempt_at = now + timedelta(seconds=app.backstop_s)
     oid = enqueue(session, PUSH, [row.id], f"push:{row.id}:0")
     return [oid] if oid else []
 
@@ -181,8 +181,7 @@ def retry_later(app: App, session: Session, row: ShipmentRow, token: str, exc: C
                 actor: str) -> None:
     """Schedule the next attempt in the ledger (the sweeper re-drives it), or park when out of tries."""
     now = app.clock()
-    session.refresh(row)
-    if not state.still_mine(row, token):
+    if not state.mine_to_write(session, row, token):
         return
     limit = app.config.service.max_retries
     if row.attempts > limit:

@@ -44,11 +44,14 @@ def label_request(app: App, row: ShipmentRow) -> LabelRequest:
                                [(ln.line_id, ln.sku, ln.quantity) for ln in row.lines], row.external_id)
 
 
-def buy_label(app: App, session: Session, row: ShipmentRow, *, actor: str) -> tuple[str, Label, Path]:
+def buy_label(app: App, session: Session, row: ShipmentRow, token: str, *,
+              actor: str) -> tuple[str, Label, Path]:
     """Quote (once), buy (once), store the file. Returns (how, label, path).
 
     Raises what the provider raises: AmbiguousOutcome/TransientError (the shipment stays in
-    `submitting` with its provider id recorded), PermanentError (address, no rate allowed)."""
+    `submitting` with its provider id recorded), PermanentError (address, no rate allowed), and
+    ``state.LeaseLost`` when another worker took the shipment over while we quoted: its own
+    quote stands and ours is never bought."""
     provider = app.labeler(row.account)
     known = row.label.get("shipment_id")
     label = provider.lookup(known) if known else None
@@ -57,6 +60,8 @@ def buy_label(app: App, session: Session, row: ShipmentRow, *, actor: str) -> tu
         if not known:
             quote = provider.quote(label_request(app, row))
             rate = choose_rate(quote.rates, app.config.labels[row.account].choose, quote.messages)
+            if not state.mine_to_write(session, row, token):
+                raise state.LeaseLost(f"{row.external_id}: taken over while quoting")
             row.label = {"shipment_id": quote.shipment_id, "rate": _rate_json(rate)}
             state.event(session, row.order_id, "quoted", shipment_id=row.id, actor=actor, at=app.clock(),
                         shipment=row.external_id, provider_shipment=quote.shipment_id,
@@ -98,7 +103,7 @@ def scan_sweep(app: App, account: str, *, actor: str = "") -> int:
             label = provider.lookup(row.label["shipment_id"])
             if label is None or label.carrier_status in NOT_SCANNED:
                 continue
-            row.next_attempt_at = now + timedelta(seconds=app.lease_s)  # back-stop for the push
+            row.next_attempt_at = now + timedelta(seconds=app.backstop_s)  # back-stop for the push
             state.event(session, row.order_id, "first_scan", shipment_id=row.id, actor=actor, at=now,
                         shipment=row.external_id, carrier_status=label.carrier_status)
             oid = enqueue(session, PUSH, [row.id], f"push:{row.id}:0")

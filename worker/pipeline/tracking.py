@@ -99,13 +99,24 @@ def record_status(app: App, session: Session, row: ShipmentRow, status: Fulfillm
         _split_off_shortfall(app, session, row, status, actor=actor)
     row.tracking = [{"carrier": t.carrier, "number": t.number, "url": t.url} for t in status.tracking]
     row.attempts = 0
-    row.next_attempt_at = now + timedelta(seconds=app.lease_s)
+    row.next_attempt_at = now + timedelta(seconds=app.backstop_s)
     state.event(session, row.order_id, "shipped", shipment_id=row.id, actor=actor, at=now,
                 shipment=row.external_id, tracking=[f"{t.carrier} {t.number}" for t in status.tracking])
     return enqueue(session, PUSH, [row.id], f"push:{row.id}:0")
 
 
 LOOKUP_MAX = timedelta(hours=12)
+# A submitted MCF order with no tracking this long after it was sent is late: beyond what the speed
+# promises, plus a day of slack for Amazon's own pick-and-pack. `status` and an alert name it.
+LATE_AFTER = {"Standard": timedelta(days=7), "Expedited": timedelta(days=4), "Priority": timedelta(days=3),
+              "ScheduledDelivery": timedelta(days=3)}
+
+
+EARLIEST_LATE = min(LATE_AFTER.values())
+
+
+def late_since(speed: str) -> timedelta:
+    return LATE_AFTER.get(speed, LATE_AFTER["Standard"])
 
 
 def check(app: App, shipment_pk: int, *, actor: str = "") -> str:
@@ -134,8 +145,7 @@ def check(app: App, shipment_pk: int, *, actor: str = "") -> str:
                 publish(app.sessions, app.publisher, [oid] if oid else [], now=app.clock())
                 session.refresh(row)
                 return row.state
-        session.refresh(row)
-        if not state.still_mine(row, token):
+        if not state.mine_to_write(session, row, token):
             return row.state
         if status is None:
             state.park(session, row, f"{problem}; find {row.external_id} in Seller Central", now=now,
@@ -270,14 +280,12 @@ def push(app: App, shipment_pk: int, *, actor: str = "") -> str:
             retry_later(app, session, row, token, exc, actor=actor)
             return row.state
         except PermanentError as exc:
-            session.refresh(row)
-            if state.still_mine(row, token):
+            if state.mine_to_write(session, row, token):
                 state.park(session, row, f"the store refused the tracking: {exc}", now=app.clock(),
                            actor=actor)
                 session.commit()
             return row.state
-        session.refresh(row)
-        if not state.still_mine(row, token):
+        if not state.mine_to_write(session, row, token):
             return row.state
         row.state = S.PUSHED
         row.store_fulfillment_id = result.fulfillment_id

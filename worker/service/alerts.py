@@ -25,6 +25,7 @@ from worker.ledger.models import CursorRow, EventRow, OrderRow, ShipmentRow
 from worker.ledger.outbox import enqueue, publish
 from worker.logs import log
 from worker.pipeline import names
+from worker.pipeline.tracking import EARLIEST_LATE, late_since
 
 EVENTS_CURSOR = "alerts:events"
 OVERLAP = timedelta(minutes=2)
@@ -72,6 +73,30 @@ def scan_parked(app: App) -> int:
         return len(ids)
 
     return cursors.run_pass(app, EVENTS_CURSOR, one_pass) or 0
+
+
+def scan_late(app: App) -> int:
+    """Queue one alert per submitted MCF order still without tracking beyond its speed's promise."""
+    if app.config.alerts is None:
+        return 0
+    now = app.clock()
+    ids: list[int] = []
+    with app.sessions() as session:
+        rows = session.execute(select(ShipmentRow, OrderRow).join(OrderRow).where(
+            ShipmentRow.state == "submitted", ShipmentRow.sent_at < now - EARLIEST_LATE))
+        for shipment, order in rows:
+            assert shipment.sent_at is not None
+            if now - shipment.sent_at <= late_since(shipment.speed):
+                continue
+            days = (now - shipment.sent_at).days
+            text = (f"autofulfill: {order.store} order {order.number} — MCF order {shipment.external_id} "
+                    f"({shipment.speed}) was sent {days} days ago and has no tracking yet. Look it up in "
+                    "Seller Central; `autofulfill show` has its timeline.")
+            oid = queue(app, session, f"late:{shipment.id}", text)
+            ids += [oid] if oid else []
+        session.commit()
+    publish(app.sessions, app.publisher, ids, now=now)
+    return len(ids)
 
 
 def digest(app: App) -> bool:

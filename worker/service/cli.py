@@ -342,11 +342,15 @@ def show(config_file: str | None, store: str, order: str) -> None:
 @click.argument("order")
 def retry(config_file: str | None, store: str, order: str) -> None:
     """Re-drive a parked order from where it stopped."""
+    from worker.errors import TransientError
     from worker.service.operations import retry_order
 
     _, config = _load(config_file)
     app = _app(config)
-    click.echo(retry_order(app, store, order))
+    try:
+        click.echo(retry_order(app, store, order))
+    except TransientError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()

@@ -40,6 +40,7 @@ def tick(app: App, last: dict[str, float], now_mono: float) -> None:
         last["redrive"] = now_mono
         sweeper.redrive_due(app)
         alerts.scan_parked(app)
+        alerts.scan_late(app)
     if now_mono - last.get("digest", -PRUNE_EVERY_S) >= PRUNE_EVERY_S:
         last["digest"] = now_mono
         alerts.digest(app)
@@ -58,6 +59,22 @@ def tick(app: App, last: dict[str, float], now_mono: float) -> None:
         if now_mono - last.get(key, 0.0) >= svc.tracking_interval_s:
             last[key] = now_mono
             sweeper.enqueue_periodic(app, names.TRACK, account, [account], svc.tracking_interval_s)
+
+
+def dead_here(holder: str) -> bool:
+    """True when ``holder`` ("host:pid:nonce") names a process of this host that no longer runs
+    (a scheduler killed and restarted here takes its lock back at once, not after its TTL)."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    return False
 
 
 def run_forever(app: App, *, tick_s: float = 0.5, stop: threading.Event | None = None,
@@ -93,7 +110,7 @@ def run_forever(app: App, *, tick_s: float = 0.5, stop: threading.Event | None =
         try:
             # Exactly one scheduler acts; a second one stands by and takes over when the lease
             # of the first runs out (it died or lost the database).
-            if not cursors.hold(app, LOCK, me, lock_ttl_s(app)):
+            if not cursors.hold(app, LOCK, me, lock_ttl_s(app), holder_is_dead=dead_here):
                 if active or not last.get("standby_logged"):
                     log("scheduler.standby", reason="another scheduler holds the lock")
                     last["standby_logged"], active = 1.0, False

@@ -16,6 +16,7 @@ from sqlalchemy import func, or_, select
 
 from worker.app import App
 from worker.ledger.models import CursorRow, OrderRow, ShipmentRow, WebhookReceiptRow
+from worker.pipeline.tracking import EARLIEST_LATE, late_since
 from worker.service.sweeper import ORDER_TASKS
 from worker.service.views import table
 
@@ -95,7 +96,20 @@ def health(app: App, *, queue_depth: Callable[[], int | None],
                 out.problems.append(f"amazon {account}: no tracking sweep {_ago(now, last)}")
         if sweeps:
             out.lines += ["", table(("amazon", "last tracking sweep", "awaiting tracking"), sweeps)]
-        late = now - timedelta(seconds=app.lease_s)
+        slow = [s for s in session.scalars(select(ShipmentRow).where(
+                    ShipmentRow.state == "submitted", ShipmentRow.sent_at < now - EARLIEST_LATE))
+                if s.sent_at is not None and now - s.sent_at > late_since(s.speed)]
+        if slow:
+            names = ", ".join(s.external_id for s in slow[:10]) + (" ..." if len(slow) > 10 else "")
+            out.problems.append(f"{len(slow)} MCF order(s) sent long ago without tracking: {names} "
+                                "(look them up in Seller Central)")
+        stuck = session.scalar(select(func.count()).select_from(OrderRow).where(
+            OrderRow.status == "routed",
+            ~OrderRow.shipments.any(ShipmentRow.state.not_in(["pushed", "cancelled", "attention"]))))
+        if stuck:
+            out.problems.append(f"{stuck} routed order(s) with nothing moving (every shipment finished or "
+                                "parked): `autofulfill orders --status routed`")
+        late = now - timedelta(seconds=app.backstop_s)
         due = session.scalar(select(func.count()).select_from(ShipmentRow).where(
             ShipmentRow.next_attempt_at < late,
             or_(ShipmentRow.lease_until.is_(None), ShipmentRow.lease_until < now)))

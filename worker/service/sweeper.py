@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.orm import Session
 
 from worker.app import App
 from worker.domain import ShipmentState, Unreadable
 from worker.errors import ConnectorError, PermanentError
-from worker.ledger import cursors
+from worker.ledger import cursors, state
 from worker.ledger.models import OrderRow, ShipmentRow
 from worker.ledger.outbox import enqueue, publish
 from worker.logs import log
@@ -34,28 +35,58 @@ def redrive_due(app: App, *, limit: int = 500) -> int:
     now = app.clock()
     outbox: list[int] = []
     with app.sessions() as session:
+        # Due: its time has come and nobody holds it, or its holder died (a lapsed lease: nobody
+        # renews it any more) — taken over at once, not after the back-stop.
         orders = session.scalars(select(OrderRow).where(
-            OrderRow.status.in_(list(ORDER_TASKS)), OrderRow.hold_until <= now,
-            or_(OrderRow.lease_until.is_(None), OrderRow.lease_until < now)).limit(limit))
+            OrderRow.status.in_(list(ORDER_TASKS)),
+            or_(and_(OrderRow.hold_until <= now,
+                     or_(OrderRow.lease_until.is_(None), OrderRow.lease_until < now)),
+                and_(OrderRow.lease_token != "", OrderRow.lease_until < now))).limit(limit))
         for order in orders:
-            oid = enqueue(session, ORDER_TASKS[order.status], [order.id],
-                          f"{order.status}:{order.id}:{order.attempts}:{order.hold_until:%Y%m%d%H%M%S%f}")
+            key = f"{order.status}:{order.id}:{order.attempts}:{order.hold_until or now:%Y%m%d%H%M%S%f}"
+            oid = enqueue(session, ORDER_TASKS[order.status], [order.id], key)
             if oid:
                 outbox.append(oid)
-                order.hold_until = now + timedelta(seconds=app.lease_s)
+                order.hold_until = now + timedelta(seconds=app.backstop_s)
+                _let_go_of_lapsed(order, now)
         shipments = session.scalars(select(ShipmentRow).where(
-            ShipmentRow.state.in_(list(STEP_TASKS)), ShipmentRow.next_attempt_at <= now,
-            or_(ShipmentRow.lease_until.is_(None), ShipmentRow.lease_until < now)).limit(limit))
+            ShipmentRow.state.in_(list(STEP_TASKS)),
+            or_(and_(ShipmentRow.next_attempt_at <= now,
+                     or_(ShipmentRow.lease_until.is_(None), ShipmentRow.lease_until < now)),
+                and_(ShipmentRow.lease_token != "", ShipmentRow.lease_until < now))).limit(limit))
         for row in shipments:
+            due = row.next_attempt_at or now
             oid = enqueue(session, STEP_TASKS[S(row.state)], [row.id],
-                          f"redrive:{row.id}:{row.state}:{row.attempts}:{row.next_attempt_at:%Y%m%d%H%M%S%f}")
+                          f"redrive:{row.id}:{row.state}:{row.attempts}:{due:%Y%m%d%H%M%S%f}")
             if oid:
                 outbox.append(oid)
                 # The back-stop fires again only if this message, too, comes to nothing.
-                row.next_attempt_at = now + timedelta(seconds=app.lease_s)
+                row.next_attempt_at = now + timedelta(seconds=app.backstop_s)
+                _let_go_of_lapsed(row, now)
         session.commit()
+        _settle_finished(session, now)
     publish(app.sessions, app.publisher, outbox, now=now)
     return len(outbox)
+
+
+def _settle_finished(session: Session, now: datetime) -> None:
+    """Routed orders whose every shipment is pushed or cancelled are done. Each push sets that
+    itself; two pushes of one split order finishing together each see the other unfinished."""
+    finished = session.scalars(select(OrderRow).where(
+        OrderRow.status == "routed",
+        OrderRow.shipments.any(ShipmentRow.state == S.PUSHED),
+        ~OrderRow.shipments.any(ShipmentRow.state.not_in([S.PUSHED, S.CANCELLED]))).limit(100))
+    for order in finished:
+        if state.cas(session, order, expect={"status": "routed"}, values={"status": "done", "reason": ""}):
+            state.event(session, order.id, "done", actor="scheduler", at=now)
+    session.commit()
+
+
+def _let_go_of_lapsed(row: OrderRow | ShipmentRow, now: datetime) -> None:
+    """A lease nobody renews belongs to a dead worker: cleared when its work is sent again (a
+    holder that is only stuck finds it gone and writes nothing: ``state.mine_to_write``)."""
+    if row.lease_token and row.lease_until is not None and row.lease_until < now:
+        row.lease_token, row.lease_until = "", None
 
 
 def enqueue_periodic(app: App, task: str, key: str, args: list[object], interval_s: float) -> bool:

@@ -18,6 +18,7 @@ from celery.signals import setup_logging, worker_process_init
 
 from worker.app import App
 from worker.config import Config, load_config
+from worker.ledger.leases import Heartbeat
 from worker.logs import bind, log
 from worker.pipeline import adjust as adjust_step
 from worker.pipeline import cancel as cancel_step
@@ -102,9 +103,11 @@ def _after_fork(**_: Any) -> None:
 
 def _run(task: Task, step: str, fn: Any, *args: Any) -> Any:
     tid = task.request.id or ""
-    with bind(task_id=tid, step=step):
+    app = current_app()
+    with bind(task_id=tid, step=step), Heartbeat(app.sessions, app.clock, app.lease_s,
+                                                 app.config.service.task_time_limit_s):
         try:
-            return fn(current_app(), *args, actor=tid)
+            return fn(app, *args, actor=tid)
         except Exception as exc:  # the ledger back-stop re-drives the step; make the failure visible
             log("task.failed", level=40, error=f"{type(exc).__name__}: {str(exc)[:300]}")
             raise

@@ -80,3 +80,20 @@ def test_a_submitted_order_still_on_its_way_is_looked_up_again_later(make_rig: M
         (shipment,) = rig.shipments("demo", oid)
         assert shipment.state == "submitted" and shipment.next_attempt_at is not None
     assert all(ran == [names.LOOKUP] for ran in looks)
+
+
+def test_an_mcf_order_without_tracking_beyond_its_promise_is_named_by_status_and_alerted_once(
+        make_rig: MakeRig) -> None:
+    from worker.service.status import health
+
+    rig = make_rig(ship_after_s=10 ** 7)
+    oid = rig.shop.add_order([("TEE-RED-M", 1)])["id"]
+    assert rig.deliver("demo", "orders/paid", oid) == 200
+    mcf = submitted(rig, "demo", oid)
+    assert mcf not in health(rig.app, queue_depth=lambda: 0, workers=lambda: 1).text()
+    rig.clock.advance(8 * 24 * 3600)  # Standard: late after 7 days
+    assert mcf in health(rig.app, queue_depth=lambda: 0, workers=lambda: 1).text()
+    for _ in range(2):
+        alerts.scan_late(rig.app)
+        rig.drain()
+    assert len([a for a in rig.alerts if mcf in a and "no tracking yet" in a]) == 1

@@ -143,6 +143,7 @@ def test_403_from_a_write_with_a_read_only_key() -> None:
     responses.post(f"{API}/orders/727/notes", status=403, json=_json_error(
         403, "woocommerce_rest_cannot_create", "Sorry, you are not allowed to create resources."))
     responses.get(f"{API}/orders/727/notes", json=[])
+    responses.get(f"{SHOP}/wp-json/wc-ast/v3/orders/727/shipment-trackings", status=404, json=NO_ROUTE)
     responses.get(f"{SHOP}/wp-json/wc-shipment-tracking/v3/orders/727/shipment-trackings", status=404,
                   json=NO_ROUTE)
     responses.get(f"{API}/orders/727/shipment-trackings", status=404,
@@ -233,13 +234,14 @@ def test_503_forever_gives_up_after_bounded_tries() -> None:
 
 @responses.activate
 def test_post_timeout_is_ambiguous_and_not_retried() -> None:
+    responses.get(f"{SHOP}/wp-json/wc-ast/v3/orders/727/shipment-trackings", status=404, json=NO_ROUTE)
     responses.get(f"{SHOP}/wp-json/wc-shipment-tracking/v3/orders/727/shipment-trackings", json=[])
     responses.post(f"{SHOP}/wp-json/wc-shipment-tracking/v3/orders/727/shipment-trackings",
                    body=requests.ReadTimeout("read timed out"))
     store, _ = _store()
     with pytest.raises(AmbiguousOutcome, match="read timeout"):
         store.push_tracking(PushRequest(order_id="727", lines=(), tracking=(Tracking("UPS", "1Z1"),)))
-    assert [c.request.method for c in responses.calls] == ["GET", "POST"]
+    assert [c.request.method for c in responses.calls] == ["GET", "GET", "POST"]
 
 
 @responses.activate

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -190,11 +191,36 @@ def test_extension_is_detected_once_per_client(woo: WooSandbox) -> None:
     store = store_for(woo)
     push(store, a, Tracking("FEDEX", "7700"))
     push(store, b, Tracking("FEDEX", "7701"))
-    assert woo.calls == [f"GET /wc-shipment-tracking/v3/orders/{a}/shipment-trackings",
+    assert woo.calls == [f"GET /wc-ast/v3/orders/{a}/shipment-trackings",  # Advanced Shipment Tracking?
+                         f"GET /wc-shipment-tracking/v3/orders/{a}/shipment-trackings",
                          f"POST /wc-shipment-tracking/v3/orders/{a}/shipment-trackings",
                          f"GET /wc-shipment-tracking/v3/orders/{b}/shipment-trackings",
                          f"POST /wc-shipment-tracking/v3/orders/{b}/shipment-trackings"]
     assert woo.trackings(b)[0]["tracking_provider"] == "fedex"
+
+
+@pytest.mark.parametrize("woo", ["ast"], indirect=True)
+def test_advanced_shipment_tracking_is_told_from_shipment_tracking_and_names_amazon(woo: WooSandbox) -> None:
+    order_id = woo.add_order([("TEE", 1)])["id"]
+    push(store_for(woo), order_id, Tracking("AMZN_US", "TBA123456789000", "https://track.amazon.com/x"))
+    (item,) = woo.trackings(order_id)
+    assert item["custom_tracking_provider"] == "Amazon Logistics"  # not "shipped with  and ..."
+    assert item["custom_tracking_link"] == "https://track.amazon.com/x"
+    assert f"POST /wc-ast/v3/orders/{order_id}/shipment-trackings" in woo.calls
+
+
+def test_a_tracking_plugin_activated_after_start_is_found_within_minutes(woo: WooSandbox) -> None:
+    later = [0.0]
+    settings = WooSettings(shop_url=woo.url, consumer_key="ck_sandbox", consumer_secret="cs_sandbox",
+                           webhook_secret="sandbox-woo-secret")
+    store = WooStore("bolt", settings, RecordingLimiter(), clock=lambda: time.time() + later[0])
+    first, second, third = (woo.add_order([("TEE", 1)])["id"] for _ in range(3))
+    push(store, first, Tracking("UPS", "1Z1"))  # no plugin: a customer note
+    woo.state.extension = "shipment-tracking"  # the merchant activates one
+    push(store, second, Tracking("UPS", "1Z2"))  # still within the cache: a note
+    later[0] = 301  # (the sandbox allows OAuth timestamps this far off)
+    push(store, third, Tracking("UPS", "1Z3"))
+    assert [len(woo.trackings(o)) for o in (first, second, third)] == [0, 0, 1]
 
 
 @pytest.mark.parametrize("woo", [None, "shipment-tracking", "ast"], indirect=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from worker.pipeline import intake
 from worker.service import sweeper
 from worker.service.bootstrap import bootstrap
 from worker.service.cli import main
+from worker.service.operations import retry_order
 
 ENV = {"AMZ_CLIENT_ID": "cid", "AMZ_CLIENT_SECRET": "csecret", "AMZ_REFRESH_TOKEN": "rtoken",
        "ACME_SHOPIFY_TOKEN": "shpat_secret_value", "ACME_SHOPIFY_SECRET": "whsec",
@@ -87,9 +89,12 @@ def test_orders_show_and_retry_print_the_ledger_without_secrets_or_street(
     assert missing.exit_code == 1
     parked = runner.invoke(main, ["orders", "--status", "attention", "--config", str(config_file)])
     assert "7001" in parked.output
-    retried = runner.invoke(main, ["retry", "acme", "#7001", "--config", str(config_file)])
-    assert retried.exit_code == 0 and "shipment 2 -> submitting" in retried.output
-    sweeper.redrive_due(app)  # the CLI's message went to its broker; the ledger says it is due
+    # retry works from the store's order as it is now: no store, no retry (and it says so)
+    unreachable = runner.invoke(main, ["retry", "acme", "#7001", "--config", str(config_file)])
+    assert unreachable.exit_code == 1 and "the store could not be read now" in unreachable.output
+    app.clock = lambda: datetime.now(UTC) + timedelta(minutes=5)  # a person retries a while later
+    assert "shipment 2 -> submitting" in retry_order(app, "acme", "#7001")
+    sweeper.redrive_due(app)  # the ledger says it is due
     drain(app, published)  # the address was fixed meanwhile: the label is bought now
     shown = runner.invoke(main, ["show", "acme", "7001", "--config", str(config_file)])
     assert "label USPS:GroundAdvantage 6.95 USD at" in shown.output and "7001-2.pdf" in shown.output
