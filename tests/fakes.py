@@ -23,6 +23,7 @@ from worker.domain import (
     Quote,
     Rate,
     Tracking,
+    Unreadable,
     WebhookEvent,
 )
 from worker.errors import AmbiguousOutcome, PermanentError
@@ -52,7 +53,7 @@ class FakeStore:
     def fetch_order(self, order_id: str) -> Order | None:
         return self.orders.get(order_id)
 
-    def iter_orders(self, updated_since: datetime) -> Iterator[Order]:
+    def iter_orders(self, updated_since: datetime) -> Iterator[Order | Unreadable]:
         yield from self.orders.values()
 
     def is_ping(self, body: bytes, headers: Mapping[str, str]) -> bool:
@@ -65,6 +66,9 @@ class FakeStore:
         return True
 
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+        raise NotImplementedError
+
+    def signed_test_delivery(self) -> tuple[bytes, dict[str, str]]:
         raise NotImplementedError
 
     def push_tracking(self, request: PushRequest) -> PushResult:

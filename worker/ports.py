@@ -71,6 +71,11 @@ class Store(Protocol):
     def verify_webhook(self, body: bytes, headers: Mapping[str, str]) -> bool:
         """True when the body is signed with this store's webhook secret (constant-time)."""
 
+    def signed_test_delivery(self) -> tuple[bytes, dict[str, str]]:
+        """A delivery of a topic nobody acts on, signed with this store's webhook secret as the
+        platform signs: posted to the receiver, it proves the receiver and this config agree on
+        the secret (``check --live --webhook-test``). No API call."""
+
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
         """Topic, event id and order from a verified delivery; no API call.
 

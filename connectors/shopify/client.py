@@ -11,8 +11,10 @@ requested cost and the call is retried, a bounded number of times.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -133,6 +135,14 @@ class ShopifyStore:
         if secret is None:
             return False
         return webhooks.verify(body, webhooks.header(headers, webhooks.HMAC_HEADER), secret)
+
+    def signed_test_delivery(self) -> tuple[bytes, dict[str, str]]:
+        secret = self._config.webhook_secret or self._config.client_secret or ""
+        body = json.dumps({"autofulfill": "webhook test", "id": uuid.uuid4().hex}).encode()
+        return body, {"Content-Type": "application/json", webhooks.TOPIC_HEADER: "autofulfill/webhook_test",
+                      webhooks.EVENT_ID_HEADER: f"autofulfill-test-{uuid.uuid4().hex}",
+                      webhooks.HMAC_HEADER: webhooks.sign(body, secret),
+                      "X-Shopify-Shop-Domain": urlsplit(self._base).netloc}
 
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
         return webhooks.parse(body, headers)

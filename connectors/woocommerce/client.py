@@ -9,8 +9,10 @@ written before the order is set ``completed``.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -147,13 +149,21 @@ class WooStore:
 
     def warnings(self) -> list[str]:
         hooks = [h for h in self._all("webhooks", "webhooks") if isinstance(h, dict)]
-        return mapping.webhook_warnings(hooks)
+        return mapping.webhook_warnings(hooks, self.name)
 
     def verify_webhook(self, body: bytes, headers: Mapping[str, str]) -> bool:
         secret = self._config.webhook_secret
         if secret is None:
             return False
         return webhooks.verify(body, webhooks.header(headers, webhooks.SIGNATURE_HEADER), secret)
+
+    def signed_test_delivery(self) -> tuple[bytes, dict[str, str]]:
+        body = json.dumps({"id": 0, "autofulfill": "webhook test"}).encode()
+        return body, {"Content-Type": "application/json",
+                      webhooks.TOPIC_HEADER: "action.autofulfill_webhook_test",
+                      webhooks.DELIVERY_ID_HEADER: f"autofulfill-test-{uuid.uuid4().hex}",
+                      webhooks.SOURCE_HEADER: self._config.shop_url.rstrip("/") + "/",
+                      webhooks.SIGNATURE_HEADER: webhooks.sign(body, self._config.webhook_secret or "")}
 
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
         return webhooks.parse(body, headers, tag_meta_keys=self._config.tag_meta_keys,

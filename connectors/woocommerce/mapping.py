@@ -19,7 +19,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from connectors.payload import amount
 from connectors.payload import text as _s
@@ -246,17 +246,48 @@ def orders_params(updated_since: datetime, page: int) -> dict[str, str]:
             "orderby": "id", "order": "asc", "per_page": str(PAGE_SIZE), "page": str(page)}
 
 
-def webhook_warnings(hooks: Iterable[Mapping[str, Any]]) -> list[str]:
-    """One message per webhook that is not ``active`` (WooCommerce disables one after repeated
-    delivery failures and never retries a delivery)."""
-    out = []
+_OUR_PATH = re.compile(r"/webhooks/woocommerce/([^/?#]+)/?$")
+WANTED_TOPICS = ("order.created", "order.updated")
+_WHERE = "WooCommerce > Settings > Advanced > Webhooks"
+
+
+def webhook_warnings(hooks: Iterable[Mapping[str, Any]], store: str) -> list[str]:
+    """What is wrong with the webhooks that deliver to autofulfill (``.../webhooks/woocommerce/<store>``)
+    for ``store``, one message each; other integrations' webhooks are not judged. A store needs an
+    active v3 webhook for each of order.created and order.updated, delivering to its own URL and
+    signed with its webhook_secret (that last one is proven by ``check --live --webhook-test``:
+    WooCommerce never shows a secret). WooCommerce disables a webhook after repeated delivery
+    failures and never retries a delivery: until fixed, only the poll finds orders, later."""
+    out: list[str] = []
+    working: set[str] = set()
     for hook in hooks:
-        status = _s(hook.get("status"))
-        if status == "active":
+        url = _s(hook.get("delivery_url"))
+        found = _OUR_PATH.search(urlsplit(url).path) if url else None
+        if found is None:
             continue
-        out.append(f"webhook {hook.get('id')} ({_s(hook.get('name'))!r}, topic {_s(hook.get('topic'))}) is "
-                   f"{status or 'not active'}: WooCommerce delivers nothing through it; set it Active under "
-                   "WooCommerce > Settings > Advanced > Webhooks (polling still finds the orders, later)")
+        topic, status, api = _s(hook.get("topic")), _s(hook.get("status")), _s(hook.get("api_version"))
+        label = f"webhook {hook.get('id')} ({_s(hook.get('name'))!r}, topic {topic or '?'})"
+        if found.group(1) != store:
+            out.append(f"{label} delivers to {url}: that is autofulfill's address for a store named "
+                       f"{found.group(1)!r}, not {store!r}; use .../webhooks/woocommerce/{store}")
+            continue
+        problems = []
+        if status != "active":
+            problems.append(f"is {status or 'not active'}: WooCommerce delivers nothing through it; set it "
+                            f"Active under {_WHERE}")
+        if topic not in WANTED_TOPICS:
+            problems.append(f"has a topic autofulfill does not act on; use {' and '.join(WANTED_TOPICS)}")
+        if api and api != "wp_api_v3":
+            problems.append(f"uses API version {api}; choose \"WP REST API Integration v3\" (other "
+                            "bodies are not understood)")
+        out += [f"{label} {p}" for p in problems]
+        if not problems:
+            working.add(topic)
+    for topic in WANTED_TOPICS:
+        if topic not in working:
+            out.append(f"no active v3 webhook for {topic} delivers to .../webhooks/woocommerce/{store}: add "
+                       f"one under {_WHERE} with this store's webhook_secret (until then only the poll finds "
+                       "orders, later)")
     return out
 
 

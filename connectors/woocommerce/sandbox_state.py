@@ -74,7 +74,7 @@ class WooState:
         self._note_id = 0
         self._meta_id = 9000
         for topic, name in (("order.created", "Order created"), ("order.updated", "Order updated")):
-            self.add_webhook(topic, name, "")
+            self.add_webhook(topic, name, "http://127.0.0.1/webhooks/woocommerce/bolt")
 
     # --- clock and ids --------------------------------------------------------------------------
 
@@ -107,7 +107,7 @@ class WooState:
                 "id": hook_id, "name": name, "status": status, "topic": topic, "resource": resource,
                 "event": event, "hooks": [f"woocommerce_new_{resource}" if event == "created"
                                           else f"woocommerce_update_{resource}"],
-                "delivery_url": delivery_url, "failure_count": 0,
+                "delivery_url": delivery_url, "failure_count": 0, "api_version": "wp_api_v3",
                 **self._dates("date_created", now), **self._dates("date_modified", now)}
             return dict(self.webhooks[hook_id])
 

@@ -244,6 +244,29 @@ def _held_back(app: App, session: Session, row: ShipmentRow, token: str, fresh: 
     return row.state
 
 
+def _ready_siblings(app: App, session: Session, row: ShipmentRow) -> list[tuple[ShipmentRow, str]]:
+    """The order's other shipments whose tracking is ready to go now, each claimed (lease)."""
+    out: list[tuple[ShipmentRow, str]] = []
+    for s in row.order.shipments:
+        ready = s.state == S.SHIPPED or (s.state == S.LABEL_BOUGHT and s.next_attempt_at is not None)
+        if s.id == row.id or not ready or not s.tracking:
+            continue
+        claim = state.claim_shipment(session, s.id, (S.SHIPPED, S.LABEL_BOUGHT), now=app.clock(),
+                                     lease_s=app.lease_s)
+        if isinstance(claim, state.Claim):
+            out.append((claim.row, claim.token))
+    return out
+
+
+def _let_go(session: Session, claimed: list[tuple[ShipmentRow, str]]) -> None:
+    """Give the siblings' leases back at once (each has its own push queued or its back-stop)."""
+    for s, token in claimed:
+        session.execute(update(ShipmentRow).where(ShipmentRow.id == s.id, ShipmentRow.lease_token == token)
+                        .values(lease_token="", lease_until=None)
+                        .execution_options(synchronize_session=False))
+    session.commit()
+
+
 def push(app: App, shipment_pk: int, *, actor: str = "") -> str:
     """Write the shipment's tracking to the store, once; returns the state afterwards."""
     now = app.clock()
@@ -267,19 +290,27 @@ def push(app: App, shipment_pk: int, *, actor: str = "") -> str:
         unwanted = _no_longer_wanted(row, fresh)
         if unwanted:
             return _held_back(app, session, row, token, fresh, unwanted, actor=actor)
+        # WooCommerce mails the customer once per note: shipments of one order ready together go
+        # in one note ("shipped in 2 parts"). Shopify takes one fulfillment per shipment.
+        along = _ready_siblings(app, session, row) if cfg.platform == "woocommerce" else []
+        together = [row, *(s for s, _ in along)]
+        ids = {s.id for s in together}
         request = PushRequest(
             order_id=order.platform_order_id,
-            lines=tuple((ln.line_id, ln.quantity) for ln in row.lines),
-            tracking=tuple(Tracking(t["carrier"], t["number"], t.get("url", "")) for t in row.tracking),
+            lines=tuple((ln.line_id, ln.quantity) for s in together for ln in s.lines),
+            tracking=tuple(Tracking(t["carrier"], t["number"], t.get("url", "")) for s in together
+                           for t in s.tracking),
             notify_customer=cfg.notify_customer,
-            final=all(s.state in (S.PUSHED, S.CANCELLED) for s in order.shipments if s.id != row.id),
+            final=all(s.state in (S.PUSHED, S.CANCELLED) for s in order.shipments if s.id not in ids),
         )
         try:
             result = app.store(order.store).push_tracking(request)
         except (TransientError, AmbiguousOutcome) as exc:  # ambiguous: the next try reads the store first
+            _let_go(session, along)
             retry_later(app, session, row, token, exc, actor=actor)
             return row.state
         except PermanentError as exc:
+            _let_go(session, along)
             if state.mine_to_write(session, row, token):
                 state.park(session, row, f"the store refused the tracking: {exc}", now=app.clock(),
                            actor=actor)
@@ -287,14 +318,19 @@ def push(app: App, shipment_pk: int, *, actor: str = "") -> str:
             return row.state
         if not state.mine_to_write(session, row, token):
             return row.state
-        row.state = S.PUSHED
-        row.store_fulfillment_id = result.fulfillment_id
-        row.next_attempt_at = None
-        state.release_lease(row)
-        state.event(session, row.order_id, "pushed", shipment_id=row.id, actor=actor, at=app.clock(),
-                    shipment=row.external_id, fulfillment=result.fulfillment_id,
-                    already_there=True if result.already_there else None,
-                    notify_customer=cfg.notify_customer)
+        for s, _ in along:
+            session.refresh(s)
+        done = [row, *(s for s, t in along if s.lease_token == t)]  # a sibling taken over meanwhile
+        for s in done:                                                # pushes again: already there
+            s.state = S.PUSHED
+            s.store_fulfillment_id = result.fulfillment_id
+            s.next_attempt_at = None
+            state.release_lease(s)
+            state.event(session, s.order_id, "pushed", shipment_id=s.id, actor=actor, at=app.clock(),
+                        shipment=s.external_id, fulfillment=result.fulfillment_id,
+                        already_there=True if result.already_there else None,
+                        notify_customer=cfg.notify_customer,
+                        together_with=[o.external_id for o in done if o is not s] or None)
         # Done only from routed/attention: a cancellation or refund that landed meanwhile keeps the
         # order for the step that must act on it (it finds this shipment pushed).
         finished = all(s.state in (S.PUSHED, S.CANCELLED) for s in order.shipments)

@@ -200,6 +200,9 @@ class Stack:
     def start_sandboxes(self) -> None:
         self.shop.start()
         self.woo.start()
+        with self.woo.state.lock:  # the store's webhooks deliver to this stack's receiver
+            for hook in self.woo.state.webhooks.values():
+                hook["delivery_url"] = self.woo_webhook_url
         self.amazon.start()
         self.easypost.start()
         self.alerts.start()

@@ -77,8 +77,12 @@ def init(config_file: str | None, force: bool) -> None:
 
 @main.command()
 @config_option
-@click.option("--live", is_flag=True, help="also call each API once")
-def check(config_file: str | None, live: bool) -> None:
+@click.option("--live", is_flag=True, help="also call each API once (and read each store's webhooks)")
+@click.option("--webhook-test", is_flag=True,
+              help="with --live: send each store a signed test delivery through the receiver")
+@click.option("--receiver", default="", metavar="URL",
+              help="the receiver's address for --webhook-test (default: http://[service].listen)")
+def check(config_file: str | None, live: bool, webhook_test: bool, receiver: str) -> None:
     """Validate the config (every problem at once)."""
     path, config = _load(config_file)
     click.echo(f"{path}: ok ({len(config.stores)} store(s), {len(config.amazon)} Amazon account(s))")
@@ -97,7 +101,37 @@ def check(config_file: str | None, live: bool) -> None:
         except Exception as exc:
             failed = True
             click.echo(f"{label}: FAILED {exc}", err=True)
+    if webhook_test:
+        failed |= not _webhook_test(app, receiver or f"http://{config.service.listen}")
     sys.exit(1 if failed else 0)
+
+
+def _webhook_test(app: Any, base: str) -> bool:
+    """Post each store's signed test delivery to the receiver: 200 proves the receiver answers at
+    ``base`` and holds the same webhook secret as this config (the platform signs with the secret
+    set on its side; for WooCommerce that is the one place a wrong secret shows)."""
+    import requests
+
+    ok = True
+    for name, cfg in app.config.stores.items():
+        body, headers = app.store(name).signed_test_delivery()
+        url = f"{base.rstrip('/')}/webhooks/{cfg.platform}/{name}"
+        try:
+            code = requests.post(url, data=body, headers=headers, timeout=(5, 15)).status_code
+        except requests.RequestException as exc:
+            click.echo(f"store {name}: webhook test FAILED: the receiver at {url} does not answer "
+                       f"({type(exc).__name__}); is `autofulfill web` running there?", err=True)
+            ok = False
+            continue
+        if code == 200:
+            click.echo(f"store {name}: webhook test ok (the receiver at {url} accepts this store's secret)")
+        else:
+            why = {401: "it refuses the signature: the receiver runs with another webhook_secret",
+                   404: "it does not know this store: is it running with this config?"}.get(code, "")
+            click.echo(f"store {name}: webhook test FAILED: HTTP {code} from {url}"
+                       + (f"; {why}" if why else ""), err=True)
+            ok = False
+    return ok
 
 
 @main.command()

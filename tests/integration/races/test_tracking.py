@@ -97,3 +97,18 @@ def test_an_mcf_order_without_tracking_beyond_its_promise_is_named_by_status_and
         alerts.scan_late(rig.app)
         rig.drain()
     assert len([a for a in rig.alerts if mcf in a and "no tracking yet" in a]) == 1
+
+
+def test_a_woocommerce_split_order_shipped_together_gets_one_note(make_rig: MakeRig) -> None:
+    rig = make_rig(ship_after_s=3600, extra={"bolt": 'labels = "main"'})
+    oid = rig.woo.add_order([("TEE-RED-M", 1), ("POSTER", 1)])["id"]
+    assert rig.deliver("bolt", "order.created", oid) == 200
+    rig.drain(skip=(names.PUSH,))  # the label is bought; its push waits in the queue
+    fba = next(s for s in rig.shipments("bolt", oid) if s.route == "fba")
+    rig.amazon.ship_now(fba.external_id)
+    rig.run(names.TRACK, "us")  # Amazon's tracking arrives in the same pass
+    rig.drain()
+    notes = [n for n in rig.woo.notes(oid) if n["customer_note"]]
+    assert len(notes) == 1 and "shipped in 2 parts" in notes[0]["note"]
+    assert {s.state for s in rig.shipments("bolt", oid)} == {"pushed"}
+    assert rig.woo.order(oid)["status"] == "completed"

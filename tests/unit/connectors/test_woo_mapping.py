@@ -195,15 +195,40 @@ def test_existing_numbers_in_trackings_and_notes() -> None:
         mapping.numbers_in_notes({"code": "x"}, ["1"])
 
 
+OURS = "https://autofulfill.example.com/webhooks/woocommerce/bolt"
+
+
+def hook(i: int, topic: str, status: str = "active", url: str = OURS,
+         api: str = "wp_api_v3") -> dict[str, Any]:
+    return {"id": i, "name": f"hook {i}", "status": status, "topic": topic, "delivery_url": url,
+            "api_version": api}
+
+
 def test_webhook_warnings_name_inactive_hooks() -> None:
-    hooks = [{"id": 1, "name": "Order created", "status": "active", "topic": "order.created"},
-             {"id": 2, "name": "Order updated", "status": "disabled", "topic": "order.updated"},
-             {"id": 3, "name": "Paused one", "status": "paused", "topic": "order.created"}]
-    warnings = mapping.webhook_warnings(hooks)
-    assert len(warnings) == 2
-    assert "webhook 2" in warnings[0] and "'Order updated'" in warnings[0] and "order.updated" in warnings[0]
+    hooks = [hook(1, "order.created"), hook(2, "order.updated", "disabled"),
+             hook(3, "order.created", "paused")]
+    warnings = mapping.webhook_warnings(hooks, "bolt")
+    assert len(warnings) == 3
+    assert "webhook 2" in warnings[0] and "'hook 2'" in warnings[0] and "order.updated" in warnings[0]
     assert "disabled" in warnings[0]
     assert "webhook 3" in warnings[1] and "paused" in warnings[1]
+    assert warnings[2].startswith("no active v3 webhook for order.updated delivers to")
+
+
+def test_webhook_warnings_say_exactly_what_is_wrong() -> None:
+    assert mapping.webhook_warnings([hook(1, "order.created"), hook(2, "order.updated")], "bolt") == []
+    wrong = mapping.webhook_warnings([
+        hook(1, "order.created", url="https://a.example/webhooks/woocommerce/acme"),  # another store's
+        hook(2, "order.deleted"),  # a topic we do not act on
+        hook(3, "order.updated", api="legacy_v3"),
+        hook(4, "order.updated", url="https://zapier.example/hooks/123", status="disabled"),  # not ours
+    ], "bolt")
+    assert len(wrong) == 5, wrong
+    assert "store named 'acme', not 'bolt'" in wrong[0]
+    assert "webhook 2" in wrong[1] and "topic autofulfill does not act on" in wrong[1]
+    assert "webhook 3" in wrong[2] and "legacy_v3" in wrong[2] and "v3" in wrong[2]
+    assert "order.created" in wrong[3] and "order.updated" in wrong[4]
+    assert not any("webhook 4" in w for w in wrong)
 
 
 # --- tags ----------------------------------------------------------------------------------------
