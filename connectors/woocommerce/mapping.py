@@ -102,7 +102,10 @@ def lines_from_rest(items: Iterable[Mapping[str, Any]] | None) -> tuple[Line, ..
             continue
         if item.get("id") in (None, ""):
             raise WooPayloadError("line item has no id")
-        lines.append(Line(line_id=str(item["id"]), sku=_s(item.get("sku")).strip(), quantity=qty,
+        line_id = _s(item["id"]).strip()
+        if not line_id or len(line_id) > 64:
+            raise WooPayloadError(f"line item has no usable id: {line_id[:64]!r}")
+        lines.append(Line(line_id=line_id, sku=_s(item.get("sku")).strip(), quantity=qty,
                           title=_s(item.get("name")), unit_price=money(item.get("price"))))
     return tuple(lines)
 
