@@ -10,6 +10,7 @@ from typing import Any
 
 from worker.errors import PermanentError
 
+MAX_NUMBER = 255  # an order number (the ledger's orders.number)
 _NUL_OR_SURROGATE = re.compile("[\x00\ud800-\udfff]")
 
 
@@ -20,6 +21,13 @@ def text(value: Any) -> str:
     if _NUL_OR_SURROGATE.search(out):
         out = _NUL_OR_SURROGATE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", out)
     return out
+
+
+def limited(value: str, limit: int, what: str, error: type[PermanentError]) -> str:
+    """``value`` when it has at most ``limit`` characters (what the ledger stores), else ``error``."""
+    if len(value) > limit:
+        raise error(f"{what} is longer than {limit} characters ({len(value)})")
+    return value
 
 
 def amount(value: Any, error: type[PermanentError]) -> Decimal:

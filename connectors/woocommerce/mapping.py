@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
-from connectors.payload import amount
+from connectors.payload import MAX_NUMBER, amount, limited
 from connectors.payload import text as _s
 from connectors.woocommerce.errors import WooPayloadError
 from worker.domain import Address, Line, Order, Tracking
@@ -65,6 +65,11 @@ def order_id_of(payload: Mapping[str, Any]) -> str:
     if isinstance(raw, bool) or not isinstance(raw, int | str) or not str(raw).isdigit():
         raise WooPayloadError(f"order has no usable id: {raw!r}")
     return str(int(raw))
+
+
+def _number(raw: Any) -> str:
+    """The store's order number without '#'; refused when longer than the ledger keeps."""
+    return limited(_s(raw).removeprefix("#"), MAX_NUMBER, "order number", WooPayloadError)
 
 
 # --- orders ----------------------------------------------------------------------------------
@@ -124,7 +129,7 @@ def order_from_rest(payload: Mapping[str, Any], *, tag_meta_keys: Iterable[str] 
     refunds = payload.get("refunds")
     return Order(
         platform_order_id=order_id,
-        number=_s(payload.get("number") or order_id).removeprefix("#"),
+        number=_number(payload.get("number") or order_id),
         created_at=parse_gmt(payload.get("date_created_gmt")),
         financial_status=status.upper(),
         lines=lines_from_rest(payload.get("line_items")),
