@@ -57,6 +57,7 @@ class ServiceConfig(_Model):
     visibility_timeout_s: float = Field(3600, gt=0)
     max_retries: int = Field(8, ge=0)
     worker_concurrency: int = Field(2, ge=1)
+    request_timeout_s: float = Field(15, ge=1, le=300)  # web: a request's headers, body and answer
     queue: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "autofulfill"  # broker queue name
     log_format: Literal["json", "text"] = "json"
     log_level: str = "INFO"

@@ -130,7 +130,7 @@ class ShopifyStore:
         return webhooks.verify(body, webhooks.header(headers, webhooks.HMAC_HEADER), secret)
 
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
-        return webhooks.parse(body, headers)
+        return webhooks.parse(body, headers, shop_url=self._config.shop_url)
 
     def push_tracking(self, request: PushRequest) -> PushResult:
         """Create one fulfillment holding the shipment's lines and tracking, unless it is there.
