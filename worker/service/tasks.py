@@ -18,6 +18,7 @@ from celery.signals import setup_logging, worker_process_init
 
 from worker.app import App
 from worker.config import Config, load_config
+from worker.errors import redact
 from worker.logs import bind, log
 from worker.pipeline import adjust as adjust_step
 from worker.pipeline import cancel as cancel_step
@@ -99,6 +100,11 @@ def _after_fork(**_: Any) -> None:
         _app.sessions.kw["bind"].dispose(close=False)
 
 
+class TaskFailed(Exception):
+    """What Celery sees of a failed step: the redacted error, without the chain of causes (a
+    library's exception can carry a raw answer, and Celery logs the whole chain)."""
+
+
 def _run(task: Task, step: str, fn: Any, *args: Any) -> Any:
     tid = task.request.id or ""
     with bind(task_id=tid, step=step):
@@ -106,7 +112,9 @@ def _run(task: Task, step: str, fn: Any, *args: Any) -> Any:
             return fn(current_app(), *args, actor=tid)
         except Exception as exc:  # the ledger back-stop re-drives the step; make the failure visible
             log("task.failed", level=40, error=f"{type(exc).__name__}: {str(exc)[:300]}")
-            raise
+            if type(exc).__module__.startswith(("celery.", "billiard.")):
+                raise  # Celery's own signals (time limits, retry, reject) stay what they are
+            raise TaskFailed(redact(f"{type(exc).__name__}: {str(exc)[:300]}")) from None
 
 
 @celery.task(name=names.RELEASE, bind=True)
