@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from worker.config import Config, ConfigError, config_path, load_config
+from worker.logs import printable
 from worker.service.example_config import EXAMPLE
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -30,7 +31,11 @@ def _load(config_file: str | None) -> tuple[Path, Config]:
     except ConfigError as exc:
         click.echo(f"config {path}: {len(exc.problems)} problem(s):", err=True)
         for p in exc.problems:
-            click.echo(f"  {p}", err=True)
+            click.echo(f"  {printable(p)}", err=True)
+        sys.exit(2)
+    except Exception as exc:  # a case the checks above do not know yet: still one line, no traceback
+        click.echo(f"config {path}: cannot be used ({type(exc).__name__}: {printable(str(exc)[:300])})",
+                   err=True)
         sys.exit(2)
     os.environ["AUTOFULFILL_CONFIG"] = str(path.resolve())
     from worker import logs
