@@ -163,9 +163,11 @@ def _root_said_once() -> None:
 @config_option
 def scheduler(config_file: str | None) -> None:
     """Run the scheduler: outbox relay, releases, polls, tracking sweeps (run exactly one)."""
+    from worker.service.alerts import Sender
     from worker.service.scheduler import run_forever
 
     path, config = _load(config_file)
+    current = [_app(config)]
 
     def reload() -> Any:
         try:
@@ -175,9 +177,15 @@ def scheduler(config_file: str | None) -> None:
 
             log("scheduler.reload_refused", level=40, problems=exc.problems)
             return None
-        return _app(fresh)
+        current[0] = _app(fresh)
+        return current[0]
 
-    run_forever(_app(config), reload=reload)
+    sender = Sender(lambda: current[0])  # alerts go out from here, never from a worker slot
+    sender.start()
+    try:
+        run_forever(current[0], reload=reload)
+    finally:
+        sender.stop.set()
 
 
 @main.command()

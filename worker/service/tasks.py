@@ -154,9 +154,10 @@ def scans(self: Task, account: str) -> int:
 
 
 @celery.task(name=names.ALERT, bind=True)
-def alert(self: Task, text: str) -> None:
-    """Send one alert (the outbox made sure it is the only one for its problem)."""
-    _run(self, "alert", lambda app, text, actor: alerts.send(app, text), text)
+def alert(self: Task, text: str, channel: str | None = None) -> None:
+    """Send one alert. Alerts are delivered by the scheduler's sender now; this task only takes
+    messages an older version queued."""
+    _run(self, "alert", lambda app, text, channel, actor: alerts.send(app, text, channel), text, channel)
 
 
 @celery.task(name=names.POLL, bind=True)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from tests.fakes import FakeLabels, make_order
 from tests.ledger_support import Env, drain, make_env
 from worker.ledger import state
-from worker.ledger.models import ShipmentRow
+from worker.ledger.models import OutboxRow, ShipmentRow
 from worker.pipeline import fulfill, intake, names
 from worker.service import alerts, sweeper
 from worker.service.operations import retry_order
@@ -71,7 +71,8 @@ def test_a_label_bought_but_not_saved_parks_with_the_label_kept(env: Env, labels
         clock.advance(3600)
         assert sweeper.redrive_due(app) == 0
     assert labels.buys == 1
-    (text,) = [args[0] for name, args in published if name == names.ALERT]
+    with app.sessions() as s:
+        (text,) = [row.args[0] for row in s.scalars(select(OutboxRow).where(OutboxRow.task == names.ALERT))]
     assert "label bought" in text and "autofulfill retry acme 6102" in text
     published.clear()
     folder.unlink()  # the operator fixes the disk, then retries: the label is looked up, not bought
