@@ -77,5 +77,33 @@ def send(
 
 
 def _short_detail(resp: requests.Response) -> str:
-    text = (resp.text or "").strip().replace("\n", " ")
-    return f": {text[:300]}" if text else ""
+    """``": code: message"`` from the provider's error JSON; never the raw body, which may echo
+    the request back (an address, a token)."""
+    code, message = error_of(resp)
+    said = ": ".join(p for p in (code, message) if p)
+    if said:
+        return f": {said[:300]}"
+    return f" ({len(resp.content)}-byte answer without an error message)" if resp.content else ""
+
+
+def error_of(resp: requests.Response) -> tuple[str, str]:
+    """(code, message) of an error answer in the shapes our providers use: ``{"errors": [{"code",
+    "message"}]}`` (Amazon, Shopify), ``{"error": {"code", "message"}}`` (EasyPost), ``{"error",
+    "error_description"}`` (OAuth), ``{"code", "message"}`` (WooCommerce); ("", "") otherwise."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return "", ""
+    if not isinstance(body, dict):
+        return "", ""
+    found: Any = body.get("errors") or body.get("error") or body
+    if isinstance(found, list):
+        found = found[0] if found else {}
+    if isinstance(found, str):
+        return found[:100], str(body.get("error_description") or "")[:300]
+    if not isinstance(found, dict):
+        return "", ""
+    code = found.get("code") or found.get("error_code") or ""
+    message = found.get("message") or found.get("details") or ""
+    return (str(code)[:100] if isinstance(code, str | int) else "",
+            str(message)[:300] if isinstance(message, str) else "")

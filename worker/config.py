@@ -2,15 +2,24 @@
 
 ``"env:NAME"`` values are read from the environment; a missing variable is an error that names
 both the key and the variable. Secrets are kept as ``SecretStr`` so they never print.
+
+Every key has a range (a hold of days, not 1e12 minutes; money and sizes a person could mean),
+URLs and the listen address are parsed, store names are ``[a-z0-9_-]``, secrets are non-empty, and
+the CSV files a store names are read here, once (and again on a SIGHUP reload), with their
+problems (encoding, size, a bad row) named. A config that fails any of it is refused whole.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import os
+import re
 import tomllib
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -30,6 +39,37 @@ AMAZON_REGIONS = {
 }
 SHIP_WHEN_DEFAULTS = {"shopify": ["PAID", "PARTIALLY_REFUNDED"], "woocommerce": ["PROCESSING"]}
 MCF_SPEEDS = {"Standard", "Expedited", "Priority", "ScheduledDelivery"}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+STORE_NAME = re.compile(r"[a-z0-9_-]{1,64}")
+MAX_DEPTH = 12  # TOML nesting: the deepest real key is 5 levels down
+MAX_CSV_BYTES = 64 * 1024 * 1024
+MAX_CSV_CELL = 4096
+DAY_S = 86400.0
+Money = Annotated[Decimal, Field(ge=0, le=Decimal("1000000"), decimal_places=4)]
+
+
+def _non_empty(model: Any) -> Any:
+    """Every secret a block gives is non-empty (an empty webhook_secret would accept anything
+    signed with an empty key)."""
+    empty = [name for name, value in model if isinstance(value, SecretStr)
+             and not value.get_secret_value().strip()]
+    if empty:
+        raise ValueError(f"{', '.join(empty)} must not be empty (or leave the key out)")
+    return model
+
+
+def _http_url(v: str, *, empty_ok: bool = False) -> str:
+    """``v`` when it is an http(s) URL with a host (ValueError otherwise)."""
+    if not v and empty_ok:
+        return v
+    try:
+        parts = urlsplit(v)
+        parts.port  # noqa: B018 - raises ValueError for a port that is no number
+    except ValueError as exc:
+        raise ValueError(f"not a URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or len(v) > 2048:
+        raise ValueError(f"{v[:80]!r} is not an http(s) URL with a host")
+    return v
 
 
 class ConfigError(Exception):
@@ -47,24 +87,78 @@ class _Model(BaseModel):
 class ServiceConfig(_Model):
     database_url: str = "sqlite:///var/autofulfill.db"
     broker_url: str = ""
-    data_dir: str = "var"
+    data_dir: str = Field("var", min_length=1, max_length=1024)
     listen: str = "127.0.0.1:8000"
-    poll_interval_s: float = Field(300, gt=0)
-    tracking_interval_s: float = Field(600, gt=0)
-    release_interval_s: float = Field(5, gt=0)
-    poll_overlap_s: float = Field(120, ge=0)
-    task_time_limit_s: float = Field(300, gt=0)
+    poll_interval_s: float = Field(300, gt=0, le=DAY_S)
+    tracking_interval_s: float = Field(600, gt=0, le=DAY_S)
+    release_interval_s: float = Field(5, gt=0, le=3600)
+    poll_overlap_s: float = Field(120, ge=0, le=DAY_S)
+    task_time_limit_s: float = Field(300, gt=0, le=DAY_S)
     # A step's hold on a shipment or an order: renewed every lease_s / 3 while its worker lives (up
     # to task_time_limit_s), so a dead worker's work is taken over within lease_s.
     lease_s: float = Field(30, ge=3, le=600)
     # Work enqueued but never started (its message lost: a broker restart) is enqueued again after this.
-    redrive_after_s: float = Field(120, ge=5)
-    visibility_timeout_s: float = Field(3600, gt=0)
-    max_retries: int = Field(8, ge=0)
-    worker_concurrency: int = Field(2, ge=1)
+    redrive_after_s: float = Field(120, ge=5, le=DAY_S)
+    visibility_timeout_s: float = Field(3600, gt=0, le=7 * DAY_S)
+    max_retries: int = Field(8, ge=0, le=100)
+    worker_concurrency: int = Field(2, ge=1, le=512)
+    request_timeout_s: float = Field(15, ge=1, le=300)  # web: a request's headers, body and answer
     queue: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "autofulfill"  # broker queue name
     log_format: Literal["json", "text"] = "json"
     log_level: str = "INFO"
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        if v.upper() not in LOG_LEVELS:
+            raise ValueError(f"{v[:40]!r} is not a log level; use one of {', '.join(LOG_LEVELS)}")
+        return v.upper()
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        if v.startswith("unix:") and len(v) > 5:
+            return v
+        host, sep, port = v.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not (sep and port.isdigit() and port.isascii() and 0 < int(port) < 65536 and host
+                and re.fullmatch(r"[A-Za-z0-9.:-]{1,253}", host)):
+            raise ValueError(f"{v[:80]!r} is not HOST:PORT (e.g. 127.0.0.1:8000, [::1]:8000) or unix:PATH")
+        return v
+
+    @field_validator("database_url")
+    @classmethod
+    def _database(cls, v: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(v)
+        except (ArgumentError, ValueError) as exc:
+            raise ValueError(f"not a database URL ({exc})") from None
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError("use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
+        if url.get_backend_name() == "postgresql" and not url.database:
+            raise ValueError("a postgresql URL needs a database name (…/DB)")
+        return v
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker(cls, v: str) -> str:
+        if not v:
+            return v
+        try:
+            parts = urlsplit(v)
+            port = parts.port
+        except ValueError as exc:
+            raise ValueError(f"not a broker URL ({exc})") from None
+        if parts.scheme in ("redis", "rediss"):
+            db = parts.path.strip("/")
+            if not parts.hostname or (db and not db.isdigit()) or port == 0:
+                raise ValueError("a Redis URL is redis://HOST[:PORT][/DB] (DB a number)")
+        elif not parts.scheme.startswith("sqla+"):
+            raise ValueError('use redis://HOST:PORT/DB, sqla+sqlite:///PATH, or "" (embedded)')
+        return v
 
     @model_validator(mode="after")
     def _limits_below_visibility(self) -> ServiceConfig:
@@ -87,7 +181,17 @@ class AmazonConfig(_Model):
     refresh_token: SecretStr
     endpoint: str = ""
     token_url: str = "https://api.amazon.com/auth/o2/token"
-    quota: dict[str, tuple[float, int]] = Field(default_factory=dict)
+    quota: dict[str, tuple[Annotated[float, Field(gt=0, le=1000)], Annotated[int, Field(ge=1, le=10000)]]] = \
+        Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _secrets_given(self) -> Any:
+        return _non_empty(self)
+
+    @field_validator("endpoint", "token_url")
+    @classmethod
+    def _urls(cls, v: str) -> str:
+        return _http_url(v, empty_ok=True)
 
     @property
     def base_url(self) -> str:
@@ -107,10 +211,10 @@ class AddressConfig(_Model):
 
 
 class ParcelConfig(_Model):
-    length_in: Decimal = Field(gt=0)
-    width_in: Decimal = Field(gt=0)
-    height_in: Decimal = Field(gt=0)
-    weight_oz: Decimal = Field(gt=0)
+    length_in: Decimal = Field(gt=0, le=1000)
+    width_in: Decimal = Field(gt=0, le=1000)
+    height_in: Decimal = Field(gt=0, le=1000)
+    weight_oz: Decimal = Field(gt=0, le=10000)
 
 
 class CustomsConfig(_Model):
@@ -181,8 +285,17 @@ class LabelsConfig(_Model):
     # When the tracking number goes to the store: when the label is bought, or once the carrier
     # has scanned the parcel (the customer is not told about a parcel still on the shelf).
     push_tracking: Literal["at_purchase", "first_scan"] = "at_purchase"
-    timeout_s: float = Field(30, gt=0)
+    timeout_s: float = Field(30, gt=0, le=300)
     customs: CustomsConfig = Field(default_factory=CustomsConfig)  # international labels only
+
+    @model_validator(mode="after")
+    def _secrets_given(self) -> Any:
+        return _non_empty(self)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _urls(cls, v: str) -> str:
+        return _http_url(v)
 
     @field_validator("choose")
     @classmethod
@@ -213,8 +326,8 @@ class RoutingConfig(_Model):
     no_fba_tags: list[str] = Field(default_factory=lambda: ["no-fba"])  # order tags: never FBA
     hold_tags: list[str] = Field(default_factory=lambda: ["hold"])  # order tags: park for a person
     exclude_skus: list[str] = Field(default_factory=list)  # never auto-fulfilled: parked; globs ok ("GIFT-*")
-    max_order_value: Decimal | None = Field(None, gt=0)  # above: parked for review
-    max_order_quantity: int | None = Field(None, gt=0)  # units above: parked for review
+    max_order_value: Decimal | None = Field(None, gt=0, le=Decimal("1000000000"))  # above: parked for review
+    max_order_quantity: int | None = Field(None, gt=0, le=1_000_000)  # units above: parked for review
 
     @field_validator("speeds")
     @classmethod
@@ -239,16 +352,16 @@ class StoreConfig(_Model):
     amazon: str | None = None
     labels: str | None = None
     order_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,12}$")]
-    hold_minutes: float = Field(0, ge=0)
+    hold_minutes: float = Field(0, ge=0, le=7 * 24 * 60)  # at most a week
     notify_customer: bool = True
     # Statuses that ship: Shopify financial statuses; WooCommerce order statuses. None = the
     # platform's default (see SHIP_WHEN_DEFAULTS).
     ship_when: list[str] | None = None
-    initial_lookback_hours: float = Field(24, gt=0)
+    initial_lookback_hours: float = Field(24, gt=0, le=24 * 366)
     packing_slip_comment: str = Field("Thank you for your order", max_length=250)
     complete_on_ship: bool = True
     dry_run: bool = False  # run everything, record what would be sent, send nothing (no MCF, no label)
-    self_ship_cost_per_order: Decimal = Field(Decimal(0), ge=0)  # packing and labour, for prefer = cheapest
+    self_ship_cost_per_order: Money = Decimal(0)  # packing and labour, for prefer = cheapest
     # Self-ship parcels per store SKU (inches, ounces), inline and/or from a CSV file with the
     # columns sku,length_in,width_in,height_in,weight_oz; lines without one use default_parcel.
     parcels: dict[str, ParcelConfig] = Field(default_factory=dict)
@@ -279,7 +392,11 @@ class StoreConfig(_Model):
     def _url(cls, v: str) -> str:
         if not v.startswith(("http://", "https://")):
             raise ValueError("must start with https:// (or http:// for a local simulator)")
-        return v.rstrip("/")
+        return _http_url(v).rstrip("/")
+
+    @model_validator(mode="after")
+    def _secrets_given(self) -> Any:
+        return _non_empty(self)
 
     @model_validator(mode="after")
     def _credentials(self) -> StoreConfig:
@@ -304,14 +421,18 @@ class AlertsConfig(_Model):
     webhook_url: SecretStr | None = None  # Slack-compatible incoming webhook: POST {"text": ...}
     email_to: list[str] = Field(default_factory=list)
     smtp_host: str = ""
-    smtp_port: int = 587
+    smtp_port: int = Field(587, ge=1, le=65535)
     smtp_user: SecretStr | None = None
     smtp_password: SecretStr | None = None
     smtp_from: str = "autofulfill@localhost"
     smtp_starttls: bool = True
-    api_failing_minutes: float = Field(15, gt=0)  # alert when a store's API fails this long
+    api_failing_minutes: float = Field(15, gt=0, le=7 * 24 * 60)  # alert when a store's API fails this long
     digest_hour_utc: int = Field(8, ge=0, le=23)  # daily digest of still-parked orders
-    timeout_s: float = Field(10, gt=0)
+    timeout_s: float = Field(10, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _secrets_given(self) -> Any:
+        return _non_empty(self)
 
     @model_validator(mode="after")
     def _somewhere(self) -> AlertsConfig:
@@ -332,7 +453,8 @@ class Config(_Model):
 
     @model_validator(mode="after")
     def _references(self) -> Config:
-        problems = []
+        problems = [f"stores.{name[:64]}: a store name is 1 to 64 of a-z, 0-9, _ and - (it names files "
+                    "and URLs)" for name in self.stores if not STORE_NAME.fullmatch(name)]
         for name, store in self.stores.items():
             if store.amazon is not None and store.amazon not in self.amazon:
                 problems.append(f"stores.{name}.amazon: no [amazon.{store.amazon}] block")
@@ -349,16 +471,12 @@ class Config(_Model):
         return self
 
     def parcels(self, store_name: str) -> dict[str, ParcelConfig]:
-        """The store's SKU parcels: the CSV file's rows, then the inline table over them."""
-        store = self.store(store_name)
-        table = read_parcels_csv(self.path(store.parcels_csv)) if store.parcels_csv else {}
-        return {**table, **store.parcels}
+        """The store's SKU parcels: the CSV file's rows (read at load), the inline table over them."""
+        return self.store(store_name).parcels
 
     def customs_items(self, store_name: str) -> dict[str, CustomsItemConfig]:
-        """The store's SKU customs data: the CSV file's rows, then the inline table over them."""
-        store = self.store(store_name)
-        table = read_customs_items_csv(self.path(store.customs_items_csv)) if store.customs_items_csv else {}
-        return {**table, **store.customs_items}
+        """The store's SKU customs data: the CSV file's rows (read at load), the inline table over them."""
+        return self.store(store_name).customs_items
 
     def path(self, value: str) -> Path:
         """A path from the config, relative to the config file's folder."""
@@ -391,21 +509,39 @@ class Config(_Model):
 
 
 def _csv_rows(path: Path, what: str, columns: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
-    """(line number, row) of a CSV file with at least ``columns``; ConfigError naming the file
-    when it cannot be read or a column is missing."""
-    import csv
-
+    """(line number, row) of a CSV file with at least ``columns``; ConfigError naming the file (and
+    the line) when it cannot be read, is not UTF-8, is too large, or a column is missing."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        if path.stat().st_size > MAX_CSV_BYTES:
+            raise ConfigError([f"{path}: the {what} CSV is over {MAX_CSV_BYTES // 2**20} MiB"])
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read {what} CSV ({exc.strerror})"]) from None
-    reader = csv.DictReader(text.splitlines())
-    missing = set(columns) - set(reader.fieldnames or [])
-    if missing:
-        raise ConfigError([f"{path}: missing column(s) {sorted(missing)}; "
-                           f"needs the columns {','.join(columns)}"])
-    return [(line, {k: (v or "") for k, v in row.items() if isinstance(k, str)})
-            for line, row in enumerate(reader, start=2)]
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in raw[:4096]:
+        raise ConfigError([f"{path}: the {what} CSV is UTF-16, not UTF-8: save it as UTF-8 "
+                           "(Excel: CSV UTF-8)"])
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError([f"{path}:{line}: the {what} CSV is not UTF-8 (byte {raw[exc.start]:#04x}; "
+                           "Latin-1 or Windows-1252?): save it as UTF-8"]) from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    rows: list[tuple[int, dict[str, str]]] = []
+    try:
+        missing = set(columns) - set(reader.fieldnames or [])
+        if missing:
+            raise ConfigError([f"{path}: missing column(s) {sorted(missing)}; "
+                               f"needs the columns {','.join(columns)}"])
+        for row in reader:
+            cells = {k: (v or "") for k, v in row.items() if isinstance(k, str)}
+            if any(len(v) > MAX_CSV_CELL for v in cells.values()):
+                raise ConfigError([f"{path}:{reader.line_num}: a cell is longer than {MAX_CSV_CELL} "
+                                   "characters"])
+            rows.append((reader.line_num, cells))
+    except csv.Error as exc:
+        raise ConfigError([f"{path}:{reader.line_num + 1}: not a readable CSV row ({exc})"]) from None
+    return rows
 
 
 def read_sku_map_csv(path: Path) -> dict[str, str]:
@@ -498,6 +634,8 @@ def _loc(loc: tuple[int | str, ...]) -> str:
 
 def parse_config(data: dict[str, Any], base_dir: Path, env: dict[str, str] | None = None) -> Config:
     """Validate a config mapping; raises ConfigError with every problem found."""
+    if (where := _too_deep(data)) is not None:
+        raise ConfigError([f"{where or '(top level)'}: nested deeper than {MAX_DEPTH} levels"])
     problems: list[str] = []
     resolved = _resolve_env(data, "", dict(os.environ) if env is None else env, problems)
     missing = {p.split(":")[0] for p in problems}
@@ -525,21 +663,38 @@ def parse_config(data: dict[str, Any], base_dir: Path, env: dict[str, str] | Non
             else:
                 routing = store.routing.model_copy(update={"sku_map": {**table, **store.routing.sku_map}})
                 stores[name] = store.model_copy(update={"routing": routing})
-    config = config.model_copy(update={"stores": stores})
-    for name, store in config.stores.items():
+    for name, store in stores.items():
+        # Read once, here (and again on a reload): a label never waits on, or fails at, a file.
+        update: dict[str, Any] = {}
         if store.parcels_csv:
             try:
-                config.parcels(name)
+                update["parcels"] = {**read_parcels_csv(config.path(store.parcels_csv)), **store.parcels}
             except ConfigError as exc:
                 problems += [f"stores.{name}.parcels_csv: {p}" for p in exc.problems]
         if store.customs_items_csv:
             try:
-                config.customs_items(name)
+                update["customs_items"] = {**read_customs_items_csv(config.path(store.customs_items_csv)),
+                                           **store.customs_items}
             except ConfigError as exc:
                 problems += [f"stores.{name}.customs_items_csv: {p}" for p in exc.problems]
+        stores[name] = store.model_copy(update=update) if update else store
     if problems:
         raise ConfigError(problems)
-    return config
+    return config.model_copy(update={"stores": stores})
+
+
+def _too_deep(data: Any) -> str | None:
+    """The key where ``data`` nests deeper than MAX_DEPTH, else None (walked without recursion)."""
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while stack:
+        node, key, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return key
+        if isinstance(node, dict):
+            stack += [(v, f"{key}.{k}" if key else str(k), depth + 1) for k, v in node.items()]
+        elif isinstance(node, list):
+            stack += [(v, f"{key}[{i}]", depth + 1) for i, v in enumerate(node)]
+    return None
 
 
 def config_path(explicit: str | None) -> Path:
@@ -556,4 +711,6 @@ def load_config(path: Path, env: dict[str, str] | None = None) -> Config:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{path}: not valid TOML ({exc})"]) from None
+    except RecursionError:
+        raise ConfigError([f"{path}: nested deeper than {MAX_DEPTH} levels"]) from None
     return parse_config(data, path.resolve().parent, env)

@@ -145,7 +145,7 @@ class ShopifyStore:
                       "X-Shopify-Shop-Domain": urlsplit(self._base).netloc}
 
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
-        return webhooks.parse(body, headers)
+        return webhooks.parse(body, headers, shop_url=self._config.shop_url)
 
     def push_tracking(self, request: PushRequest) -> PushResult:
         """Create one fulfillment holding the shipment's lines and tracking, unless it is there.

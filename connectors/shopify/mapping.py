@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from connectors.payload import amount
+from connectors.payload import MAX_NUMBER, amount, limited
 from connectors.payload import text as _s
 from connectors.shopify.errors import ShopifyAlreadyFulfilled, ShopifyNotReady, ShopifyPayloadError
 from worker.domain import Address, Line, Order, Tracking
@@ -63,6 +63,11 @@ def _require_id(payload: Mapping[str, Any], what: str) -> str:
     return gid_to_id(str(raw))
 
 
+def _number(raw: Any) -> str:
+    """The store's order number without '#'; refused when longer than the ledger keeps."""
+    return limited(_s(raw).removeprefix("#"), MAX_NUMBER, "order number", ShopifyPayloadError)
+
+
 # --- orders ----------------------------------------------------------------------------------
 
 def order_from_rest(payload: Mapping[str, Any]) -> Order:
@@ -93,7 +98,7 @@ def order_from_rest(payload: Mapping[str, Any]) -> Order:
     tags = _s(payload.get("tags"))
     return Order(
         platform_order_id=order_id,
-        number=_s(payload.get("name") or payload.get("order_number")).removeprefix("#"),
+        number=_number(payload.get("name") or payload.get("order_number")),
         created_at=parse_time(payload.get("created_at")),
         financial_status=_s(payload.get("financial_status")).upper(),
         lines=tuple(lines),
@@ -151,7 +156,7 @@ def order_from_graphql(node: Mapping[str, Any], lines: Sequence[Line] | None = N
     money = (node.get("totalPriceSet") or {}).get("shopMoney") or {}
     return Order(
         platform_order_id=order_id,
-        number=_s(node.get("name")).removeprefix("#"),
+        number=_number(node.get("name")),
         created_at=parse_time(node.get("createdAt")),
         financial_status=_s(node.get("displayFinancialStatus")).upper(),
         lines=tuple(lines if lines is not None else lines_from_graphql(node.get("lineItems"))),

@@ -167,7 +167,7 @@ class WooStore:
 
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
         return webhooks.parse(body, headers, tag_meta_keys=self._config.tag_meta_keys,
-                              note_keywords=self._config.note_keywords)
+                              note_keywords=self._config.note_keywords, shop_url=self._config.shop_url)
 
     def push_tracking(self, request: PushRequest) -> PushResult:
         """Write the tracking once: tracking items when an extension answers, else one customer note.

@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from connectors.payload import amount
+from connectors.payload import MAX_NUMBER, amount, limited
 from connectors.payload import text as _s
 from connectors.woocommerce.errors import WooPayloadError
 from worker.domain import Address, Line, Order, Tracking
@@ -67,6 +67,11 @@ def order_id_of(payload: Mapping[str, Any]) -> str:
     return str(int(raw))
 
 
+def _number(raw: Any) -> str:
+    """The store's order number without '#'; refused when longer than the ledger keeps."""
+    return limited(_s(raw).removeprefix("#"), MAX_NUMBER, "order number", WooPayloadError)
+
+
 # --- orders ----------------------------------------------------------------------------------
 
 def _address(part: Mapping[str, Any], phone: str) -> Address:
@@ -102,7 +107,10 @@ def lines_from_rest(items: Iterable[Mapping[str, Any]] | None) -> tuple[Line, ..
             continue
         if item.get("id") in (None, ""):
             raise WooPayloadError("line item has no id")
-        lines.append(Line(line_id=str(item["id"]), sku=_s(item.get("sku")).strip(), quantity=qty,
+        line_id = _s(item["id"]).strip()
+        if not line_id or len(line_id) > 64:
+            raise WooPayloadError(f"line item has no usable id: {line_id[:64]!r}")
+        lines.append(Line(line_id=line_id, sku=_s(item.get("sku")).strip(), quantity=qty,
                           title=_s(item.get("name")), unit_price=money(item.get("price"))))
     return tuple(lines)
 
@@ -121,7 +129,7 @@ def order_from_rest(payload: Mapping[str, Any], *, tag_meta_keys: Iterable[str] 
     refunds = payload.get("refunds")
     return Order(
         platform_order_id=order_id,
-        number=_s(payload.get("number") or order_id).removeprefix("#"),
+        number=_number(payload.get("number") or order_id),
         created_at=parse_gmt(payload.get("date_created_gmt")),
         financial_status=status.upper(),
         lines=lines_from_rest(payload.get("line_items")),

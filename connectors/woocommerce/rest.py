@@ -27,7 +27,7 @@ from urllib.parse import urlencode, urlsplit
 import requests
 from woocommerce.oauth import OAuth  # type: ignore[import-untyped]
 
-from connectors.http import retry_after_seconds
+from connectors.http import error_of, retry_after_seconds
 from connectors.woocommerce.errors import WooAuthError, WooNoRoute, WooNotJsonError
 from worker.errors import AmbiguousOutcome, ConnectorError, NotFound, PermanentError, TransientError
 from worker.ports import Limiter
@@ -206,13 +206,7 @@ def _is_html(resp: requests.Response) -> bool:
 
 def _error_of(resp: requests.Response) -> tuple[str, str]:
     """WooCommerce's error JSON ``{"code", "message", "data": {"status"}}`` -> (code, message)."""
-    try:
-        body = resp.json()
-    except ValueError:
-        return "", _detail(resp).removeprefix(": ")
-    if isinstance(body, dict):
-        return str(body.get("code", ""))[:100], str(body.get("message", ""))[:300]
-    return "", ""
+    return error_of(resp)
 
 
 def _said(err_code: str, message: str) -> str:
@@ -221,5 +215,6 @@ def _said(err_code: str, message: str) -> str:
 
 
 def _detail(resp: requests.Response) -> str:
-    text = (resp.text or "").strip().replace("\n", " ")
-    return f": {text[:300]}" if text else ""
+    """The answer's error code and message, never its raw body (it may echo the request)."""
+    said = _said(*error_of(resp))
+    return f":{said}" if said else ""

@@ -62,7 +62,7 @@ class OrderRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     store: Mapped[str] = mapped_column(String(64))
     platform_order_id: Mapped[str] = mapped_column(String(64))
-    number: Mapped[str] = mapped_column(String(64), index=True)
+    number: Mapped[str] = mapped_column(String(255), index=True)  # store mappings refuse longer ones
     status: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str] = mapped_column(Text, default="")
     hold_until: Mapped[datetime | None]
@@ -91,7 +91,7 @@ class LineRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
     line_id: Mapped[str] = mapped_column(String(64))
-    sku: Mapped[str] = mapped_column(String(128))
+    sku: Mapped[str] = mapped_column(Text)  # Shopify allows 255 characters, WooCommerce more
     quantity: Mapped[int]
     title: Mapped[str] = mapped_column(Text, default="")
     order: Mapped[OrderRow] = relationship(back_populates="lines")
@@ -119,7 +119,7 @@ class ShipmentRow(Base):
     # "not found" soon after it is not "never sent". Also how long a shipment waits for tracking.
     sent_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(default=0)
-    request_id: Mapped[str] = mapped_column(String(128), default="")
+    request_id: Mapped[str] = mapped_column(String(255), default="")
     tracking: Mapped[list[Any]] = mapped_column(default=list)  # [{carrier, number, url}]
     store_fulfillment_id: Mapped[str] = mapped_column(String(128), default="")
     # self-ship: {"shipment_id", "rate": {...}, "path", "cost", "currency", "refund"}; the provider's
@@ -137,8 +137,8 @@ class ShipmentLineRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     shipment_id: Mapped[int] = mapped_column(ForeignKey("shipments.id"), index=True)
     line_id: Mapped[str] = mapped_column(String(64))
-    sku: Mapped[str] = mapped_column(String(128))
-    seller_sku: Mapped[str] = mapped_column(String(128), default="")
+    sku: Mapped[str] = mapped_column(Text)
+    seller_sku: Mapped[str] = mapped_column(Text, default="")
     quantity: Mapped[int]
 
 

@@ -54,10 +54,12 @@ def publish(sessions: sessionmaker[Session], publisher: Publisher, ids: Iterable
 
 
 def relay(sessions: sessionmaker[Session], publisher: Publisher, *, now: datetime,
-          batch: int = 500) -> int:
-    """Publish every unpublished row, oldest first."""
+          batch: int = 500, exclude: tuple[str, ...] = ()) -> int:
+    """Publish every unpublished row, oldest first; rows of the ``exclude`` tasks are delivered
+    by someone else (the alert sender)."""
     with sessions() as session:
-        ids = list(session.scalars(select(OutboxRow.id).where(OutboxRow.published_at.is_(None))
+        ids = list(session.scalars(select(OutboxRow.id).where(OutboxRow.published_at.is_(None),
+                                                              OutboxRow.task.not_in(exclude))
                                    .order_by(OutboxRow.id).limit(batch)))
     return publish(sessions, publisher, ids, now=now) if ids else 0
 

@@ -66,6 +66,8 @@ def submit(app: App, shipment_pk: int, *, actor: str = "") -> str:
             state.release_lease(row)
             session.commit()
             return row.state
+        if row.attempts > app.config.service.max_retries + 1:  # the last attempt ended unrecorded
+            return give_up(app, session, row, actor=actor)
         fba = row.route == "fba"
         accounts = app.config.amazon if fba else app.config.labels
         if row.account not in accounts:
@@ -87,6 +89,9 @@ def submit(app: App, shipment_pk: int, *, actor: str = "") -> str:
                 how = _send_to_mcf(app, row, recovering=was == S.SUBMITTING)
             else:
                 how, label, path = labels.buy_label(app, session, row, token, actor=actor)
+        except labels.LabelNotSaved as exc:  # bought: keep it, park, never loop
+            _park_bought(app, session, row, token, exc, actor=actor)
+            return row.state
         except (AmbiguousOutcome, TransientError) as exc:
             # Left in `submitting`: the next attempt looks it up before creating anything.
             retry_later(app, session, row, token, exc, actor=actor)
@@ -175,6 +180,30 @@ def _record_label(app: App, session: Session, row: ShipmentRow, label: Label, pa
     row.next_attempt_at = now + timedelta(seconds=app.backstop_s)
     oid = enqueue(session, PUSH, [row.id], f"push:{row.id}:0")
     return [oid] if oid else []
+
+
+def give_up(app: App, session: Session, row: ShipmentRow, *, actor: str) -> str:
+    """Attempts that ended with nothing recorded (an unexpected error, a worker that died) count
+    too: past the limit the shipment is parked (and so announced), not re-driven for ever."""
+    state.park(session, row, f"gave up after {row.attempts - 1} attempts: the last ones ended without a "
+               "result (see the worker's log); retry looks it up before sending anything again",
+               now=app.clock(), actor=actor)
+    session.commit()
+    return row.state
+
+
+def _park_bought(app: App, session: Session, row: ShipmentRow, token: str, exc: labels.LabelNotSaved, *,
+                 actor: str) -> None:
+    if not state.mine_to_write(session, row, token):
+        return
+    label = exc.label
+    row.label = {**row.label, "tracking": label.tracking.number, "carrier": label.rate.carrier,
+                 "service": label.rate.service, "cost": str(label.rate.amount),
+                 "currency": label.rate.currency}
+    state.park(session, row, f"label bought ({label.rate.carrier} {label.tracking.number}) but its file "
+               f"could not be saved: {exc}; fix that, then retry (the label is looked up, not bought again)",
+               now=app.clock(), actor=actor)
+    session.commit()
 
 
 def retry_later(app: App, session: Session, row: ShipmentRow, token: str, exc: ConnectorError, *,

@@ -4,12 +4,14 @@ The provider's shipment id (with our reference in its reference field) and the c
 committed to the ledger *before* the purchase. An attempt that finds them there (a dead worker,
 an unknown outcome) looks the shipment up and buys only if it was not bought; the provider also
 refuses a second purchase of one shipment. The label file is stored under
-``data_dir/labels/<store>/<order number>-<n>.<pdf|png|zpl>``.
+``data_dir/labels/<store>/<external id>.<pdf|png|zpl>``: names we control (the store name is
+checked at config load), never the store's order number.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import asdict
 from datetime import timedelta
 from decimal import Decimal
@@ -44,14 +46,22 @@ def label_request(app: App, row: ShipmentRow) -> LabelRequest:
                                [(ln.line_id, ln.sku, ln.quantity) for ln in row.lines], row.external_id)
 
 
+class LabelNotSaved(Exception):
+    """The label is bought but its file could not be fetched or stored: park, keep the label."""
+
+    def __init__(self, label: Label, cause: Exception) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.label = label
+
+
 def buy_label(app: App, session: Session, row: ShipmentRow, token: str, *,
               actor: str) -> tuple[str, Label, Path]:
     """Quote (once), buy (once), store the file. Returns (how, label, path).
 
     Raises what the provider raises: AmbiguousOutcome/TransientError (the shipment stays in
-    `submitting` with its provider id recorded), PermanentError (address, no rate allowed), and
-    ``state.LeaseLost`` when another worker took the shipment over while we quoted: its own
-    quote stands and ours is never bought."""
+    `submitting` with its provider id recorded), PermanentError (address, no rate allowed);
+    ``state.LeaseLost`` when another worker took the shipment over while we quoted (its own quote
+    stands and ours is never bought); LabelNotSaved when anything fails after the purchase."""
     provider = app.labeler(row.account)
     known = row.label.get("shipment_id")
     label = provider.lookup(known) if known else None
@@ -71,14 +81,22 @@ def buy_label(app: App, session: Session, row: ShipmentRow, token: str, *,
                         carrier_messages=list(quote.messages)[:5] or None)
             session.commit()  # the attempt is on record before anything is bought
         label = provider.buy(row.label["shipment_id"], _rate_from_json(row.label["rate"]))
-    path = _store_file(app, row, provider.label_file(label), label.label_format)
+    try:
+        path = _store_file(app, row, provider.label_file(label), label.label_format)
+    except Exception as exc:  # bought: never a reason to buy again
+        raise LabelNotSaved(label, exc) from exc
     return how, label, path
+
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
 
 
 def _store_file(app: App, row: ShipmentRow, data: bytes, fmt: str) -> Path:
     folder = app.config.data_dir / "labels" / row.order.store
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{row.order.number}-{row.n}.{fmt.lower()}"
+    name = row.external_id if _SAFE_NAME.fullmatch(row.external_id) else f"shipment-{row.id}"
+    suffix = fmt.lower() if fmt.lower() in ("pdf", "png", "zpl", "epl2") else "bin"  # the provider's word
+    path = folder / f"{name}.{suffix}"
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)

@@ -19,7 +19,7 @@ from worker.ledger.models import OrderRow, ShipmentLineRow, ShipmentRow
 from worker.ledger.outbox import enqueue, publish
 from worker.logs import log
 from worker.pipeline import intake
-from worker.pipeline.fulfill import retry_later
+from worker.pipeline.fulfill import give_up, retry_later
 from worker.pipeline.intake import external_id, stored_order
 from worker.pipeline.names import PUSH
 
@@ -276,6 +276,8 @@ def push(app: App, shipment_pk: int, *, actor: str = "") -> str:
         if isinstance(claim, str):
             return claim
         row, token = claim.row, claim.token
+        if row.attempts > app.config.service.max_retries + 1:  # the last attempts ended unrecorded
+            return give_up(app, session, row, actor=actor)
         order: OrderRow = row.order
         cfg = app.config.store(order.store)
         # The store is the truth: an order cancelled or refunded since (its webhook late or lost)

@@ -4,48 +4,64 @@ Problems come from the ledger, not from the hot path: the scheduler scans new "p
 the timeline; the poller reports a failing store API (after ``api_failing_minutes``) and webhook
 warnings; a daily digest lists what is still parked. Each alert goes through the outbox with a
 dedupe key naming the problem, so a problem is announced once however often it is seen.
+
+Delivery: one outbox row per alert *and channel*, so each channel gets each alert once and on its
+own (mail failing never sends Slack the message again). The rows are not published to the task
+queue: the scheduler process delivers them itself, in a thread of its own (``Sender``), one try at
+a time with short timeouts and a growing pause between tries. A slow or dead mail server or hook
+therefore never holds a pipeline worker slot, and an undelivered alert stays in the ledger (a
+restart loses none). A row is claimed before its send, so two schedulers never send it twice.
 """
 
 from __future__ import annotations
 
 import hashlib
 import smtplib
+import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from worker.app import App
-from worker.errors import TransientError
+from worker.errors import TransientError, redact
 from worker.ledger import cursors
-from worker.ledger.models import CursorRow, EventRow, OrderRow, ShipmentRow
-from worker.ledger.outbox import enqueue, publish
+from worker.ledger.models import CursorRow, EventRow, OrderRow, OutboxRow, ShipmentRow
+from worker.ledger.outbox import enqueue
 from worker.logs import log
 from worker.pipeline import names
 from worker.pipeline.tracking import EARLIEST_LATE, late_since
 
 EVENTS_CURSOR = "alerts:events"
 OVERLAP = timedelta(minutes=2)
+OWN_DELIVERY = (names.ALERT,)  # outbox tasks the relay leaves to the Sender
+MAX_TRIES = 12  # about a day of tries (the pause doubles up to an hour), then the alert is dropped
+
+
+def channels(app: App) -> list[str]:
+    alerts = app.config.alerts
+    if alerts is None:
+        return []
+    return (["webhook"] if alerts.webhook_url is not None else []) + (["email"] if alerts.email_to else [])
 
 
 def queue(app: App, session: Session, key: str, text: str) -> int | None:
-    """Queue one alert for problem ``key`` in the caller's transaction (None: already sent, or
-    no [alerts] configured)."""
-    if app.config.alerts is None:
-        return None
-    return enqueue(session, names.ALERT, [text], f"alert:{key}")
+    """Queue one alert for problem ``key`` in the caller's transaction, one outbox row per channel.
+    Returns one of the row ids (None: already queued, or no [alerts] configured)."""
+    ids = [enqueue(session, names.ALERT, [text, channel], f"alert:{key}:{channel}")
+           for channel in channels(app)]
+    return next((i for i in ids if i), None)
 
 
 def queue_now(app: App, key: str, text: str) -> bool:
-    """Queue and publish one alert now; False when this problem was announced before."""
+    """Queue one alert now (the Sender delivers it); False when this problem was announced before."""
     with app.sessions() as session:
         oid = queue(app, session, key, text)
         session.commit()
-    if oid:
-        publish(app.sessions, app.publisher, [oid], now=app.clock())
     return oid is not None
 
 
@@ -69,7 +85,6 @@ def scan_parked(app: App) -> int:
                 oid = queue(app, session, f"parked:{event.id}", text)
                 ids += [oid] if oid else []
             session.commit()
-        publish(app.sessions, app.publisher, ids, now=app.clock())
         return len(ids)
 
     return cursors.run_pass(app, EVENTS_CURSOR, one_pass) or 0
@@ -95,7 +110,6 @@ def scan_late(app: App) -> int:
             oid = queue(app, session, f"late:{shipment.id}", text)
             ids += [oid] if oid else []
         session.commit()
-    publish(app.sessions, app.publisher, ids, now=now)
     return len(ids)
 
 
@@ -134,13 +148,11 @@ def store_failed(app: App, store: str, error: Exception) -> None:
         since = row.value or now
         if alerts is not None and now - since >= timedelta(minutes=alerts.api_failing_minutes):
             minutes = int((now - since).total_seconds() // 60)
-            oid = queue(app, session, f"api:{store}:{since.isoformat()}",
-                        f"autofulfill: the {store} store's API has failed for {minutes} minutes "
-                        f"(last error: {str(error)[:200]}). Orders are kept and retried; check the "
-                        "store's credentials and status.")
+            queue(app, session, f"api:{store}:{since.isoformat()}",
+                  f"autofulfill: the {store} store's API has failed for {minutes} minutes "
+                  f"(last error: {str(error)[:200]}). Orders are kept and retried; check the "
+                  "store's credentials and status.")
             session.commit()
-            if oid:
-                publish(app.sessions, app.publisher, [oid], now=now)
 
 
 def store_recovered(app: App, store: str) -> None:
@@ -156,28 +168,96 @@ def store_warning(app: App, store: str, warning: str) -> None:
     queue_now(app, f"warning:{store}:{digest_key}", f"autofulfill: store {store}: {warning}")
 
 
-def send(app: App, text: str) -> None:
-    """Deliver one alert to every configured channel; a few tries, then TransientError."""
+def send(app: App, text: str, channel: str | None = None) -> None:
+    """Deliver one alert to ``channel`` (None: every configured one, each once), one try each with
+    the configured timeout; TransientError naming the channels that failed."""
+    failed = []
+    for name in [channel] if channel else channels(app):
+        try:
+            _deliver(app, name, text)
+        except (requests.RequestException, OSError, smtplib.SMTPException, TransientError) as exc:
+            failed.append(f"{name}: {type(exc).__name__}: {exc}")
+        else:
+            log("alert.sent", channel=name)
+    if failed:
+        raise TransientError(f"alert not delivered ({'; '.join(failed)})")
+
+
+def _deliver(app: App, channel: str, text: str) -> None:
     alerts = app.config.alerts
     if alerts is None:
         return
-    last: Exception | None = None
-    for attempt in range(3):
+    text = redact(text)  # made from redacted reasons already; a last look before it leaves
+    if channel == "webhook" and alerts.webhook_url is not None:
+        resp = requests.post(alerts.webhook_url.get_secret_value(), json={"text": text},
+                             timeout=(min(3.0, alerts.timeout_s), alerts.timeout_s))
+        if resp.status_code >= 300:
+            raise TransientError(f"alert webhook answered HTTP {resp.status_code}")
+    elif channel == "email" and alerts.email_to:
+        _email(app, text)
+
+
+def deliver_due(app: App, tries: dict[int, tuple[int, float]], *, limit: int = 20) -> int:
+    """One pass of the Sender: deliver queued alert rows whose pause is over, each to its channel,
+    once. ``tries`` (row id -> tries so far, monotonic time of the next) lives in the Sender.
+    Returns how many were delivered."""
+    now_mono = time.monotonic()
+    with app.sessions() as session:
+        due = [(row.id, list(row.args)) for row in session.scalars(
+            select(OutboxRow).where(OutboxRow.task == names.ALERT, OutboxRow.published_at.is_(None))
+            .order_by(OutboxRow.id).limit(limit * 5)) if tries.get(row.id, (0, 0.0))[1] <= now_mono][:limit]
+    sent = 0
+    for oid, args in due:
+        with app.sessions() as session:  # claimed before the send: another scheduler skips it
+            claimed = session.execute(update(OutboxRow).values(published_at=app.clock()).where(
+                OutboxRow.id == oid, OutboxRow.published_at.is_(None)))
+            session.commit()
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            continue
+        text, channel = str(args[0]), (str(args[1]) if len(args) > 1 else None)
         try:
-            if alerts.webhook_url is not None:
-                resp = requests.post(alerts.webhook_url.get_secret_value(), json={"text": text},
-                                     timeout=alerts.timeout_s)
-                if resp.status_code >= 300:
-                    raise TransientError(f"alert webhook answered HTTP {resp.status_code}")
-            if alerts.email_to:
-                _email(app, text)
-            log("alert.sent", channels=("webhook " if alerts.webhook_url else "")
-                + ("email" if alerts.email_to else ""))
-            return
-        except (requests.RequestException, OSError, smtplib.SMTPException, TransientError) as exc:
-            last = exc
-            time.sleep(2 ** attempt)
-    raise TransientError(f"alert not delivered: {type(last).__name__}: {last}")
+            send(app, text, channel)
+        except TransientError as exc:
+            n = tries.get(oid, (0, 0.0))[0] + 1
+            if n >= MAX_TRIES:
+                log("alert.dropped", level=40, channel=channel, tries=n, error=str(exc)[:300])
+                tries.pop(oid, None)
+                continue
+            tries[oid] = (n, time.monotonic() + min(3600.0, 30.0 * 2 ** (n - 1)))
+            log("alert.retry_later", level=30, channel=channel, tries=n, error=str(exc)[:300])
+            with app.sessions() as session:
+                session.execute(update(OutboxRow).where(OutboxRow.id == oid).values(published_at=None))
+                session.commit()
+        else:
+            tries.pop(oid, None)
+            sent += 1
+    return sent
+
+
+class Sender:
+    """The scheduler process's alert thread: ``deliver_due`` every ``interval_s`` until stopped.
+    ``current`` hands it the App in use (a SIGHUP reload replaces it)."""
+
+    def __init__(self, current: Callable[[], App], *, interval_s: float = 2.0) -> None:
+        self.current = current
+        self.interval_s = interval_s
+        self.stop = threading.Event()
+        self.tries: dict[int, tuple[int, float]] = {}
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run, name="alert-sender", daemon=True)
+        thread.start()
+        return thread
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                app = self.current()
+                if app.config.alerts is not None:
+                    deliver_due(app, self.tries)
+            except Exception as exc:  # the database is away: try again on the next pass
+                log("alert.sender_failed", level=40, error=f"{type(exc).__name__}: {str(exc)[:300]}")
+            self.stop.wait(self.interval_s)
 
 
 def _email(app: App, text: str) -> None:

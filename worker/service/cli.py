@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from worker.config import Config, ConfigError, config_path, load_config
+from worker.logs import printable
 from worker.service.example_config import EXAMPLE
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -30,7 +31,11 @@ def _load(config_file: str | None) -> tuple[Path, Config]:
     except ConfigError as exc:
         click.echo(f"config {path}: {len(exc.problems)} problem(s):", err=True)
         for p in exc.problems:
-            click.echo(f"  {p}", err=True)
+            click.echo(f"  {printable(p)}", err=True)
+        sys.exit(2)
+    except Exception as exc:  # a case the checks above do not know yet: still one line, no traceback
+        click.echo(f"config {path}: cannot be used ({type(exc).__name__}: {printable(str(exc)[:300])})",
+                   err=True)
         sys.exit(2)
     os.environ["AUTOFULFILL_CONFIG"] = str(path.resolve())
     from worker import logs
@@ -192,9 +197,11 @@ def _root_said_once() -> None:
 @config_option
 def scheduler(config_file: str | None) -> None:
     """Run the scheduler: outbox relay, releases, polls, tracking sweeps (run exactly one)."""
+    from worker.service.alerts import Sender
     from worker.service.scheduler import run_forever
 
     path, config = _load(config_file)
+    current = [_app(config)]
 
     def reload() -> Any:
         try:
@@ -204,48 +211,48 @@ def scheduler(config_file: str | None) -> None:
 
             log("scheduler.reload_refused", level=40, problems=exc.problems)
             return None
-        return _app(fresh)
+        current[0] = _app(fresh)
+        return current[0]
 
-    run_forever(_app(config), reload=reload)
+    sender = Sender(lambda: current[0])  # alerts go out from here, never from a worker slot
+    sender.start()
+    try:
+        run_forever(current[0], reload=reload)
+    finally:
+        sender.stop.set()
 
 
 @main.command()
 @config_option
-@click.option("--threads", default=8, show_default=True, help="request threads")
-def web(config_file: str | None, threads: int) -> None:
-    """Run the webhook receiver (gunicorn, one process, threads) on [service].listen.
-
-    One process keeps /metrics counters whole; run more instances behind a proxy to scale."""
-    from gunicorn.app.base import BaseApplication
-
-    from worker.service.web import create_app
+@click.option("--threads", default=32, show_default=True, help="request threads per process")
+@click.option("--workers", default=1, show_default=True,
+              help="processes (more than one: metrics in Prometheus multiprocess mode)")
+def web(config_file: str | None, threads: int, workers: int) -> None:
+    """Run the webhook receiver (gunicorn, threads; every request has request_timeout_s to arrive
+    and be answered) on [service].listen."""
+    from worker.service import serve
 
     path, config = _load(config_file)
+    if workers > 1:
+        serve.multiprocess_dir(config.data_dir)  # before prometheus_client is imported
     _app(config)
 
-    class _Server(BaseApplication):  # type: ignore[misc]
-        def load_config(self) -> None:
-            self.cfg.set("bind", config.service.listen)
-            self.cfg.set("workers", 1)
-            self.cfg.set("worker_class", "gthread")
-            self.cfg.set("threads", threads)
-            self.cfg.set("timeout", 30)
-            self.cfg.set("accesslog", None)
-            self.cfg.set("loglevel", "warning")
+    def build() -> Any:
+        from worker.service.web import create_app
 
-        def load(self) -> Any:
-            # Each gunicorn worker builds the app from the config file as it is now, so
-            # `kill -HUP` on the master (graceful worker restart) applies config changes.
-            try:
-                fresh = load_config(path)
-            except ConfigError as exc:  # a bad edit must not take the receiver down
-                from worker.logs import log
+        # Each gunicorn worker builds the app from the config file as it is now, so
+        # `kill -HUP` on the master (graceful worker restart) applies config changes.
+        try:
+            fresh = load_config(path)
+        except ConfigError as exc:  # a bad edit must not take the receiver down
+            from worker.logs import log
 
-                log("web.reload_refused", level=40, problems=exc.problems)
-                fresh = config
-            return create_app(_app(fresh), broker_check=_broker_check(fresh))
+            log("web.reload_refused", level=40, problems=exc.problems)
+            fresh = config
+        return create_app(_app(fresh), broker_check=_broker_check(fresh))
 
-    _Server().run()
+    serve.serve(config.service.listen, build, workers=max(1, workers), threads=max(1, threads),
+                request_timeout_s=config.service.request_timeout_s)
 
 
 def _broker_check(config: Config) -> Callable[[], None]:

@@ -42,7 +42,7 @@ api_key  = "env:EASYPOST_API_KEY"               # test keys start with EZTK, pro
 choose   = "cheapest"                           # cheapest | fastest | ["USPS:GroundAdvantage", "UPS:Ground"]
 from_address   = { name = "Acme", street1 = "1 Main St", city = "Austin", state = "TX", zip = "78701", country = "US", phone = "5125550100" }
 default_parcel = { length_in = 10, width_in = 8, height_in = 4, weight_oz = 16 }
-# label_format = "PDF"                          # PDF | PNG | ZPL; files go to {data_dir}/labels/<store>/<order>-<n>.pdf
+# label_format = "PDF"                          # PDF | PNG | ZPL; files go to {data_dir}/labels/<store>/<prefix>-<order id>-<n>.pdf
 # push_tracking = "at_purchase"                 # or "first_scan": tell the customer once the carrier has the parcel
 # customs = { signer = "Jane Smith" }           # labels to another country: who certifies the customs declaration;
 #                                               #   also contents_type = "merchandise", eel_pfc = "NOEEI 30.37(a)",

@@ -32,7 +32,7 @@ def lock_ttl_s(app: App) -> float:
 
 def tick(app: App, last: dict[str, float], now_mono: float) -> None:
     svc = app.config.service
-    outbox.relay(app.sessions, app.publisher, now=app.clock())
+    outbox.relay(app.sessions, app.publisher, now=app.clock(), exclude=alerts.OWN_DELIVERY)
     if now_mono - last.get("prune", -PRUNE_EVERY_S) >= PRUNE_EVERY_S:
         last["prune"] = now_mono
         outbox.prune(app.sessions, now=app.clock())

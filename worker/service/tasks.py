@@ -18,6 +18,7 @@ from celery.signals import setup_logging, worker_process_init
 
 from worker.app import App
 from worker.config import Config, load_config
+from worker.errors import redact
 from worker.ledger.leases import Heartbeat
 from worker.logs import bind, log
 from worker.pipeline import adjust as adjust_step
@@ -101,6 +102,11 @@ def _after_fork(**_: Any) -> None:
         _app.sessions.kw["bind"].dispose(close=False)
 
 
+class TaskFailed(Exception):
+    """What Celery sees of a failed step: the redacted error, without the chain of causes (a
+    library's exception can carry a raw answer, and Celery logs the whole chain)."""
+
+
 def _run(task: Task, step: str, fn: Any, *args: Any) -> Any:
     tid = task.request.id or ""
     app = current_app()
@@ -110,7 +116,9 @@ def _run(task: Task, step: str, fn: Any, *args: Any) -> Any:
             return fn(app, *args, actor=tid)
         except Exception as exc:  # the ledger back-stop re-drives the step; make the failure visible
             log("task.failed", level=40, error=f"{type(exc).__name__}: {str(exc)[:300]}")
-            raise
+            if type(exc).__module__.startswith(("celery.", "billiard.")):
+                raise  # Celery's own signals (time limits, retry, reject) stay what they are
+            raise TaskFailed(redact(f"{type(exc).__name__}: {str(exc)[:300]}")) from None
 
 
 @celery.task(name=names.RELEASE, bind=True)
@@ -156,9 +164,10 @@ def scans(self: Task, account: str) -> int:
 
 
 @celery.task(name=names.ALERT, bind=True)
-def alert(self: Task, text: str) -> None:
-    """Send one alert (the outbox made sure it is the only one for its problem)."""
-    _run(self, "alert", lambda app, text, actor: alerts.send(app, text), text)
+def alert(self: Task, text: str, channel: str | None = None) -> None:
+    """Send one alert. Alerts are delivered by the scheduler's sender now; this task only takes
+    messages an older version queued."""
+    _run(self, "alert", lambda app, text, channel, actor: alerts.send(app, text, channel), text, channel)
 
 
 @celery.task(name=names.POLL, bind=True)

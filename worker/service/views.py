@@ -1,4 +1,8 @@
-"""What `orders` and `show` print. Destinations appear as city, region and country only."""
+"""What `orders` and `show` print. Destinations appear as city, region and country only.
+
+Everything printed is store or provider text at heart, so each cell and line is redacted (tokens,
+contact fields) and its control characters escaped: an order name with a newline or an escape
+sequence prints as ``\n`` or ``\x1b``, never as a forged line or a terminal command."""
 
 from __future__ import annotations
 
@@ -7,11 +11,13 @@ from collections.abc import Sequence
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from worker.errors import redact
 from worker.ledger.models import EventRow, OrderRow
+from worker.logs import printable
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    cells = [[str(c) for c in headers]] + [[str(c) for c in r] for r in rows]
+    cells = [[_safe(c) for c in headers]] + [[_safe(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -73,7 +79,11 @@ def timeline(session: Session, row: OrderRow) -> str:
         detail = "; ".join(f"{k}={_short(v)}" for k, v in e.detail.items())
         actor = f" [{e.actor}]" if e.actor else ""
         out.append(f"    {e.at:%Y-%m-%d %H:%M:%S} {e.kind}{actor} {detail}".rstrip())
-    return "\n".join(out)
+    return "\n".join(_safe(line) for line in out)
+
+
+def _safe(value: object) -> str:
+    return printable(redact(str(value)))
 
 
 def _lines(row: OrderRow) -> list[tuple[str, int]]:

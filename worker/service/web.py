@@ -3,24 +3,31 @@
 Checks in this order: unknown store 404, body over 1 MiB 413, bad signature 401, unparseable
 body 400; success 200. Never a 500 for bad input; 503 when our own database is down (the
 platform retries, and the poller catches up anyway).
+
+Only the body is signed. What a delivery means (which order, which event, cancelled or not) is
+decided by the store's connector from the body and the store's own settings; a header that does
+not match the store (Shopify's shop domain, WooCommerce's source) is refused. And on purpose the
+webhook stays a notification: ``release`` reads the order again from the store's API before
+anything ships, so whatever a header could still steer cannot ship an order the store does not
+have as it says.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import Counter
+import hashlib
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from worker.app import App
 from worker.errors import PermanentError
-from worker.ledger.models import OrderRow, ShipmentRow, WebhookReceiptRow
+from worker.ledger.models import WebhookReceiptRow
 from worker.ledger.outbox import publish
 from worker.logs import bind, log
 from worker.pipeline import intake
+from worker.service.metrics import Metrics
 
 MAX_BODY = 1024 * 1024
 INGEST_TOPICS = {
@@ -31,13 +38,14 @@ INGEST_TOPICS = {
 
 def create_app(app: App, broker_check: Any = None) -> Flask:
     web = Flask("autofulfill")
-    web.config["MAX_CONTENT_LENGTH"] = MAX_BODY
-    requests_total: Counter[tuple[str, int]] = Counter()
-    lock = threading.Lock()
+    # One byte over our limit: a chunked body (no Content-Length) is read up to it, so one that is
+    # too large is seen as too large (413), not cut to the limit and failing its signature (401).
+    web.config["MAX_CONTENT_LENGTH"] = MAX_BODY + 1
+    metrics = Metrics(app)
+    web.extensions["autofulfill"] = app
 
     def answer(platform: str, code: int, **body: Any) -> tuple[Response, int]:
-        with lock:
-            requests_total[(platform, code)] += 1
+        metrics.webhook_answered(platform, code)
         return jsonify({"status": code, **body}), code
 
     @web.post("/webhooks/<platform>/<store_name>")
@@ -47,7 +55,10 @@ def create_app(app: App, broker_check: Any = None) -> Flask:
             return answer(platform, 404, error="unknown store")
         if (request.content_length or 0) > MAX_BODY:
             return answer(platform, 413, error="body over 1 MiB")
-        body = request.stream.read(MAX_BODY + 1)
+        try:
+            body = request.stream.read(MAX_BODY + 1)
+        except Exception:  # the client went away, or sent a body shorter than it announced
+            return answer(platform, 400, error="body could not be read")
         if len(body) > MAX_BODY:
             return answer(platform, 413, error="body over 1 MiB")
         store = app.store(store_name)
@@ -84,14 +95,9 @@ def create_app(app: App, broker_check: Any = None) -> Flask:
         return jsonify({"status": "ok" if ok else "degraded", **checks}), 200 if ok else 503
 
     @web.get("/metrics")
-    def metrics() -> Response:
-        lines = _ledger_metrics(app)
-        lines.append("# TYPE autofulfill_webhook_requests_total counter")
-        with lock:
-            for (platform, code), count in sorted(requests_total.items()):
-                lines.append(f'autofulfill_webhook_requests_total{{platform="{platform}",code="{code}"}} '
-                             f"{count}")
-        return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
+    def exposition() -> Response:
+        data, content_type = metrics.exposition()
+        return Response(data, content_type=content_type)
 
     @web.errorhandler(413)
     def too_large(_exc: Exception) -> tuple[Response, int]:
@@ -101,9 +107,12 @@ def create_app(app: App, broker_check: Any = None) -> Flask:
 
 
 def _receive(app: App, store_name: str, event: Any) -> dict[str, Any]:
+    # What a platform sends is only as long as it likes: keys and topics are made to fit the receipt.
+    key = event.event_id if len(event.event_id) <= 200 else (
+        "sha256:" + hashlib.sha256(event.event_id.encode("utf-8", "replace")).hexdigest())
     with app.sessions() as session:
-        receipt = WebhookReceiptRow(store=store_name, dedupe_key=event.event_id, topic=event.topic,
-                                    platform_order_id=event.order_id)
+        receipt = WebhookReceiptRow(store=store_name, dedupe_key=key, topic=event.topic[:64],
+                                    platform_order_id=event.order_id[:64])
         try:
             with session.begin_nested():
                 session.add(receipt)
@@ -135,29 +144,3 @@ def _check(fn: Any) -> str:
 def _db_ok(app: App) -> None:
     with app.sessions() as session:
         session.execute(text("SELECT 1"))
-
-
-def _ledger_metrics(app: App) -> list[str]:
-    out = ["# TYPE autofulfill_orders_ingested_total counter"]
-    with app.sessions() as session:
-        for store, n in session.execute(select(OrderRow.store, func.count()).group_by(OrderRow.store)):
-            out.append(f'autofulfill_orders_ingested_total{{store="{store}"}} {n}')
-        out.append("# TYPE autofulfill_shipments_submitted_total counter")
-        submitted = session.execute(select(ShipmentRow.route, func.count()).where(
-            ShipmentRow.state.in_(["submitted", "label_bought", "shipped", "pushed"]))
-            .group_by(ShipmentRow.route))
-        for route, n in submitted:
-            out.append(f'autofulfill_shipments_submitted_total{{route="{route}"}} {n}')
-        out.append("# TYPE autofulfill_tracking_pushed_total counter")
-        pushed = session.execute(select(OrderRow.store, func.count()).join(ShipmentRow)
-                                 .where(ShipmentRow.state == "pushed").group_by(OrderRow.store))
-        for store, n in pushed:
-            out.append(f'autofulfill_tracking_pushed_total{{store="{store}"}} {n}')
-        out.append("# TYPE autofulfill_orders_parked gauge")
-        parked = session.execute(select(OrderRow.store, func.count(func.distinct(OrderRow.id)))
-                                 .join(ShipmentRow, isouter=True)
-                                 .where((OrderRow.status == "attention") | (ShipmentRow.state == "attention"))
-                                 .group_by(OrderRow.store))
-        for store, n in parked:
-            out.append(f'autofulfill_orders_parked{{store="{store}"}} {n}')
-    return out

@@ -75,7 +75,7 @@ def test_forged_webhook_is_refused_and_nothing_happens(tmp_path: Path, redis_db:
         assert stack.orders() == []
         assert stack.amazon.create_calls == 0
         metrics = requests.get(f"http://127.0.0.1:{stack.port}/metrics", timeout=5).text
-        assert 'autofulfill_webhook_requests_total{platform="shopify",code="401"} 2' in metrics
+        assert 'autofulfill_webhook_requests_total{code="401",platform="shopify"} 2.0' in metrics
     finally:
         stop(stack)
 

@@ -27,7 +27,7 @@ def test_unmapped_order_gets_one_label_file_and_its_tracking_once(tmp_path: Path
         assert stack.easypost.bought == 1 and stack.easypost.bought_for(f"DEMO-{oid}-1") == 1
         (_, row), = stack.shipments()
         path = Path(row.label["path"])
-        assert path.name == "1001-1.pdf" and path.read_bytes().startswith(b"%PDF")
+        assert path.name == f"DEMO-{oid}-1.pdf" and path.read_bytes().startswith(b"%PDF")
         fulfillments = stack.shop.fulfillments(oid)
         assert len(fulfillments) == 1
         assert fulfillments[0]["tracking_numbers"] == [row.tracking[0]["number"]]

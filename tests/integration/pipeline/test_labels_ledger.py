@@ -51,7 +51,7 @@ def test_unmapped_lines_get_one_label_stored_and_pushed_at_purchase(env: Env, la
     label = ships["self_ship"].label
     assert label["cost"] == "6.95" and label["carrier"] == "USPS"  # cheapest
     path = Path(label["path"])
-    assert path == app.config.data_dir / "labels" / "acme" / "6001-2.pdf"
+    assert path == app.config.data_dir / "labels" / "acme" / "ACME-6001-2.pdf"
     assert path.read_bytes().startswith(b"%PDF")
     assert labels.buys == 1 and len(labels.bought) == 1
     request = labels.quotes["shp_1"]
@@ -123,7 +123,7 @@ def test_show_and_orders_print_the_label_file_and_cost(env: Env) -> None:
     store.orders["6005"] = make_order("6005", lines=(("POSTER", 1),))
     intake.ingest_and_publish(app, "acme", store.orders["6005"], source="webhook")
     drain(app, published)
-    path = str(app.config.data_dir / "labels" / "acme" / "6005-1.pdf")
+    path = str(app.config.data_dir / "labels" / "acme" / "ACME-6005-1.pdf")
     with app.sessions() as s:
         row = find_order(s, "acme", "6005")
         assert row is not None

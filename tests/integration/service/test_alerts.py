@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 import responses
+from sqlalchemy import select
 
 from tests.fakes import make_order
 from tests.ledger_support import Env, drain, make_env
 from worker.errors import PermanentError, TransientError
+from worker.ledger.models import OutboxRow
 from worker.pipeline import intake, names
 from worker.service import alerts, sweeper
 
@@ -27,8 +29,11 @@ def env(db_url: str, tmp_path: Path) -> Iterator[Env]:
                                                   "digest_hour_utc": 12})
 
 
-def alert_texts(published: list[tuple[str, list[Any]]]) -> list[str]:
-    return [args[0] for name, args in published if name == names.ALERT]
+def alert_texts(app: Any) -> list[str]:
+    """What the alert sender has queued, one row per alert and channel (only the hook here)."""
+    with app.sessions() as s:
+        return [row.args[0] for row in s.scalars(select(OutboxRow).where(OutboxRow.task == names.ALERT)
+                                                 .order_by(OutboxRow.id))]
 
 
 def test_a_parked_order_is_announced_once(env: Env) -> None:
@@ -40,13 +45,13 @@ def test_a_parked_order_is_announced_once(env: Env) -> None:
     assert alerts.scan_parked(app) == 1
     clock.advance(30)
     assert alerts.scan_parked(app) == 0  # seen again in the overlap: not sent twice
-    (text,) = alert_texts(published)
+    (text,) = alert_texts(app)
     assert "acme order 9001" in text and "unknown seller SKU" in text
     assert "autofulfill retry acme 9001" in text
     assert "Analytical" not in text  # no street address in alerts
     assert alerts.digest(app)  # 12:00 UTC: the daily digest lists it
     assert not alerts.digest(app)  # once a day
-    assert "1 order(s) still parked: acme 9001" in alert_texts(published)[-1]
+    assert "1 order(s) still parked: acme 9001" in alert_texts(app)[-1]
 
 
 def test_a_store_api_failing_long_enough_is_announced_once(env: Env) -> None:
@@ -54,15 +59,15 @@ def test_a_store_api_failing_long_enough_is_announced_once(env: Env) -> None:
     alerts.store_failed(app, "acme", TransientError("HTTP 503"))
     clock.advance(5 * 60)
     alerts.store_failed(app, "acme", TransientError("HTTP 503"))
-    assert alert_texts(published) == []  # five minutes: not yet
+    assert alert_texts(app) == []  # five minutes: not yet
     clock.advance(6 * 60)
     alerts.store_failed(app, "acme", TransientError("HTTP 503"))
     alerts.store_failed(app, "acme", TransientError("HTTP 503"))
-    (text,) = alert_texts(published)
+    (text,) = alert_texts(app)
     assert "failed for 11 minutes" in text and "HTTP 503" in text
     alerts.store_recovered(app, "acme")
     alerts.store_failed(app, "acme", TransientError("HTTP 503"))  # a new outage starts counting anew
-    assert len(alert_texts(published)) == 1
+    assert len(alert_texts(app)) == 1
 
 
 def test_a_disabled_webhook_seen_by_every_poll_is_announced_once(env: Env) -> None:
@@ -71,7 +76,7 @@ def test_a_disabled_webhook_seen_by_every_poll_is_announced_once(env: Env) -> No
     sweeper.poll_store(app, "acme")
     clock.advance(300)
     sweeper.poll_store(app, "acme")
-    assert alert_texts(published) == ["autofulfill: store acme: webhook 7 'Order updated' "
+    assert alert_texts(app) == ["autofulfill: store acme: webhook 7 'Order updated' "
                                       "(order.updated) is disabled"]
 
 
@@ -126,3 +131,71 @@ def test_send_mails_through_smtp(db_url: str, tmp_path: Path) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _due_now(tries: dict[int, tuple[int, float]]) -> None:
+    for oid, (n, _) in list(tries.items()):
+        tries[oid] = (n, 0.0)
+
+
+@responses.activate
+def test_each_channel_gets_each_alert_once_on_its_own(db_url: str, tmp_path: Path) -> None:
+    """Issue 13 item 11: mail failing does not send Slack the message again; mail gets it later."""
+    port = _free_port()  # nothing listens there yet: the mail server is down
+    responses.post(HOOK, json={"ok": True})
+    cfg = {"webhook_url": HOOK, "email_to": ["ops@example.com"], "smtp_host": "127.0.0.1", "smtp_port": port,
+           "smtp_starttls": False, "timeout_s": 2}
+    for app, *_ in make_env(db_url, tmp_path, alerts=cfg):
+        assert alerts.queue_now(app, "parked:1", "autofulfill: acme order 9001 parked")
+        assert not alerts.queue_now(app, "parked:1", "autofulfill: acme order 9001 parked")
+        tries: dict[int, tuple[int, float]] = {}
+        assert alerts.deliver_due(app, tries) == 1  # the hook; mail refused, to be tried later
+        for _ in range(3):
+            _due_now(tries)
+            assert alerts.deliver_due(app, tries) == 0
+        assert len(responses.calls) == 1 and list(tries.values())[0][0] == 4
+        server = socketserver.ThreadingTCPServer(("127.0.0.1", port), _SMTP)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            _SMTP.received.clear()
+            _due_now(tries)
+            assert alerts.deliver_due(app, tries) == 1
+            assert alerts.deliver_due(app, tries) == 0
+        finally:
+            server.shutdown()
+            server.server_close()
+        assert len(responses.calls) == 1 and len(_SMTP.received) == 1 and tries == {}
+
+
+def test_alerts_never_take_a_worker_slot(db_url: str, tmp_path: Path) -> None:
+    """Queued alerts are not published to the task queue (the scheduler's sender delivers them),
+    and a hook that never answers holds the sender for the short timeout only."""
+    import socket
+    import time
+
+    from worker.service import scheduler
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts, never answers
+    hook = f"http://127.0.0.1:{silent.getsockname()[1]}/hook"
+    try:
+        for app, store, _, published, _ in make_env(db_url, tmp_path, alerts={"webhook_url": hook,
+                                                                             "timeout_s": 1}):
+            store.webhook_warnings.append("webhook 7 is disabled")
+            sweeper.poll_store(app, "acme")
+            scheduler.tick(app, {}, time.monotonic())
+            assert [name for name, _ in published if name == names.ALERT] == []
+            began = time.monotonic()
+            assert alerts.deliver_due(app, {}) == 0
+            assert time.monotonic() - began < 3
+    finally:
+        silent.close()

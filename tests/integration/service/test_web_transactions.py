@@ -55,7 +55,8 @@ def test_a_failure_after_the_receipt_insert_leaves_no_receipt(receiver: tuple[An
     event.listen(engine, "before_cursor_execute", fail_order_insert)
     body = json.dumps(ORDER).encode()
     headers = {"X-Shopify-Topic": "orders/paid", "X-Shopify-Hmac-Sha256": sign(body, SECRET),
-               "X-Shopify-Event-Id": "evt-1", "Content-Type": "application/json"}
+               "X-Shopify-Event-Id": "evt-1", "X-Shopify-Shop-Domain": "acme.example",
+               "Content-Type": "application/json"}
     first = client.post("/webhooks/shopify/acme", data=body, headers=headers)
     assert first.status_code == 503
     with app.sessions() as s:

@@ -44,13 +44,34 @@ def _headers(**extra: str) -> dict[str, str]:
 
 def test_parse_order_with_case_insensitive_headers(body: bytes) -> None:
     event = parse(body, _headers())
-    assert (event.topic, event.event_id, event.order_id) == ("orders/create", "evt-1", "1073459976")
+    assert (event.topic, event.order_id) == ("orders/create", "1073459976")
+    assert event.event_id == f"order:1073459976:{hashlib.sha256(body).hexdigest()[:40]}"
     assert event.order is not None and event.order.number == "1002"
 
 
-def test_event_id_falls_back_to_webhook_id(body: bytes) -> None:
-    event = parse(body, {"X-Shopify-Topic": "orders/paid", "X-Shopify-Webhook-Id": "wh-9"})
-    assert event.event_id == "wh-9"
+def test_unsigned_headers_do_not_change_what_an_order_body_means(body: bytes) -> None:
+    """Issue 13: the event id and the topic come from the signed body, not from the headers."""
+    plain = parse(body, _headers())
+    for headers in ({"X-Shopify-Topic": "orders/paid", "X-Shopify-Event-Id": "another-event"},
+                    {"X-Shopify-Topic": "orders/cancelled", "X-Shopify-Event-Id": "evt-1"},
+                    {"X-Shopify-Topic": "products/update"}, {}):
+        event = parse(body, headers)
+        assert event.event_id == plain.event_id and event.order == plain.order
+        assert event.topic in ("orders/paid", "orders/updated")  # not cancelled: the body is not
+    cancelled = json.loads(body)
+    cancelled["cancelled_at"] = "2026-01-09T10:00:00-05:00"
+    assert parse(json.dumps(cancelled).encode(), _headers()).topic == "orders/cancelled"
+
+
+def test_the_shop_domain_must_be_the_stores(body: bytes) -> None:
+    ok = parse(body, _headers(**{"X-Shopify-Shop-Domain": "Acme.myshopify.com"}),
+               shop_url="https://acme.myshopify.com")
+    assert ok.order is not None
+    with pytest.raises(PermanentError, match="not this store's 'acme.myshopify.com'"):
+        parse(body, _headers(**{"X-Shopify-Shop-Domain": "other.myshopify.com"}),
+              shop_url="https://acme.myshopify.com")
+    with pytest.raises(PermanentError, match="no X-Shopify-Shop-Domain"):
+        parse(body, _headers(), shop_url="https://acme.myshopify.com")
 
 
 def test_other_topics_carry_no_order() -> None:
@@ -66,7 +87,6 @@ def test_other_topics_carry_no_order() -> None:
     (b'{"name": "#1"}', _headers(), "no order id"),
     (b'{"id": 5, "created_at": "yesterday"}', _headers(), "bad timestamp"),
     (b'{"id": 5}', {"X-Shopify-Event-Id": "e"}, "X-Shopify-Topic"),
-    (b'{"id": 5}', {"X-Shopify-Topic": "orders/create"}, "X-Shopify-Event-Id"),
 ])
 def test_malformed_is_permanent(raw: bytes, headers: dict[str, str], reason: str) -> None:
     with pytest.raises(PermanentError, match=reason):

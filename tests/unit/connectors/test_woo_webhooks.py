@@ -103,7 +103,23 @@ def test_malformed_bodies_are_permanent_errors(body: bytes, topic: str, reason: 
 
 
 def test_missing_topic_header() -> None:
-    body, headers = delivery()
+    body, headers = delivery(body=b'{"id": 5}')
     del headers["x-wc-webhook-topic"]
     with pytest.raises(WooPayloadError, match="X-WC-Webhook-Topic"):
         webhooks.parse(body, headers)
+
+
+def test_unsigned_headers_do_not_change_what_an_order_body_means() -> None:
+    """Issue 13: the body decides. An order body is an order event under any topic header, with
+    the same identity; the source header, when sent, must be the store's site."""
+    body, headers = delivery()
+    plain = webhooks.parse(body, headers, shop_url="https://bolt.example")
+    for topic in ("product.updated", "order.deleted", "", "coupon.created"):
+        event = webhooks.parse(body, {**headers, "x-wc-webhook-topic": topic}, shop_url="https://bolt.example")
+        assert (event.topic, event.event_id, event.order) == ("order.updated", plain.event_id, plain.order)
+    same = webhooks.parse(body, {**headers, "x-wc-webhook-source": "https://Bolt.example/"},
+                          shop_url="https://bolt.example")
+    assert same.event_id == plain.event_id
+    with pytest.raises(WooPayloadError, match="not this store's"):
+        webhooks.parse(body, {**headers, "x-wc-webhook-source": "https://other.example/"},
+                       shop_url="https://bolt.example")

@@ -97,7 +97,7 @@ def test_orders_show_and_retry_print_the_ledger_without_secrets_or_street(
     sweeper.redrive_due(app)  # the ledger says it is due
     drain(app, published)  # the address was fixed meanwhile: the label is bought now
     shown = runner.invoke(main, ["show", "acme", "7001", "--config", str(config_file)])
-    assert "label USPS:GroundAdvantage 6.95 USD at" in shown.output and "7001-2.pdf" in shown.output
+    assert "label USPS:GroundAdvantage 6.95 USD at" in shown.output and "-7001-2.pdf" in shown.output
 
 
 def test_status_exits_1_when_a_person_is_needed(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:

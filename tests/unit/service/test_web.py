@@ -3,6 +3,7 @@ a real SQLite ledger, and a publisher that records what would go to the broker."
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,14 @@ import pytest
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
 
 from connectors.ratelimit import LocalLimiter
 from connectors.shopify.webhooks import sign
 from worker.config import parse_config
 from worker.ledger.migrate import ensure_schema
+from worker.ledger.models import OrderRow, WebhookReceiptRow
 from worker.service.bootstrap import bootstrap
 from worker.service.web import create_app
 
@@ -56,7 +60,8 @@ def client(tmp_path: Path) -> Any:
 def post(client: FlaskClient, body: bytes, *, secret: str = SECRET, event_id: str = "e-1",
          topic: str = "orders/paid", store: str = "acme") -> int:
     headers = {"X-Shopify-Topic": topic, "X-Shopify-Hmac-Sha256": sign(body, secret),
-               "X-Shopify-Event-Id": event_id, "Content-Type": "application/json"}
+               "X-Shopify-Event-Id": event_id, "X-Shopify-Shop-Domain": "acme.example",
+               "Content-Type": "application/json"}
     return client.post(f"/webhooks/shopify/{store}", data=body, headers=headers).status_code
 
 
@@ -90,14 +95,79 @@ def test_healthz_reports_the_broker(client: Any) -> None:
     assert down.status_code == 503 and down.json["broker"].startswith("down")
 
 
+def scrape(c: FlaskClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of /metrics, parsed as Prometheus parses it."""
+    text = c.get("/metrics").get_data(as_text=True)
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
 def test_metrics_count_orders_and_webhook_answers(client: Any) -> None:
     c, _, _ = client
     post(c, json.dumps(ORDER).encode())
     post(c, b"{}", secret="wrong")
-    text = c.get("/metrics").get_data(as_text=True)
-    assert 'autofulfill_orders_ingested_total{store="acme"} 1' in text
-    assert 'autofulfill_webhook_requests_total{platform="shopify",code="200"} 1' in text
-    assert 'autofulfill_webhook_requests_total{platform="shopify",code="401"} 1' in text
+    samples = scrape(c)
+    assert samples[("autofulfill_orders_ingested_total", (("store", "acme"),))] == 1
+    assert samples[("autofulfill_orders_parked", (("store", "acme"),))] == 0
+    assert samples[("autofulfill_shipments_submitted_total", (("route", "fba"),))] == 0
+    assert samples[("autofulfill_tracking_pushed_total", (("store", "acme"),))] == 0
+    assert samples[("autofulfill_webhook_requests_total", (("code", "200"), ("platform", "shopify")))] == 1
+    assert samples[("autofulfill_webhook_requests_total", (("code", "401"), ("platform", "shopify")))] == 1
+
+
+def test_unsigned_requests_cannot_add_series_or_break_metrics(client: Any) -> None:
+    """Issue 13 item 4: a path's platform segment is no label value; /metrics stays parseable
+    and as small as before, however many odd requests came."""
+    c, _, _ = client
+    for n in range(300):
+        platform = ['a%22b', '%0Afake_series{x="1"} 1', f"p{n}", "x" * 200][n % 4]
+        assert c.post(f"/webhooks/{platform}/acme", data=b"{}").status_code == 404
+        c.post(f"/webhooks/{platform}/store{n}", data=b"{}")
+    samples = scrape(c)
+    assert samples[("autofulfill_webhook_requests_total", (("code", "404"), ("platform", "other")))] == 600
+    assert {name for name, _ in samples} <= {
+        "autofulfill_webhook_requests_total", "autofulfill_webhook_requests_created",
+        "autofulfill_orders_ingested_total", "autofulfill_shipments_submitted_total",
+        "autofulfill_tracking_pushed_total", "autofulfill_orders_parked"}
+    assert len(samples) < 20
+
+
+def test_a_chunked_body_over_1_mib_is_413_and_a_lone_surrogate_is_400(client: Any) -> None:
+    c, published, _ = client
+    big = json.dumps({**ORDER, "note": "x" * (1024 * 1024)}).encode()
+    headers = {"X-Shopify-Topic": "orders/paid", "X-Shopify-Hmac-Sha256": sign(big, SECRET),
+               "X-Shopify-Shop-Domain": "acme.example", "Transfer-Encoding": "chunked"}
+    answer = c.post("/webhooks/shopify/acme", input_stream=io.BytesIO(big), headers=headers,
+                    environ_overrides={"wsgi.input_terminated": True})  # as gunicorn serves chunked bodies
+    assert answer.status_code == 413
+    lone = json.dumps({**ORDER, "note": "x"}).replace('"x"', '"\\ud800"').encode()
+    assert b"\\ud800" in lone
+    answer = c.post("/webhooks/shopify/acme", data=lone, headers={
+        "X-Shopify-Topic": "orders/paid", "X-Shopify-Hmac-Sha256": sign(lone, SECRET),
+        "X-Shopify-Shop-Domain": "acme.example"})
+    assert answer.status_code == 400 and "surrogate" in answer.json["error"]
+    assert published == []
+
+
+def test_unsigned_headers_do_not_change_what_a_signed_body_means(client: Any) -> None:
+    """Issue 13 item 7: a new event id or topic on a signed body is the same event; another shop's
+    domain is refused; the webhook stays a notification (release reads the store again)."""
+    c, published, _ = client
+    body = json.dumps(ORDER).encode()
+    assert post(c, body, event_id="e-1") == 200
+    assert post(c, body, event_id="e-2") == 200
+    assert post(c, body, event_id="e-3", topic="orders/cancelled") == 200
+    assert published == [("autofulfill.release", [1])]
+    other = {"X-Shopify-Topic": "orders/paid", "X-Shopify-Hmac-Sha256": sign(body, SECRET),
+             "X-Shopify-Event-Id": "e-4", "X-Shopify-Shop-Domain": "other.example"}
+    answer = c.post("/webhooks/shopify/acme", data=body, headers=other)
+    assert answer.status_code == 400 and "not this store's" in answer.json["error"]
+    app = c.application.extensions["autofulfill"]
+    with app.sessions() as session:
+        receipts = session.scalars(select(WebhookReceiptRow)).all()
+        orders = session.scalars(select(OrderRow)).all()
+    assert len(receipts) == 1 and len(orders) == 1 and orders[0].status == "held"
+    assert receipts[0].topic == "orders/paid"
 
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
