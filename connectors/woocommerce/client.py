@@ -11,19 +11,29 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
 from connectors.woocommerce import mapping, webhooks
 from connectors.woocommerce.errors import WooNoRoute, WooPayloadError
+from connectors.woocommerce.inventory import WooInventory
 from connectors.woocommerce.rest import WC, WooRest
-from worker.domain import Order, PushRequest, PushResult, Tracking, WebhookEvent
+from worker.domain import (
+    Order,
+    PushRequest,
+    PushResult,
+    StockChange,
+    StockRead,
+    StockWriteResult,
+    Tracking,
+    WebhookEvent,
+)
 from worker.errors import NotFound, PermanentError
-from worker.ports import Limiter
+from worker.ports import Limiter, Store, StoreStock
 
 SHIPMENT_TRACKING = "shipment-tracking"  # WooCommerce Shipment Tracking (woocommerce.com)
 AST = "ast"  # Advanced Shipment Tracking (zorem)
@@ -66,6 +76,7 @@ class WooStore:
                              query_string_auth=config.query_string_auth, sleep=sleep, clock=clock)
         self._lock = threading.Lock()
         self._extension: str | None = None  # None = not detected yet; "" = none installed
+        self._inventory = WooInventory(self._rest)
 
     @property
     def auth_mode(self) -> str:
@@ -166,6 +177,17 @@ class WooStore:
         return PushResult(fulfillment_id=ids.get(mapping.normalise_number(request.tracking[0].number), ""),
                           already_there=not missing)
 
+    # --- StoreStock Protocol (connectors/woocommerce/inventory.py) ----------------------------
+
+    def read_stock(self, skus: Sequence[str]) -> StockRead:
+        """``stock_quantity`` of the product or variation holding each SKU."""
+        return self._inventory.read(skus)
+
+    def write_stock(self, changes: Sequence[StockChange], reference: str) -> StockWriteResult:
+        """Batch updates (100 a call), after reading the SKUs again: a number that moved is stale.
+        WooCommerce keeps no history reference, so ``reference`` is not sent."""
+        return self._inventory.write(changes)
+
     def check(self) -> str:
         """One cheap read for ``autofulfill check --live``."""
         answer = self._rest.get("orders", {"per_page": "1"})
@@ -245,3 +267,8 @@ def _int(value: str | None) -> int | None:
         return int(value) if value is not None else None
     except ValueError:
         return None
+
+
+if TYPE_CHECKING:  # mypy proves the class satisfies the worker's Protocols
+    _store: type[Store] = WooStore
+    _stock: type[StoreStock] = WooStore

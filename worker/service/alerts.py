@@ -25,6 +25,8 @@ from worker.ledger.models import CursorRow, EventRow, OrderRow, ShipmentRow
 from worker.ledger.outbox import enqueue, publish
 from worker.logs import log
 from worker.pipeline import names
+from worker.pipeline.inventory import PassResult
+from worker.pipeline.inventory_ledger import failing_since
 
 EVENTS_CURSOR = "alerts:events"
 OVERLAP = timedelta(minutes=2)
@@ -169,3 +171,37 @@ def _email(app: App, text: str) -> None:
         if alerts.smtp_user is not None and alerts.smtp_password is not None:
             smtp.login(alerts.smtp_user.get_secret_value(), alerts.smtp_password.get_secret_value())
         smtp.send_message(msg)
+
+
+def inventory_pass(app: App, result: PassResult) -> int:
+    """After an inventory pass: each SKU problem once (it names the SKU and the fix), each SKU that
+    went to 0 once each time, a pass refused for a reason a person must fix (an unknown location, a
+    refused login) once, and a sync failing for ``api_failing_minutes`` once per outage."""
+    store, queued = result.store, 0
+    for line in result.lines:
+        if line.problem:
+            digest = hashlib.sha1(line.problem.encode()).hexdigest()[:16]
+            queued += queue_now(app, f"inventory:{store}:{digest}",
+                                f"autofulfill: store {store}: inventory sync: {line.problem}")
+    for line in result.went_to_zero:
+        queued += queue_now(
+            app, f"inventory-zero:{store}:{line.sku}:{app.clock().isoformat()}",
+            f"autofulfill: store {store}: {line.sku} {'would go (dry run)' if result.dry_run else 'went'} "
+            f"to 0 for sale: Amazon can ship {line.fulfillable} of {line.seller_sku}, {line.not_sent} "
+            f"sold and not yet sent, buffer {line.buffer}. Send stock to FBA, or lower the buffer.")
+    alerts = app.config.alerts
+    if result.status != "failed" or alerts is None:
+        return queued
+    if not result.retrying:
+        digest = hashlib.sha1(result.error.encode()).hexdigest()[:16]
+        return queued + queue_now(app, f"inventory-refused:{store}:{digest}",
+                                  f"autofulfill: store {store}: inventory sync cannot run: {result.error}")
+    with app.sessions() as session:
+        since = failing_since(session, store)
+    if since is not None and app.clock() - since >= timedelta(minutes=alerts.api_failing_minutes):
+        minutes = int((app.clock() - since).total_seconds() // 60)
+        queued += queue_now(app, f"inventory-failing:{store}:{since.isoformat()}",
+                            f"autofulfill: store {store}: the inventory sync has failed for {minutes} "
+                            f"minutes (last error: {result.error[:200]}); the store's numbers are not being "
+                            "updated. It keeps retrying; check Amazon's and the store's status.")
+    return queued
