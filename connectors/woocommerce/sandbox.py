@@ -168,6 +168,12 @@ class WooSandbox(LoopbackServer):
         with self.state.lock:
             self.state.after.setdefault(call, []).append(action)
 
+    def fail_next(self, call: str, status: int = 500, count: int = 1) -> None:
+        """Answer the next ``count`` requests of ``call`` (e.g. "POST /products/batch") with
+        ``status``, doing nothing."""
+        with self.state.lock:
+            self.state.fail.setdefault(call, []).extend([status] * count)
+
     @property
     def batches(self) -> list[tuple[str, int]]:
         """(route, objects) of every product batch request received."""

@@ -75,6 +75,7 @@ class WooState:
         self._item_id = 0
         self.products = ProductBook(new_id=self._next_post)  # products, variations, their stock
         self.after: dict[str, list[Callable[[], None]]] = {}  # "GET /products" -> run once, after it
+        self.fail: dict[str, list[int]] = {}  # "POST /products/batch" -> HTTP statuses to answer next
         self._note_id = 0
         self._meta_id = 9000
         for topic, name in (("order.created", "Order created"), ("order.updated", "Order updated")):
@@ -260,6 +261,9 @@ class WooState:
     def handle(self, method: str, route: str, query: dict[str, str], body: Any) -> Reply:
         """``route`` is the path below ``/wp-json`` (e.g. ``/wc/v3/orders/1001``)."""
         with self.lock:
+            failures = self.fail.get(f"{method} {route.removeprefix('/wc/v3')}")
+            if failures:
+                return error(failures.pop(0), "internal_server_error", "Injected failure.")
             reply = self._handle(method, route, query, body)
             for hook in self.after.pop(f"{method} {route.removeprefix('/wc/v3')}", []):
                 hook()  # a test's "meanwhile, in the shop ..."
