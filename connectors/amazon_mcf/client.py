@@ -200,10 +200,19 @@ class AmazonMCF:
         out: dict[str, FbaStock] = {}
         marketplace = self._config.marketplace_id
         for chunk in inventory_mapping.chunks(seller_skus):
-            wanted, token = set(chunk), None
+            wanted, token, restarted = set(chunk), None, False
             while True:
-                resp = self._call("getInventorySummaries", "GET", inventory_mapping.PATH, api="",
-                                  params=inventory_mapping.summaries_params(marketplace, chunk, token))
+                try:
+                    resp = self._call("getInventorySummaries", "GET", inventory_mapping.PATH, api="",
+                                      params=inventory_mapping.summaries_params(marketplace, chunk, token))
+                except AmazonRejected as exc:
+                    if token is None or exc.status != 400:
+                        raise
+                    if restarted:  # the page token expired twice: the pass is tried again later
+                        raise TransientError(f"amazon getInventorySummaries: nextToken expired again "
+                                             f"({exc.code})", request_id=exc.request_id, status=400) from exc
+                    restarted, token = True, None  # it lasts ~30 s: ask for these SKUs from the start
+                    continue
                 stocks, token = inventory_mapping.summaries_from_payload(_json(resp))
                 out.update((s.seller_sku, s) for s in stocks if s.seller_sku in wanted)
                 if not token:
