@@ -86,8 +86,9 @@ def test_the_answers_read_and_served_are_the_models_shape(model: dict[str, Any])
     details = answer["payload"]["inventorySummaries"][0]["inventoryDetails"]
     assert set(details) <= set(props["InventoryDetails"]["properties"])
     # The fields the mapping reads are the model's.
-    for name in ("fulfillableQuantity", "inboundWorkingQuantity", "inboundShippedQuantity", "inboundReceivingQuantity",
-                 "reservedQuantity", "researchingQuantity", "unfulfillableQuantity"):
+    for name in ("fulfillableQuantity", "inboundWorkingQuantity", "inboundShippedQuantity",
+                 "inboundReceivingQuantity", "reservedQuantity", "researchingQuantity",
+                 "unfulfillableQuantity"):
         assert name in props["InventoryDetails"]["properties"]
     assert "totalReservedQuantity" in props["ReservedQuantity"]["properties"]
     assert "nextToken" in props["Pagination"]["properties"]
