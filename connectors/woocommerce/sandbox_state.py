@@ -261,8 +261,10 @@ class WooState:
     def handle(self, method: str, route: str, query: dict[str, str], body: Any) -> Reply:
         """``route`` is the path below ``/wp-json`` (e.g. ``/wc/v3/orders/1001``)."""
         with self.lock:
-            failures = self.fail.get(f"{method} {route.removeprefix('/wc/v3')}")
+            key = f"{method} {route.removeprefix('/wc/v3')}"
+            failures = self.fail.get(key)
             if failures:
+                self.calls.append(key)
                 return error(failures.pop(0), "internal_server_error", "Injected failure.")
             reply = self._handle(method, route, query, body)
             for hook in self.after.pop(f"{method} {route.removeprefix('/wc/v3')}", []):
