@@ -8,6 +8,7 @@ the shop's local time and ``*_gmt`` — both without a zone suffix, resolution o
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import re
@@ -73,7 +74,8 @@ class WooState:
         self.webhooks: dict[int, dict[str, Any]] = {}
         self._post_id = 1000
         self._item_id = 0
-        self.products = ProductBook(new_id=self._next_post)  # products, variations, their stock
+        # Products and variations, their stock; ids of their own (orders live in HPOS tables).
+        self.products = ProductBook(new_id=itertools.count(2001).__next__)
         self.after: dict[str, list[Callable[[], None]]] = {}  # "GET /products" -> run once, after it
         self.fail: dict[str, list[int]] = {}  # "POST /products/batch" -> HTTP statuses to answer next
         self._note_id = 0
