@@ -85,7 +85,7 @@ def run_demo(workdir: str | None, count: int = 5, out: TextIO = sys.stdout) -> i
     out.write(f"demo: files in {base}\n")
     try:
         stack.start_sandboxes()
-        _stock_the_shelves(stack)
+        stock_the_shelves(stack)
         out.write(f"demo: Shopify sandbox {stack.shop.url}, Amazon sandbox {stack.amazon.url}\n")
         stack.start("run")
         out.write(f"demo: service running, webhooks at {stack.webhook_url}\n")
@@ -180,7 +180,7 @@ def _woo_completed(stack: Stack) -> int:
                and stack.woo.order(o.platform_order_id)["status"] == "completed")
 
 
-def _stock_the_shelves(stack: Stack) -> None:
+def stock_the_shelves(stack: Stack) -> None:
     """Amazon's units of the mapped SKUs; the Shopify store's "Amazon FBA" location (empty until
     the first sync) beside its shop floor; the WooCommerce products (CAP-NAVY without stock
     management, which the first sync turns on)."""
