@@ -42,7 +42,8 @@ def reference(pass_id: int) -> str:
 @dataclass(frozen=True)
 class PassResult:
     store: str
-    status: str  # ok | failed | skipped (another pass holds the store) | idle (nothing due)
+    # ok | failed | skipped (another pass holds the store) | idle (nothing due) | off (not enabled)
+    status: str
     dry_run: bool = False
     lines: tuple[SkuLine, ...] = ()
     error: str = ""
@@ -67,7 +68,7 @@ class PassResult:
                                                    or ln.wants_write))
 
     def summary(self) -> str:
-        if self.status in ("skipped", "idle"):
+        if self.status in ("skipped", "idle", "off"):
             return f"{self.store}: {self.status}"
         head = f"{self.store}: {'dry run, ' if self.dry_run else ''}{self.status}"
         counts = (f"{len(self.lines)} read, {self.changed} {'to change' if self.dry_run else 'changed'}, "
@@ -174,8 +175,11 @@ def sync_store(app: App, store: str, *, refresh: bool = False, only: Collection[
     result says ``failed`` and the ledger flags the SKUs to be tried again soon."""
     cfg = app.config.store(store)
     account = cfg.amazon or ""
+    if not cfg.inventory.enabled:  # e.g. a task queued before a config reload turned it off
+        return PassResult(store, "off")
 
     def one_pass(_last: datetime | None, started: datetime) -> PassResult:
+        ledger.forget_unmapped(app, store, mapped(app, store))
         skus = set(only) if only is not None else None
         if refresh:
             due = ledger.due_skus(app, store, started)

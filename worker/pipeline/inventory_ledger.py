@@ -174,6 +174,18 @@ def refresh_soon(session: Session, account: str, seller_skus: Iterable[str], at:
                         .values(refresh_after=at).execution_options(synchronize_session=False))
 
 
+def forget_unmapped(app: App, store: str, mapped: Collection[str]) -> int:
+    """Drop the rows of SKUs no longer in the store's sku_map (their flags and problems too)."""
+    keep = set(mapped)
+    with app.sessions() as session:
+        gone = [r for r in session.scalars(select(InventorySkuRow).where(InventorySkuRow.store == store))
+                if r.sku not in keep]
+        for row in gone:
+            session.delete(row)
+        session.commit()
+    return len(gone)
+
+
 def due_skus(app: App, store: str, now: datetime) -> set[str]:
     with app.sessions() as session:
         return set(session.scalars(select(InventorySkuRow.sku).where(

@@ -102,8 +102,8 @@ def inventory_health(app: App, session: Session, now: datetime,
                               .order_by(passes.started_at.desc(), passes.id.desc()).limit(1))
         last_ok = session.scalar(select(func.max(passes.started_at)).where(
             passes.store == name, passes.status == "ok"))
-        stuck = session.scalar(select(func.count()).select_from(InventorySkuRow).where(
-            InventorySkuRow.store == name, InventorySkuRow.problem != "")) or 0
+        stuck = sum(1 for sku in session.scalars(select(InventorySkuRow.sku).where(
+            InventorySkuRow.store == name, InventorySkuRow.problem != "")) if sku in cfg.routing.sku_map)
         since = failing_since(session, name)
         what = "-" if last is None else (
             f"{last.status}{' (dry run)' if last.dry_run else ''}: {last.read} read, {last.changed} "

@@ -344,3 +344,55 @@ def test_a_failing_sync_is_announced_after_api_failing_minutes(world: World) -> 
     assert sync_store(world.app, "acme").status == "ok"
     with world.app.sessions() as session:
         assert inventory_ledger.failing_since(session, "acme") is None
+
+
+def test_skus_no_longer_mapped_are_forgotten_and_a_store_turned_off_is_left_alone(
+        db_url: str, tmp_path: Path) -> None:
+    gen = make_world(db_url, tmp_path, bolt={"enabled": False})
+    world = next(gen)
+    try:
+        sync_store(world.app, "acme")
+        with world.app.sessions() as session:
+            inventory_ledger.refresh_soon(session, "us", ["AMZ-MUG"], world.clock())
+            session.commit()
+        assert inventory_ledger.due_stores(world.app, world.clock()) == ["acme"]
+        # MUG-BLK left sku_map (a config reload): its row, flag and problems go with it.
+        assert inventory_ledger.forget_unmapped(world.app, "acme", ["TEE-RED-M", "CAP-NAVY"]) == 1
+        assert inventory_ledger.due_stores(world.app, world.clock()) == []
+        assert sync_store(world.app, "bolt").status == "off" and world.woo.batches == []
+    finally:
+        next(gen, None)
+
+
+def test_two_workers_share_amazons_inventory_quota_through_redis(redis_db: str) -> None:
+    """The sandbox enforces the published plan (2 requests/s, burst 2): every 429 it answers is a
+    call our shared bucket let through too early."""
+    import threading
+    import time
+
+    import redis
+
+    from connectors.amazon_mcf.client import AmazonMCF, AmazonSettings
+    from connectors.ratelimit import RedisLimiter
+
+    AmazonMCF.clear_token_cache()
+    with AmazonSandbox(default_stock=5) as sandbox:
+        settings = AmazonSettings(marketplace_id="ATVPDKIKX0DER", client_id="sandbox-client",
+                                  client_secret="sandbox-secret", refresh_token="sandbox-refresh",
+                                  base_url=sandbox.url, token_url=sandbox.token_url)
+        limiter = RedisLimiter(redis.Redis.from_url(redis_db))
+        workers = [AmazonMCF("us", settings, limiter) for _ in range(2)]
+        found: list[int] = []
+        started = time.monotonic()
+        threads = [threading.Thread(target=lambda w=w, n=n: found.append(len(w.fba_stock(
+            [f"W{n}-{i}" for i in range(250)])))) for n, w in enumerate(workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        elapsed = time.monotonic() - started
+    calls = sandbox.calls.count("getInventorySummaries")
+    assert found == [250, 250]  # 5 calls of 50 each
+    assert elapsed >= (10 - 2) / 2 * 0.9  # 10 calls: a burst of 2, then 2 a second, across both workers
+    assert calls - 10 <= 2, f"{calls - 10} answered 429"
+    print(f"10 getInventorySummaries calls (500 SKUs) by two workers in {elapsed:.1f} s, {calls - 10} x 429")
