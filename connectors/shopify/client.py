@@ -339,7 +339,8 @@ class ShopifyStore:
                 raise ShopifyAuthError(
                     f"shopify {op.name}: HTTP {exc.status} from {urlsplit(self._base).netloc}: check "
                     "the store's access token (or client id/secret) and the app's scopes "
-                    "(read_orders, write_merchant_managed_fulfillment_orders)",
+                    "(read_orders, write_merchant_managed_fulfillment_orders; for the stock sync "
+                    "read_inventory, write_inventory, read_locations)",
                     request_id=exc.request_id, status=exc.status) from exc
         raise AssertionError("unreachable")
 
