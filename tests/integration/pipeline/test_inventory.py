@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from worker.app import App
 from worker.config import parse_config
 from worker.ledger.migrate import ensure_schema
 from worker.ledger.models import InventoryPassRow, InventorySkuRow, OrderRow
-from worker.pipeline import cancel, intake, inventory_ledger, names
+from worker.pipeline import cancel, intake, inventory_ledger, names, tracking
 from worker.pipeline.inventory import sync_store
 from worker.service import alerts, scheduler
 from worker.service.bootstrap import bootstrap
@@ -287,6 +287,26 @@ def _cancel_at_amazon(world: World) -> None:
     refreshed = sync_store(world.app, "bolt", refresh=True)
     assert [ln.sku for ln in refreshed.lines] == ["TEE-RED-M"]
     assert world.woo.stock("TEE-RED-M") == 8
+
+
+def test_an_mcf_order_amazon_could_not_fill_refreshes_its_skus_early(db_url: str, tmp_path: Path) -> None:
+    gen = make_world(db_url, tmp_path, hold_minutes=0)
+    world = next(gen)
+    try:
+        world.clock.now = datetime.now(UTC)  # the tracking sweep asks the sandbox for orders changed since
+        for store in ("acme", "bolt"):
+            sync_store(world.app, store)
+        world.app.stores["acme"] = _StoreFromLedger(world)
+        intake.ingest_and_publish(world.app, "acme", make_order("7002", lines=(("MUG-BLK", 2),)),
+                                  source="webhook")
+        _drain(world)
+        assert inventory_ledger.due_stores(world.app, world.clock()) == []
+        world.amazon.ship_short("ACME-7002-1", {"70020": 1})  # one of the two could not be found
+        assert tracking.sweep(world.app, "us") == 1
+        assert inventory_ledger.due_stores(world.app, world.clock()) == ["acme", "bolt"]
+        assert [ln.sku for ln in sync_store(world.app, "acme", refresh=True).lines] == ["MUG-BLK"]
+    finally:
+        next(gen, None)
 
 
 class _StoreFromLedger:
