@@ -49,7 +49,8 @@ class PassResult:
     error: str = ""
     notes: tuple[str, ...] = ()
     pass_id: int | None = None
-    went_to_zero: tuple[SkuLine, ...] = ()
+    went_to_zero: tuple[SkuLine, ...] = ()  # the store had more: news for a person
+    new_problems: tuple[SkuLine, ...] = ()  # problems not recorded before: news for a person
     retrying: bool = False  # failed for a reason that passes (429, 5xx, timeout): tried again soon
 
     @property
@@ -208,13 +209,13 @@ def sync_store(app: App, store: str, *, refresh: bool = False, only: Collection[
         unsettled = [ln.sku for ln in lines if ln.unsettled]
         failed = set(mapped(app, store, skus)) if transient else set()
         soon = started + timedelta(seconds=UNSETTLED_RETRY_S)
-        zero = ledger.finish_pass(
+        zero, news = ledger.finish_pass(
             app, pass_id, store, account, status=result.status, lines=lines, started=started,
             detail={"error": error, "notes": list(notes),
                     "problems": [f"{ln.sku}: {ln.problem}" for ln in lines if ln.problem]},
             counts=(len(lines), result.changed, result.skipped, result.errors),
             retry_at=retry or soon, retry_skus=sorted(failed | set(unsettled)))
-        result = replace(result, went_to_zero=tuple(zero), retrying=transient)
+        result = replace(result, went_to_zero=tuple(zero), new_problems=tuple(news), retrying=transient)
         _log(result)
         return result
 

@@ -84,17 +84,23 @@ def start_pass(app: App, store: str, *, dry_run: bool, actor: str, started: date
 
 def finish_pass(app: App, pass_id: int, store: str, account: str, *, status: str, lines: Iterable[SkuLine],
                 detail: dict[str, Any], counts: tuple[int, int, int, int], started: datetime,
-                retry_at: datetime | None, retry_skus: Collection[str] = ()) -> list[SkuLine]:
+                retry_at: datetime | None,
+                retry_skus: Collection[str] = ()) -> tuple[list[SkuLine], list[SkuLine]]:
     """Record the pass and each SKU's numbers. Clears the SKUs' early-refresh flags set before the
     pass started; sets ``retry_at`` on ``retry_skus`` (a failed pass, a number that kept moving).
-    Returns the SKUs whose target became 0 now (not 0 at the previous pass)."""
+    Returns what is news for a person: the SKUs that went to 0 now (the store or the last pass
+    had more), and the SKUs whose problem is new (not the one recorded before)."""
     now = app.clock()
     went_to_zero: list[SkuLine] = []
+    new_problems: list[SkuLine] = []
     with app.sessions() as session:
         existing = {r.sku: r for r in session.scalars(select(InventorySkuRow).where(
             InventorySkuRow.store == store))}
         for line in lines:
             row = existing.get(line.sku) or _new_row(session, store, line.sku)
+            if line.problem and line.problem != row.problem:
+                new_problems.append(line)
+            before = row.target
             row.account, row.seller_sku = account, line.seller_sku
             fba = line.fba
             row.fulfillable = fba.fulfillable if fba is not None else None
@@ -106,7 +112,8 @@ def finish_pass(app: App, pass_id: int, store: str, account: str, *, status: str
                 row.written_qty, row.written_at = line.target, now
             if line.target == 0 and row.zero_since is None and not line.problem:
                 row.zero_since = now
-                went_to_zero.append(line)
+                if (before or 0) > 0 or (line.store_qty or 0) > 0:  # not one that was 0 all along
+                    went_to_zero.append(line)
             elif line.target is not None and line.target > 0:
                 row.zero_since = None
             if row.refresh_after is not None and row.refresh_after <= started:
@@ -122,7 +129,7 @@ def finish_pass(app: App, pass_id: int, store: str, account: str, *, status: str
             pass_row.read, pass_row.changed, pass_row.skipped, pass_row.errors = counts
             pass_row.detail = {**pass_row.detail, **detail}
         session.commit()
-    return went_to_zero
+    return went_to_zero, new_problems
 
 
 def _new_row(session: Session, store: str, sku: str) -> InventorySkuRow:

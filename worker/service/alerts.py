@@ -174,21 +174,29 @@ def _email(app: App, text: str) -> None:
 
 
 def inventory_pass(app: App, result: PassResult) -> int:
-    """After an inventory pass: each SKU problem once (it names the SKU and the fix), each SKU that
-    went to 0 once each time, a pass refused for a reason a person must fix (an unknown location, a
-    refused login) once, and a sync failing for ``api_failing_minutes`` once per outage."""
-    store, queued = result.store, 0
-    for line in result.lines:
-        if line.problem:
-            digest = hashlib.sha1(line.problem.encode()).hexdigest()[:16]
-            queued += queue_now(app, f"inventory:{store}:{digest}",
-                                f"autofulfill: store {store}: inventory sync: {line.problem}")
-    for line in result.went_to_zero:
-        queued += queue_now(
-            app, f"inventory-zero:{store}:{line.sku}:{app.clock().isoformat()}",
-            f"autofulfill: store {store}: {line.sku} {'would go (dry run)' if result.dry_run else 'went'} "
-            f"to 0 for sale: Amazon can ship {line.fulfillable} of {line.seller_sku}, {line.not_sent} "
-            f"sold and not yet sent, buffer {line.buffer}. Send stock to FBA, or lower the buffer.")
+    """After an inventory pass, one alert per kind of news: the SKUs whose problem is new (each
+    line names the SKU and the fix; a problem already announced is not announced again), the SKUs
+    that went to 0, a pass refused for a reason a person must fix (an unknown location, a refused
+    login; once per reason), and a sync failing for ``api_failing_minutes`` (once per outage)."""
+    store, queued, cap = result.store, 0, 20
+    pass_key = f"{store}:{result.pass_id}"
+    if result.new_problems:
+        listed = [f"- {ln.problem}" for ln in result.new_problems[:cap]]
+        more = len(result.new_problems) - cap
+        queued += queue_now(app, f"inventory-problems:{pass_key}", "\n".join(
+            [f"autofulfill: store {store}: inventory sync: {len(result.new_problems)} SKU(s) cannot be "
+             "synced:",
+             *listed, *([f"- and {more} more"] if more > 0 else []),
+             f"`autofulfill inventory --store {store}` lists them."]))
+    if result.went_to_zero:
+        zero = result.went_to_zero
+        queued += queue_now(app, f"inventory-zero:{pass_key}", "\n".join(
+            [f"autofulfill: store {store}: {', '.join(ln.sku for ln in zero[:cap])}"
+             f"{f' and {len(zero) - cap} more' if len(zero) > cap else ''} "
+             f"{'would go (dry run)' if result.dry_run else 'went'} to 0 for sale. Send stock to FBA, or "
+             "lower the buffer.",
+             *[f"- {ln.sku}: Amazon can ship {ln.fulfillable} of {ln.seller_sku}, {ln.not_sent} sold and "
+               f"not yet sent, buffer {ln.buffer}" for ln in zero[:cap]]]))
     alerts = app.config.alerts
     if result.status != "failed" or alerts is None:
         return queued

@@ -213,11 +213,17 @@ def test_one_bad_sku_never_stops_the_others(db_url: str, tmp_path: Path) -> None
         assert "2 Shopify variants" in by_sku["MUG-BLK"].problem
         assert by_sku["TEE-RED-M"].written and world.shop.available("TEE-RED-M", "Amazon FBA") == 9
         assert (first.status, first.errors) == ("ok", 2)
-        for _ in range(2):  # seen twice, announced once each
-            alerts.inventory_pass(world.app, sync_store(world.app, "acme") if _ else first)
-        texts = world.alerts()
-        assert len(texts) == 2 and any("AMZ-CAP" in t for t in texts) and any("MUG-BLK" in t for t in texts)
+        alerts.inventory_pass(world.app, first)
+        alerts.inventory_pass(world.app, sync_store(world.app, "acme"))  # the same problems again: no news
+        [text] = world.alerts()  # one alert, a line per SKU naming the fix
+        assert text.startswith("autofulfill: store acme: inventory sync: 2 SKU(s) cannot be synced:")
+        assert "- Amazon does not know seller SKU 'AMZ-CAP'" in text
+        assert "give each variant its own SKU" in text
         assert sku_rows(world, "acme")["CAP-NAVY"].problem
+        world.amazon.known_skus = {"AMZ-TEE", "AMZ-MUG", "AMZ-CAP"}  # fixed in Seller Central ...
+        assert not sync_store(world.app, "acme").new_problems
+        world.amazon.known_skus = {"AMZ-TEE", "AMZ-MUG"}  # ... and broken again: news again
+        assert [ln.sku for ln in sync_store(world.app, "acme").new_problems] == ["CAP-NAVY"]
     finally:
         next(gen, None)
 
@@ -260,7 +266,23 @@ def test_a_sku_that_sells_out_at_amazon_goes_to_zero_in_both_stores_with_one_ale
         alerts.inventory_pass(world.app, result)
     assert world.shop.available("MUG-BLK", "Amazon FBA") == 0 and world.woo.stock("MUG-BLK") == 0
     assert [ln.sku for r in results for ln in r.went_to_zero] == ["MUG-BLK", "MUG-BLK"]
-    assert len([t for t in world.alerts() if "MUG-BLK went to 0" in t]) == 2  # once per store
+    zero = [t for t in world.alerts() if "MUG-BLK went to 0" in t]
+    assert len(zero) == 2  # once per store, however often the pass is seen
+    assert "- MUG-BLK: Amazon can ship 0 of AMZ-MUG, 0 sold and not yet sent, buffer 1" in zero[0]
+    assert not any(r.went_to_zero for r in (sync_store(world.app, "acme"), sync_store(world.app, "bolt")))
+
+
+def test_a_sku_at_0_all_along_is_not_news(db_url: str, tmp_path: Path) -> None:
+    amazon = AmazonSandbox(stock={"AMZ-TEE": 10, "AMZ-MUG": 3, "AMZ-CAP": 0})
+    gen = make_world(db_url, tmp_path, amazon=amazon)
+    world = next(gen)
+    try:
+        world.shop.sell("CAP-NAVY", 50, "Amazon FBA")  # the store shows 0 too (WooCommerce: not managed)
+        results = [sync_store(world.app, store) for store in ("acme", "bolt")]
+        assert [r.went_to_zero for r in results] == [(), ()]
+        assert world.woo.stock("CAP-NAVY") == 0 and sku_rows(world, "bolt")["CAP-NAVY"].zero_since is not None
+    finally:
+        next(gen, None)
 
 
 def test_an_mcf_cancellation_refreshes_its_skus_early(db_url: str, tmp_path: Path) -> None:
