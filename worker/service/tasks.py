@@ -163,7 +163,8 @@ def poll(self: Task, store: str) -> int:
 def inventory(self: Task, store: str, mode: str = "all") -> str:
     """One FBA stock -> store stock pass over a store ("due": only its SKUs flagged for an early
     refresh). Idempotent: one pass per store at a time, and every write compares first."""
-    return str(_run(self, "inventory", inventory_pass, store, mode))
+    result: inventory_step.PassResult = _run(self, "inventory", inventory_pass, store, mode)
+    return result.summary()
 
 
 def inventory_pass(app: App, store: str, mode: str = "all", *, only: Collection[str] | None = None,
