@@ -28,6 +28,7 @@ from worker.pipeline import cancel, intake, inventory_ledger, names, tracking
 from worker.pipeline.inventory import sync_store
 from worker.service import alerts, scheduler
 from worker.service.bootstrap import bootstrap
+from worker.service.status import health
 
 HOOK = "https://hooks.example/services/T000/B000/XXXX"
 SKU_MAP = {"TEE-RED-M": "AMZ-TEE", "MUG-BLK": "AMZ-MUG", "CAP-NAVY": "AMZ-CAP"}
@@ -380,6 +381,9 @@ def test_a_failing_sync_is_announced_after_api_failing_minutes(world: World) -> 
         world.clock.advance(180)
     [text] = world.alerts()  # at minute 12, not at 9 (api_failing_minutes = 10), and once
     assert "inventory sync has failed for 12 minutes" in text and "500" in text
+    status = health(world.app, queue_depth=lambda: 0, workers=lambda: 1)
+    assert status.needs_person and any(p.startswith("store acme: the inventory sync has failed since 15m ago")
+                                       for p in status.problems), status.problems
     with world.app.sessions() as session:
         assert inventory_ledger.failing_since(session, "acme") == world.clock() - timedelta(minutes=15)
     world.clock.advance(60)
