@@ -7,7 +7,7 @@ Rooms, each may import the core and the rooms listed before it:
 
     ledger/    the database: models, state transitions, outbox, cursors, codec, migrations
     pipeline/  the steps an order goes through: intake (ingest, release), routing, availability,
-               rates, fulfill, labels, tracking, cancel, adjust
+               rates, fulfill, labels, tracking, cancel, adjust; and the stock sync (inventory)
     service/   the processes around them: Celery tasks, scheduler, web receiver, CLI, status,
                alerts; ``service/bootstrap.py`` is the one composition root that builds adapters
     sandbox/   the whole service against the connectors' local stand-ins: test stack and demo

@@ -15,7 +15,7 @@ from typing import Protocol
 from sqlalchemy.orm import Session, sessionmaker
 
 from worker.config import Config
-from worker.ports import Fulfiller, LabelProvider, Limiter, Publisher, Store
+from worker.ports import Fulfiller, LabelProvider, Limiter, Publisher, StockSource, Store, StoreStock
 
 
 def utcnow() -> datetime:
@@ -59,6 +59,20 @@ class App:
         if name not in self.labelers:
             self.labelers[name] = self._connect(f"labels {name}").labeler(name, self.config)
         return self.labelers[name]
+
+    def stock_source(self, account: str) -> StockSource:
+        """The Amazon account's stock (its fulfiller's adapter reads it)."""
+        fulfiller = self.fulfiller(account)
+        if not isinstance(fulfiller, StockSource):
+            raise LookupError(f"the fulfiller of Amazon account {account} cannot read stock")
+        return fulfiller
+
+    def store_stock(self, name: str) -> StoreStock:
+        """The store's stock of the SKUs Amazon ships (its store adapter reads and writes it)."""
+        store = self.store(name)
+        if not isinstance(store, StoreStock):
+            raise LookupError(f"store {name} cannot read or write stock")
+        return store
 
     def _connect(self, what: str) -> Connect:
         if self.connect is None:

@@ -338,6 +338,21 @@ class RoutingConfig(_Model):
         return v
 
 
+class InventoryConfig(_Model):
+    """``[stores.<name>.inventory]``: FBA stock -> store stock, per SKU mapped in sku_map.
+
+    The store may sell Amazon's fulfillable units minus the units of paid orders not yet sent to
+    Amazon (every store on the account) minus the buffer, never below 0 (README: Inventory sync)."""
+
+    enabled: bool = False
+    location: str = ""  # Shopify: the location (name or gid) whose `available` mirrors FBA
+    interval_s: float = Field(600, ge=10)
+    buffer: int = Field(0, ge=0)  # units held back per SKU
+    buffer_percent: Decimal = Field(Decimal(0), ge=0, le=100)  # of Amazon's fulfillable, rounded up
+    buffers: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)  # per store SKU
+    dry_run: bool = False  # compute and record every pass, write nothing to the store
+
+
 class StoreConfig(_Model):
     platform: Literal["shopify", "woocommerce"]
     shop_url: str
@@ -371,6 +386,7 @@ class StoreConfig(_Model):
     customs_items: dict[str, CustomsItemConfig] = Field(default_factory=dict)
     customs_items_csv: str | None = None
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    inventory: InventoryConfig = Field(default_factory=InventoryConfig)
     # WooCommerce has no order tags; routing's tags (no_fba_tags, hold_tags, BLOCK_AMZL, ...) come
     # from order meta_data entries with these keys, the value "no-fba, BLOCK_AMZL" or a list of strings.
     tag_meta_keys: list[str] = Field(default_factory=lambda: ["autofulfill_tags"])
@@ -412,6 +428,19 @@ class StoreConfig(_Model):
         if self.platform == "shopify" and self.note_keywords:
             raise ValueError("note_keywords is for woocommerce stores only; a shopify order has its own "
                              "tags, so remove note_keywords from this store")
+        return self
+
+    @model_validator(mode="after")
+    def _inventory(self) -> StoreConfig:
+        inv = self.inventory
+        if self.platform == "shopify" and inv.enabled and not inv.location.strip():
+            raise ValueError("inventory.location: a shopify store syncing stock needs the location "
+                             '(name or gid) that holds the FBA stock, e.g. location = "Amazon FBA"')
+        if self.platform == "woocommerce" and inv.location:
+            raise ValueError("inventory.location is for shopify stores only (WooCommerce has one "
+                             "stock_quantity per product): remove it")
+        if inv.enabled and self.amazon is None:
+            raise ValueError("inventory: enabled = true needs the store's amazon account")
         return self
 
 
@@ -664,6 +693,10 @@ def parse_config(data: dict[str, Any], base_dir: Path, env: dict[str, str] | Non
                 routing = store.routing.model_copy(update={"sku_map": {**table, **store.routing.sku_map}})
                 stores[name] = store.model_copy(update={"routing": routing})
     for name, store in stores.items():
+        unmapped = sorted(set(store.inventory.buffers) - set(store.routing.sku_map))
+        if unmapped:
+            problems.append(f"stores.{name}.inventory.buffers: {unmapped} not in sku_map/sku_map_csv; "
+                            "buffers are per store SKU mapped to Amazon")
         # Read once, here (and again on a reload): a label never waits on, or fails at, a file.
         update: dict[str, Any] = {}
         if store.parcels_csv:

@@ -282,3 +282,64 @@ class Preview:
     earliest_arrival: datetime | None
     latest_arrival: datetime | None
     reasons: tuple[str, ...] = ()
+
+
+# --- inventory: FBA stock -> store stock ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FbaStock:
+    """One seller SKU's units at Amazon (FBA Inventory ``InventorySummary`` with details).
+
+    Only ``fulfillable`` can ship now; the others are shown to people, never sold. ``fulfillable``
+    is None when Amazon's answer did not say (such a SKU is left as it is)."""
+
+    seller_sku: str
+    fulfillable: int | None
+    reserved: int = 0  # totalReservedQuantity: customer orders, transfers between centres, processing
+    inbound: int = 0  # working + shipped + receiving
+    researching: int = 0
+    unfulfillable: int = 0
+
+
+@dataclass(frozen=True)
+class StockLevel:
+    """What a store shows for one SKU where we keep it in step (Shopify: ``available`` at the FBA
+    location; WooCommerce: ``stock_quantity``)."""
+
+    sku: str
+    quantity: int
+    ref: str  # the store's handle for a write (Shopify inventory item GID; WooCommerce product id)
+    managed: bool = True  # WooCommerce manage_stock; False: the first write turns it on
+
+
+@dataclass(frozen=True)
+class SkuProblem:
+    """One SKU a sync cannot handle, in one line that says what to fix."""
+
+    sku: str
+    message: str
+
+
+@dataclass(frozen=True)
+class StockRead:
+    levels: tuple[StockLevel, ...]
+    problems: tuple[SkuProblem, ...] = ()  # SKUs the store does not know, has twice, cannot stock
+
+
+@dataclass(frozen=True)
+class StockChange:
+    """Set one SKU's number, only while the store still shows ``expected`` (compare-and-swap)."""
+
+    sku: str
+    ref: str
+    expected: int  # the quantity just read
+    quantity: int
+    manage: bool = False  # also turn stock management on (WooCommerce manage_stock)
+
+
+@dataclass(frozen=True)
+class StockWriteResult:
+    written: tuple[str, ...]  # SKUs now at their new quantity
+    stale: tuple[str, ...] = ()  # the store's number had moved from ``expected``: nothing written
+    problems: tuple[SkuProblem, ...] = ()  # refused for a reason a person must fix

@@ -1,7 +1,8 @@
 """The ports: what the pipeline needs from the outside world, as small Protocols.
 
 A store (orders in, tracking out), a fulfiller (Amazon MCF), a label provider (EasyPost), the
-rate limiter the clients share, and the publisher that hands a task to the queue. Adapters in
+rate limiter the clients share, and the publisher that hands a task to the queue. For the
+inventory sync, the fulfiller's stock (``StockSource``) and the store's (``StoreStock``). Adapters in
 ``connectors/`` implement them; the pipeline sees nothing else of an adapter.
 """
 
@@ -9,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from worker.domain import (
     Address,
+    FbaStock,
     FulfillmentRequest,
     FulfillmentStatus,
     Label,
@@ -24,6 +26,9 @@ from worker.domain import (
     PushResult,
     Quote,
     Rate,
+    StockChange,
+    StockRead,
+    StockWriteResult,
     Unreadable,
     WebhookEvent,
 )
@@ -138,3 +143,31 @@ class LabelProvider(Protocol):
 
     def check(self) -> str:
         """One cheap authenticated read, for `autofulfill check --live`."""
+
+
+@runtime_checkable
+class StockSource(Protocol):
+    """Where the stock that can ship comes from (Amazon FBA); the fulfiller's adapter has it."""
+
+    def fba_stock(self, seller_skus: Sequence[str]) -> dict[str, FbaStock]:
+        """Amazon's units of these seller SKUs, by seller SKU; a SKU Amazon does not know is absent.
+
+        Read-only, any number of SKUs (asked in chunks, every page). Raises TransientError (429
+        after bounded retries, 5xx, timeout) or PermanentError: then nothing was half-read."""
+
+
+@runtime_checkable
+class StoreStock(Protocol):
+    """A store's stock of the SKUs Amazon ships (the store's adapter has it)."""
+
+    def read_stock(self, skus: Sequence[str]) -> StockRead:
+        """What the store shows now for these SKUs. A SKU the store does not know, has twice, or
+        cannot stock where configured is a problem of that SKU, not an error. Read-only; raises
+        TransientError, or PermanentError when nothing can be read (e.g. an unknown location)."""
+
+    def write_stock(self, changes: Sequence[StockChange], reference: str) -> StockWriteResult:
+        """Set each SKU's number unless the store no longer shows ``expected`` (then it is
+        ``stale`` and nothing is written for it). ``reference`` names the sync pass in the store's
+        history where the platform keeps one. A SKU refused for its own reason is a problem of
+        that SKU. Raises TransientError before anything was sent, AmbiguousOutcome when a write
+        went out unanswered (calling again is safe: every write compares first)."""

@@ -1,4 +1,5 @@
-"""SP-API Fulfillment Outbound v2020-07-01 over ``requests``: the ``Fulfiller`` for Amazon MCF.
+"""SP-API Fulfillment Outbound v2020-07-01 over ``requests``: the ``Fulfiller`` for Amazon MCF,
+and the account's FBA stock (FBA Inventory v1 ``getInventorySummaries``, the ``StockSource``).
 
 Auth is the LWA refresh-token grant (``x-amz-access-token``, no SigV4). Every call goes through
 ``connectors.http.send`` with explicit timeouts, draws from the shared rate limiter first, and
@@ -20,18 +21,20 @@ from urllib.parse import quote
 
 import requests
 
-from connectors.amazon_mcf import mapping
+from connectors.amazon_mcf import inventory_mapping, mapping
 from connectors.amazon_mcf.errors import AmazonRejected, AmazonThrottled, CancelTooLate
 from connectors.http import DEFAULT_TIMEOUT, send
-from worker.domain import Address, FulfillmentRequest, FulfillmentStatus, Preview, PreviewItem
+from worker.domain import Address, FbaStock, FulfillmentRequest, FulfillmentStatus, Preview, PreviewItem
 from worker.errors import AmbiguousOutcome, NotFound, PermanentError, TransientError
-from worker.ports import Fulfiller, Limiter
+from worker.ports import Fulfiller, Limiter, StockSource
 
 log = logging.getLogger(__name__)
 
 API = "/fba/outbound/2020-07-01"
 DEFAULT_RATE = 2.0  # SP-API Fulfillment Outbound usage plan: 2 requests/s, burst 30, per operation
 DEFAULT_BURST = 30
+# Operations whose published usage plan differs from the default: (rate per second, burst).
+QUOTAS: dict[str, tuple[float, float]] = {"getInventorySummaries": (2.0, 2.0)}
 TOKEN_MARGIN_S = 60.0  # renew an access token this long before Amazon says it expires
 USER_AGENT = (f"autofulfill/0.1 (Language=Python/{sys.version_info.major}.{sys.version_info.minor};"
               f" Platform={sys.platform})")
@@ -188,6 +191,36 @@ class AmazonMCF:
             f"{p.speed}:{'ok' if p.fulfillable else 'no'}" for p in previews]})
         return previews
 
+    def fba_stock(self, seller_skus: Sequence[str]) -> dict[str, FbaStock]:
+        """getInventorySummaries (details, this marketplace), 50 SKUs a call, every page.
+
+        A SKU Amazon does not know is absent. Read-only; a next page is asked at once (Amazon's
+        token lasts ~30 s). Raises AmazonThrottled after repeated 429s, TransientError, or
+        AmazonRejected; then the caller has nothing half-read."""
+        out: dict[str, FbaStock] = {}
+        marketplace = self._config.marketplace_id
+        for chunk in inventory_mapping.chunks(seller_skus):
+            wanted, token, restarted = set(chunk), None, False
+            while True:
+                try:
+                    resp = self._call("getInventorySummaries", "GET", inventory_mapping.PATH, api="",
+                                      params=inventory_mapping.summaries_params(marketplace, chunk, token))
+                except AmazonRejected as exc:
+                    if token is None or exc.status != 400:
+                        raise
+                    if restarted:  # the page token expired twice: the pass is tried again later
+                        raise TransientError(f"amazon getInventorySummaries: nextToken expired again "
+                                             f"({exc.code})", request_id=exc.request_id, status=400) from exc
+                    restarted, token = True, None  # it lasts ~30 s: ask for these SKUs from the start
+                    continue
+                stocks, token = inventory_mapping.summaries_from_payload(_json(resp))
+                out.update((s.seller_sku, s) for s in stocks if s.seller_sku in wanted)
+                if not token:
+                    break
+        log.info("amazon.inventory", extra={"account": self.name, "asked": len(set(seller_skus)),
+                                            "known": len(out), "request_id": self.last_request_id})
+        return out
+
     def check(self) -> str:
         """One cheap authenticated read for ``autofulfill check --live``."""
         now = datetime.now(UTC)
@@ -214,14 +247,15 @@ class AmazonMCF:
         return _json(resp)
 
     def _quota(self, operation: str) -> tuple[float, float]:
-        rate, burst = self._config.quota.get(operation, (DEFAULT_RATE, DEFAULT_BURST))
+        rate, burst = self._config.quota.get(operation, QUOTAS.get(operation, (DEFAULT_RATE, DEFAULT_BURST)))
         return self._rates.get(operation, float(rate)), float(burst)
 
-    def _call(self, operation: str, method: str, path: str, **kwargs: Any) -> requests.Response:
+    def _call(self, operation: str, method: str, path: str, *, api: str = API,
+              **kwargs: Any) -> requests.Response:
         """One SP-API operation: limiter, token, send, 429 pause-and-retry, error translation."""
         key = f"amazon:{self.name}:{operation}"
         what = f"amazon {operation}"
-        url = self._config.base_url + API + path
+        url = self._config.base_url + api + path
         token_retried = False
         attempt = 0
         while True:
@@ -398,5 +432,6 @@ def _message(what: str, exc: Exception, seen: list[requests.Response]) -> str:
     return f"{what}: HTTP {status}" if status else str(exc)
 
 
-if TYPE_CHECKING:  # mypy proves the class satisfies the worker's Protocol
+if TYPE_CHECKING:  # mypy proves the class satisfies the worker's Protocols
     _fulfiller: type[Fulfiller] = AmazonMCF
+    _stock: type[StockSource] = AmazonMCF

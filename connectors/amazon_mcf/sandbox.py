@@ -7,7 +7,9 @@ sellerFulfillmentOrderId, and moves orders Received → Planning → Processing 
 ``ship_after_s`` seconds, then shows one package per shipment (UPS, USPS, AMZN_US in turn).
 ``getFulfillmentPreview`` answers per speed with deterministic fees and arrival dates; SKUs in
 ``out_of_stock`` (or ``set_stock(sku, False)``) are ``InventoryUnavailable``, SKUs outside
-``known_skus`` (when given) are ``InvalidSKU``.
+``known_skus`` (when given) are ``InvalidSKU``. FBA Inventory ``getInventorySummaries`` (2 req/s,
+burst 2) answers from the same stock: ``set_stock(sku, n)`` counts a SKU's units, which orders
+then reserve and ship (``sandbox_inventory.py``); SKUs outside ``known_skus`` are not listed.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from connectors.amazon_mcf import sandbox_inventory
+from connectors.amazon_mcf.sandbox_inventory import SandboxStock
 from connectors.amazon_mcf.sandbox_model import (
     CANCELLABLE,
     InvalidInput,
@@ -34,6 +38,8 @@ from connectors.amazon_mcf.sandbox_model import (
 from connectors.sandbox_server import LoopbackServer, SandboxHandler
 
 API = "/fba/outbound/2020-07-01"
+INVENTORY_PATH = "/fba/inventory/v1/summaries"
+QUOTAS = {"getInventorySummaries": (2.0, 2.0)}  # published usage plans other than rate/burst
 # Our best knowledge of the real answer to a reused id (see mapping._DUPLICATE_TEXT).
 DUPLICATE_MESSAGE = "Value {id} for parameter SellerFulfillmentOrderId is invalid. Reason: Duplicate."
 _ERRORS = {
@@ -55,7 +61,8 @@ class AmazonSandbox(LoopbackServer):
                  burst: float = 30, create_delay_s: float = 0.0, page_size: int = 10,
                  token_ttl_s: int = 3600, clock: Callable[[], float] = time.time,
                  out_of_stock: tuple[str, ...] = (), known_skus: tuple[str, ...] | None = None,
-                 read_lag_s: float = 0.0) -> None:
+                 stock: dict[str, int] | None = None, default_stock: int = 100,
+                 inventory_page_size: int = 50, read_lag_s: float = 0.0) -> None:
         super().__init__()
         self.client_id = client_id
         self.client_secret = client_secret
@@ -77,8 +84,14 @@ class AmazonSandbox(LoopbackServer):
         self._buckets: dict[str, tuple[float, float]] = {}  # operation -> (tokens, at)
         self._failures: dict[str, list[tuple[int, bool]]] = {}  # operation -> [(status, after)]
         self._pages: dict[str, list[str]] = {}  # nextToken -> remaining ids
-        self.out_of_stock: set[str] = set(out_of_stock)
         self.known_skus: set[str] | None = set(known_skus) if known_skus is not None else None
+        self.stock = SandboxStock(default_stock=default_stock, counted=dict(stock or {}),
+                                  out_of_stock=set(out_of_stock))
+        self.out_of_stock = self.stock.out_of_stock  # the same set: tests add to it directly
+        self.quotas = dict(QUOTAS)  # operation -> (rate, burst); others use rate and burst
+        self.inventory_page_size = inventory_page_size
+        # nextToken -> (the SKUs still to show, when the token expires, details asked)
+        self._inventory_pages: dict[str, tuple[list[str], float, bool]] = {}
         # Amazon's reads lag its writes: a created order is not found by id (nor listed, nor
         # cancellable) for this long after the create.
         self.read_lag_s = read_lag_s
@@ -127,13 +140,23 @@ class AmazonSandbox(LoopbackServer):
         with self._lock:
             self._failures.setdefault(operation, []).extend([(status, after)] * count)
 
-    def set_stock(self, sku: str, available: bool) -> None:
-        """Make ``sku`` fulfillable (``available``) or ``InventoryUnavailable`` in previews."""
+    def set_stock(self, sku: str, available: bool | int, *, inbound: int | None = None) -> None:
+        """``True``/``False``: make ``sku`` fulfillable or ``InventoryUnavailable`` (previews, and
+        0 fulfillable in inventory summaries). A number: count the SKU's fulfillable units from
+        now on (orders reserve them, a preview asking for more is ``InventoryUnavailable``)."""
         with self._lock:
-            if available:
-                self.out_of_stock.discard(sku)
+            if isinstance(available, bool):
+                (self.out_of_stock.discard if available else self.out_of_stock.add)(sku)
             else:
-                self.out_of_stock.add(sku)
+                self.stock.counted[sku] = max(0, int(available))
+                self.out_of_stock.discard(sku)
+            if inbound is not None:
+                self.stock.inbound[sku] = inbound
+
+    def fulfillable(self, sku: str) -> int:
+        """What getInventorySummaries says can ship of ``sku`` now."""
+        with self._lock:
+            return self.stock.fulfillable(sku)
 
     def expire_tokens(self) -> None:
         with self._lock:
@@ -171,10 +194,19 @@ class AmazonSandbox(LoopbackServer):
             return _error(failure[0], *_ERRORS.get(failure[0], ("Error", "Injected failure.")))
         return status, reply
 
+    def rate_limit(self, method: str, raw_path: str) -> float:
+        """The rate our ``x-amzn-RateLimit-Limit`` header says for this call's operation."""
+        route = self._route(method, urlsplit(raw_path).path)
+        return self.quotas.get(route[0], (self.rate, self.burst))[0] if route else self.rate
+
     def _route(self, method: str, path: str) -> tuple[str, Callable[..., Reply], str] | None:
+        if path == INVENTORY_PATH and method == "GET":
+            return "getInventorySummaries", self._summaries, ""
         if not path.startswith(API + "/"):
             return None
         rest = [unquote(p) for p in path[len(API) + 1:].split("/")]
+        if path == INVENTORY_PATH and method == "GET":
+            return "getInventorySummaries", self._summaries, ""
         if rest == ["fulfillmentOrders"]:
             if method == "POST":
                 return "createFulfillmentOrder", self._create, ""
@@ -209,8 +241,9 @@ class AmazonSandbox(LoopbackServer):
 
     def _take(self, operation: str) -> bool:
         now = time.monotonic()
-        tokens, at = self._buckets.get(operation, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - at) * self.rate)
+        rate, burst = self.quotas.get(operation, (self.rate, self.burst))
+        tokens, at = self._buckets.get(operation, (float(burst), now))
+        tokens = min(float(burst), tokens + (now - at) * rate)
         ok = tokens >= 1.0
         self._buckets[operation] = (tokens - 1.0 if ok else tokens, now)
         return ok
@@ -227,14 +260,15 @@ class AmazonSandbox(LoopbackServer):
                 return _error(400, "InvalidInput", DUPLICATE_MESSAGE.format(id=oid))
             self.orders[oid] = SandboxOrder(request=body, created_at=self.now(), seq=len(self.orders) + 1,
                                             ship_after_s=self.ship_after_s)
+            self.stock.reserve(body["items"])
         if self.create_delay_s > 0:
             time.sleep(self.create_delay_s)  # recorded first: the caller may die while waiting
         return 200, {}
 
-    def _unfulfillable(self, sku: str) -> str | None:
+    def _unfulfillable(self, sku: str, quantity: int) -> str | None:
         if self.known_skus is not None and sku not in self.known_skus:
             return "InvalidSKU"
-        if sku in self.out_of_stock:
+        if not self.stock.enough(sku, quantity):
             return "InventoryUnavailable"
         return None
 
@@ -305,7 +339,47 @@ class AmazonSandbox(LoopbackServer):
                 return _error(400, "InvalidInput", f"Fulfillment order {oid} cannot be cancelled "
                               f"in its current status: {status}.")
             order.cancelled_at = self.now()
+            self.stock.release(order.request["items"])
         return 200, {}
+
+    def _reserved(self, sku: str) -> int:
+        """Units of ``sku`` in accepted orders that have not shipped or been cancelled."""
+        now = self.now()
+        return sum(int(i["quantity"]) for o in self.orders.values()
+                   if not o.status_at(now)[0].startswith(("Complete", "Cancelled"))
+                   for i in o.request["items"] if i["sellerSku"] == sku)
+
+    def _summaries(self, _: str, query: dict[str, list[str]], body: Any) -> Reply:
+        try:
+            asked, token = sandbox_inventory.parse_query(query)
+        except InvalidInput as exc:
+            return _error(400, "InvalidInput", str(exc))
+        details = (query.get("details") or ["false"])[0] == "true"
+        with self._lock:
+            now = self.now()
+            if token:
+                page = self._inventory_pages.pop(token, None)
+                if page is None or page[1] < now:
+                    return _error(400, "InvalidInput", "Value for parameter nextToken is invalid or expired.")
+                skus, _expiry, details = page
+            else:
+                everything = sorted(self.known_skus or set()) or sorted(self.stock.counted)
+                skus = [s for s in dict.fromkeys(asked if asked is not None else everything)
+                        if self.known_skus is None or s in self.known_skus]
+            size = max(1, self.inventory_page_size)
+            summaries = [sandbox_inventory.summary(s, self.stock.fulfillable(s), self._reserved(s),
+                                                   self.stock.inbound.get(s, 0), now, details)
+                         for s in skus[:size]]
+            result: dict[str, Any] = {"payload": {
+                "granularity": {"granularityType": "Marketplace",
+                                "granularityId": (query.get("granularityId") or [""])[0]},
+                "inventorySummaries": summaries}}
+            if skus[size:]:
+                next_token = secrets.token_urlsafe(16)
+                expires = now + sandbox_inventory.TOKEN_TTL_S
+                self._inventory_pages[next_token] = (skus[size:], expires, details)
+                result["pagination"] = {"nextToken": next_token}
+            return 200, result
 
 
 def _error(status: int, code: str, message: str, details: str = "") -> tuple[int, Any]:
@@ -324,7 +398,7 @@ def _handler(sandbox: AmazonSandbox) -> type[BaseHTTPRequestHandler]:
                 status, reply = _error(500, "InternalFailure", f"sandbox error: {type(exc).__name__}")
             extra = {"x-amzn-RequestId": str(uuid.uuid4())}
             if not self.path.startswith("/auth/"):
-                extra["x-amzn-RateLimit-Limit"] = f"{sandbox.rate:g}"
+                extra["x-amzn-RateLimit-Limit"] = f"{sandbox.rate_limit(self.command, self.path):g}"
             self.reply(status, json.dumps(reply).encode(), "application/json", extra)
 
         do_GET = do_POST = do_PUT = do_DELETE = _serve

@@ -163,10 +163,10 @@ def unit_weight(sku: str) -> Decimal:
 
 
 def preview_payload(body: dict[str, Any], now: float,
-                    unfulfillable: Callable[[str], str | None]) -> dict[str, Any]:
+                    unfulfillable: Callable[[str, int], str | None]) -> dict[str, Any]:
     """A GetFulfillmentPreviewResult for a validated request.
 
-    ``unfulfillable(sku)`` is the reason a SKU cannot ship (e.g. "InventoryUnavailable"), or None.
+    ``unfulfillable(sku, quantity)`` is why that many cannot ship (e.g. "InventoryUnavailable"), or None.
     One preview per requested speed (Standard, Expedited and Priority when none is named);
     ScheduledDelivery is JP-only and answers ``DeliverySLAUnavailable``. Fees and the shipment
     cover the fulfillable items only."""
@@ -179,7 +179,7 @@ def preview_payload(body: dict[str, Any], now: float,
     bad: list[dict[str, Any]] = []
     good: list[dict[str, Any]] = []
     for item in body["items"]:
-        reason = unfulfillable(item["sellerSku"])
+        reason = unfulfillable(item["sellerSku"], int(item["quantity"]))
         ident = {k: item[k] for k in ("sellerSku", "sellerFulfillmentOrderItemId", "quantity")}
         if reason:
             bad.append({**ident, "itemUnfulfillableReasons": [reason]})

@@ -15,10 +15,10 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
@@ -33,10 +33,21 @@ from connectors.shopify.errors import (
     ShopifyThrottled,
     ShopifyUserError,
 )
+from connectors.shopify.inventory import ShopifyInventory
 from connectors.shopify.queries import Operation
-from worker.domain import Line, Order, PushRequest, PushResult, Unreadable, WebhookEvent
+from worker.domain import (
+    Line,
+    Order,
+    PushRequest,
+    PushResult,
+    StockChange,
+    StockRead,
+    StockWriteResult,
+    Unreadable,
+    WebhookEvent,
+)
 from worker.errors import AmbiguousOutcome, PermanentError, TransientError
-from worker.ports import Limiter
+from worker.ports import Limiter, Store, StoreStock
 
 MAX_TRIES = 5
 TOKEN_MARGIN_S = 300.0  # renew a client-credentials token this long before it expires
@@ -48,7 +59,8 @@ TIMEOUT = (5.0, 30.0)
 @dataclass(frozen=True)
 class ShopifySettings:
     """What one shop needs: its URL and API version, a static access token or an app's client id
-    and secret (client-credentials grant), and the webhook secret (else the client secret)."""
+    and secret (client-credentials grant), the webhook secret (else the client secret), and the
+    location (name or gid) whose ``available`` mirrors the FBA stock."""
 
     shop_url: str
     api_version: str = "2026-01"
@@ -56,6 +68,7 @@ class ShopifySettings:
     client_id: str | None = field(default=None, repr=False)
     client_secret: str | None = field(default=None, repr=False)
     webhook_secret: str | None = field(default=None, repr=False)
+    inventory_location: str = ""
 
 
 class ShopifyStore:
@@ -79,6 +92,7 @@ class ShopifyStore:
         self._lock = threading.Lock()
         self._token = ""
         self._token_expires = 0.0
+        self._inventory = ShopifyInventory(name, config.inventory_location, self._call)
 
     # --- Store Protocol ----------------------------------------------------------------------
 
@@ -182,6 +196,20 @@ class ShopifyStore:
         if not fulfillment:
             raise ShopifyPayloadError(f"order {request.order_id}: fulfillmentCreate returned nothing")
         return PushResult(fulfillment_id=mapping.gid_to_id(fulfillment["id"]))
+
+    # --- StoreStock Protocol (connectors/shopify/inventory.py) --------------------------------
+
+    def read_stock(self, skus: Sequence[str]) -> StockRead:
+        """``available`` of each SKU's inventory item at the configured location."""
+        if not self._config.inventory_location:
+            raise PermanentError(f"shopify: no [stores.{self.name}.inventory] location configured")
+        return self._inventory.read(skus)
+
+    def write_stock(self, changes: Sequence[StockChange], reference: str) -> StockWriteResult:
+        """``inventorySetQuantities`` (available, correction, changeFromQuantity), 250 a call."""
+        if not self._config.inventory_location:
+            raise PermanentError(f"shopify: no [stores.{self.name}.inventory] location configured")
+        return self._inventory.write(changes, reference)
 
     def check(self) -> str:
         """One cheap read for ``autofulfill check --live``: the shop's name."""
@@ -327,7 +355,8 @@ class ShopifyStore:
                 raise ShopifyAuthError(
                     f"shopify {op.name}: HTTP {exc.status} from {urlsplit(self._base).netloc}: check "
                     "the store's access token (or client id/secret) and the app's scopes "
-                    "(read_orders, write_merchant_managed_fulfillment_orders)",
+                    "(read_orders, write_merchant_managed_fulfillment_orders; for the stock sync "
+                    "read_inventory, write_inventory, read_locations)",
                     request_id=exc.request_id, status=exc.status) from exc
         raise AssertionError("unreachable")
 
@@ -399,3 +428,8 @@ def _messages(errors: Any) -> str:
     if isinstance(errors, list):
         return "; ".join(str(e.get("message", e) if isinstance(e, dict) else e) for e in errors)[:500]
     return str(errors)[:300]
+
+
+if TYPE_CHECKING:  # mypy proves the class satisfies the worker's Protocols
+    _store: type[Store] = ShopifyStore
+    _stock: type[StoreStock] = ShopifyStore

@@ -11,6 +11,7 @@
     ├── ShopifyAlreadyFulfilled the lines have nothing left to fulfill (someone else shipped them)
     ├── ShopifyReadIncomplete  the order holds more than can be read completely, so nothing is
     │                          written (a number left unread could be written twice)
+    ├── ShopifyUnknownLocation the inventory location the config names is not in the shop
     └── ShopifyPayloadError    a webhook body or API answer we cannot read
 """
 
@@ -49,3 +50,7 @@ class ShopifyReadIncomplete(PermanentError):
 
 class ShopifyPayloadError(PermanentError):
     """A payload (webhook body or API answer) is missing something we need."""
+
+
+class ShopifyUnknownLocation(PermanentError):
+    """``[stores.<name>.inventory] location`` names no active location of the shop."""

@@ -224,7 +224,78 @@ CREATE_FULFILLMENT = Operation(
     mutation=True,
 )
 
+# --- inventory: FBA stock -> `available` at the FBA location (connectors/shopify/inventory.py) ---
+#
+# A SKU is resolved to its inventory item once (by search, exact match checked here) and then
+# read by id. ``duplicateSkuCount`` tells a SKU held by two items apart even when cached. A level
+# costs 1 and its one quantity 1: an item with its level is 3.
+LOCATIONS_PAGE = 100
+SKUS_PER_SEARCH = 50  # SKUs OR-ed into one inventoryItems search
+ITEMS_PAGE = 100  # search results per page (a search may also match longer SKUs)
+LEVELS_PAGE = 200  # inventory items read by id in one call
+SET_QUANTITIES = 250  # quantities in one inventorySetQuantities
+
+_ITEM_FIELDS = """
+      id
+      sku
+      tracked
+      duplicateSkuCount
+      inventoryLevel(locationId: $location) { quantities(names: ["available"]) { name quantity } }"""
+
+INVENTORY_LOCATIONS = Operation(
+    name="InventoryLocations",
+    document="""query InventoryLocations($first: Int!, $after: String) {
+  locations(first: $first, after: $after, includeInactive: false) {
+    pageInfo { hasNextPage endCursor }
+    nodes { id name isActive }
+  }
+}""",
+    requested_cost=2 + LOCATIONS_PAGE,
+    expected_cost=5,
+)
+
+INVENTORY_ITEMS_BY_SKU = Operation(
+    name="InventoryItemsBySku",
+    document="""query InventoryItemsBySku($first: Int!, $after: String, $query: String!, $location: ID!) {
+  inventoryItems(first: $first, after: $after, query: $query) {
+    pageInfo { hasNextPage endCursor }
+    nodes {""" + _ITEM_FIELDS + """
+    }
+  }
+}""",
+    requested_cost=2 + ITEMS_PAGE * 3,
+    expected_cost=2 + SKUS_PER_SEARCH * 3,
+)
+
+INVENTORY_LEVELS = Operation(
+    name="InventoryLevels",
+    document="""query InventoryLevels($ids: [ID!]!, $location: ID!) {
+  nodes(ids: $ids) {
+    ... on InventoryItem {""" + _ITEM_FIELDS + """
+    }
+  }
+}""",
+    requested_cost=LEVELS_PAGE * 3,
+    expected_cost=LEVELS_PAGE * 3,
+)
+
+# Compare-and-swap: each quantity carries changeFromQuantity (what was just read). The idempotency
+# key (optional in 2026-01, required from 2026-04) makes a re-sent mutation a no-op.
+SET_INVENTORY = Operation(
+    name="SetInventory",
+    document="""mutation SetInventory($input: InventorySetQuantitiesInput!, $key: String!) {
+  inventorySetQuantities(input: $input) @idempotent(key: $key) {
+    inventoryAdjustmentGroup { id }
+    userErrors { field message code }
+  }
+}""",
+    requested_cost=10,
+    expected_cost=10,
+    mutation=True,
+)
+
 ALL_OPERATIONS: tuple[Operation, ...] = (
     SHOP_NAME, GET_ORDER, LIST_ORDERS, FULFILLMENT_STATE, FULFILLMENT_ORDERS_PAGE, FULFILLMENT_ORDER_LINES,
-    FULFILLMENT_ORDER_FULFILLMENTS, FULFILLMENT_TRACKING, CREATE_FULFILLMENT)
+    FULFILLMENT_ORDER_FULFILLMENTS, FULFILLMENT_TRACKING, CREATE_FULFILLMENT, INVENTORY_LOCATIONS,
+    INVENTORY_ITEMS_BY_SKU, INVENTORY_LEVELS, SET_INVENTORY)
 ALL_DOCUMENTS: tuple[str, ...] = tuple(op.document for op in ALL_OPERATIONS)

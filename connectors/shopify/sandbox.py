@@ -6,13 +6,15 @@ by ``operationName`` (no GraphQL parser: each operation in ``queries.py`` has a 
 with ``data`` / ``errors`` / ``extensions.cost.throttleStatus`` from a real leaky bucket, GIDs
 as node ids, fulfillment orders that close as fulfillments consume them. It also signs and
 delivers webhooks. State lives in ``SandboxState`` (``sandbox_state.py``) behind one lock; the
-fulfillment operations' handlers are in ``sandbox_fulfillments.py``.
+fulfillment operations' handlers are in ``sandbox_fulfillments.py``, the inventory ones (locations,
+items, levels, ``inventorySetQuantities`` with compare-and-swap) in ``sandbox_inventory.py``.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
@@ -20,7 +22,7 @@ from urllib.parse import parse_qs
 import requests
 
 from connectors.sandbox_server import LoopbackServer, SandboxHandler
-from connectors.shopify import sandbox_fulfillments, sandbox_state
+from connectors.shopify import sandbox_fulfillments, sandbox_inventory, sandbox_state
 from connectors.shopify.sandbox_state import SandboxState
 
 
@@ -43,7 +45,8 @@ class ShopifySandbox(LoopbackServer):
                                   fulfillment_orders_delay_s=fulfillment_orders_delay_s,
                                   shop_name=shop_name, webhook_secret=webhook_secret,
                                   api_version=api_version,
-                                  handlers={**sandbox_state.HANDLERS, **sandbox_fulfillments.HANDLERS})
+                                  handlers={**sandbox_state.HANDLERS, **sandbox_fulfillments.HANDLERS,
+                                            **sandbox_inventory.HANDLERS})
         self._issued: dict[str, float] = {}  # client-credentials token -> expiry (time.time())
         self.token_requests = 0
 
@@ -98,6 +101,43 @@ class ShopifySandbox(LoopbackServer):
     def fulfillments(self, order_id: int | str) -> list[dict[str, Any]]:
         """What fulfillmentCreate wrote for the order (copies)."""
         return self.state.fulfillments_of(int(order_id))
+
+    def add_location(self, name: str, active: bool = True) -> str:
+        """A location (e.g. "Amazon FBA"); returns its gid."""
+        with self.state.lock:
+            return f"gid://shopify/Location/{self.state.stock.add_location(name, active)}"
+
+    def add_inventory_item(self, sku: str, available: dict[str, int], tracked: bool = True) -> str:
+        """A variant's inventory item with ``available`` units per location (name or gid); returns
+        its gid. Orders added later commit its units at its first location."""
+        with self.state.lock:
+            book = self.state.stock
+            levels = {book.location_id(loc): qty for loc, qty in available.items()}
+            return f"gid://shopify/InventoryItem/{book.add_item(sku, levels, tracked)}"
+
+    def available(self, sku: str, location: str | None = None) -> int | None:
+        """``available`` of the SKU's (first) item at the location (name or gid; default: the
+        first location); None when it is not stocked there."""
+        with self.state.lock:
+            level = self.state.stock.level(sku, self.state.stock.location_id(location))
+            return None if level is None else level["available"]
+
+    def sell(self, sku: str, quantity: int = 1, location: str | None = None) -> None:
+        """A sale the sync does not know about yet: available -> committed."""
+        with self.state.lock:
+            book = self.state.stock
+            book.take(sku, quantity, book.location_id(location) if location is not None else None)
+
+    def after(self, operation: str, action: Callable[[], None]) -> None:
+        """Run ``action`` once, right after the next ``operation`` has been answered."""
+        with self.state.lock:
+            self.state.after.setdefault(operation, []).append(action)
+
+    @property
+    def inventory_sets(self) -> list[dict[str, Any]]:
+        """Every ``inventorySetQuantities`` input received (copies), refused ones too."""
+        with self.state.lock:
+            return [dict(c) for c in self.state.stock.set_calls]
 
     def drain(self, to: float = 0.0) -> None:
         """Set the cost bucket to ``to`` points now (to provoke THROTTLED answers)."""

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from connectors.shopify.sandbox_stock import StockBook
 from connectors.shopify.webhooks import sign
 
 Handler = Callable[["SandboxState", dict[str, Any]], tuple[dict[str, Any], float]]
@@ -73,6 +74,8 @@ class SandboxState:
         self.fuls: dict[int, list[dict[str, Any]]] = {}  # order id -> fulfillments
         self._next = _FIRST_ID
         self._number = 1000
+        self.stock = StockBook(new_id=self._id)  # locations, inventory items, levels
+        self.after: dict[str, list[Callable[[], None]]] = {}  # operationName -> run once, after it
 
     def _id(self) -> int:
         self._next += 1
@@ -93,6 +96,7 @@ class SandboxState:
                 title = str(spec[2]) if len(spec) > 2 else sku
                 price = str(Decimal(str(spec[3])) if len(spec) > 3 else Decimal("10.00"))
                 items.append({"id": self._id(), "sku": sku, "title": title, "quantity": qty, "price": price})
+                self.stock.take(sku, qty)  # the sale commits the units, as Shopify does
             addr = {"first_name": "Jane", "last_name": "Doe", "name": "Jane Doe", "company": None,
                     "address1": "1 Main St", "address2": "", "city": "Austin", "province": "Texas",
                     "province_code": "TX", "zip": "78701", "country": "United States",
@@ -312,6 +316,8 @@ class SandboxState:
                 message = str(exc) if isinstance(exc, SandboxError) else f"Invalid variables ({exc!r})"
                 return {"errors": [{"message": message}], "extensions": {"cost": self._cost(requested, 1)}}
             self.available -= actual
+            for hook in self.after.pop(op, []):  # a test's "meanwhile, in the shop ..."
+                hook()
             return {"data": data, "extensions": {"cost": self._cost(requested, actual)}}
 
     def _cost(self, requested: float, actual: float | None) -> dict[str, Any]:

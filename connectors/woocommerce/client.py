@@ -13,19 +13,30 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
 from connectors.woocommerce import mapping, webhooks
 from connectors.woocommerce.errors import WooNoRoute, WooPayloadError
+from connectors.woocommerce.inventory import WooInventory
 from connectors.woocommerce.rest import WooRest
-from worker.domain import Order, PushRequest, PushResult, Tracking, Unreadable, WebhookEvent
+from worker.domain import (
+    Order,
+    PushRequest,
+    PushResult,
+    StockChange,
+    StockRead,
+    StockWriteResult,
+    Tracking,
+    Unreadable,
+    WebhookEvent,
+)
 from worker.errors import NotFound, PermanentError, TransientError
-from worker.ports import Limiter
+from worker.ports import Limiter, Store, StoreStock
 
 SHIPMENT_TRACKING = "shipment-tracking"  # WooCommerce Shipment Tracking (woocommerce.com)
 AST = "ast"  # Advanced Shipment Tracking (zorem)
@@ -76,6 +87,7 @@ class WooStore:
         # store and short-lived: a plugin activated or removed later is noticed within minutes.
         self._extension: tuple[str, float] | None = None
         self._clock = clock
+        self._inventory = WooInventory(self._rest)
 
     @property
     def auth_mode(self) -> str:
@@ -205,6 +217,17 @@ class WooStore:
         return PushResult(fulfillment_id=ids.get(mapping.normalise_number(request.tracking[0].number), ""),
                           already_there=not missing)
 
+    # --- StoreStock Protocol (connectors/woocommerce/inventory.py) ----------------------------
+
+    def read_stock(self, skus: Sequence[str]) -> StockRead:
+        """``stock_quantity`` of the product or variation holding each SKU."""
+        return self._inventory.read(skus)
+
+    def write_stock(self, changes: Sequence[StockChange], reference: str) -> StockWriteResult:
+        """Batch updates (100 a call), after reading the SKUs again: a number that moved is stale.
+        WooCommerce keeps no history reference, so ``reference`` is not sent."""
+        return self._inventory.write(changes)
+
     def check(self) -> str:
         """One cheap read for ``autofulfill check --live``."""
         answer = self._rest.get("orders", {"per_page": "1"})
@@ -298,3 +321,8 @@ def _id_for_report(item: object) -> str:
         return mapping.order_id_of(item) if isinstance(item, dict) else "?"
     except WooPayloadError:
         return "?"
+
+
+if TYPE_CHECKING:  # mypy proves the class satisfies the worker's Protocols
+    _store: type[Store] = WooStore
+    _stock: type[StoreStock] = WooStore

@@ -10,8 +10,9 @@ accepts only over https). Anything else is 401 ``woocommerce_rest_cannot_view`` 
 WooCommerce Shipment Tracking (``"shipment-tracking"``) or Advanced Shipment Tracking
 (``"ast"``); without, those are 404 ``rest_no_route``. It signs and delivers webhooks and the
 creation ping. Refunds made with ``refund_lines`` are listed at ``orders/<id>/refunds`` as
-WooCommerce lists them, the order's own line quantities unchanged. State lives in ``WooState``
-(``sandbox_state.py``) behind one lock.
+WooCommerce lists them, the order's own line quantities unchanged. Products and variations keep
+``stock_quantity`` (``sandbox_products.py``: read by SKU, batch updates; a paid order reduces
+it). State lives in ``WooState`` (``sandbox_state.py``) behind one lock.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import hmac
 import json
 import time
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
@@ -132,6 +134,51 @@ class WooSandbox(LoopbackServer):
         """What WooCommerce does after repeated delivery failures."""
         with self.state.lock:
             self.state.webhooks[int(webhook_id)]["status"] = "disabled"
+
+    def add_product(self, sku: str, stock: int | None = None, name: str = "") -> int:
+        """A simple product; ``stock`` None = stock management off. Returns its id."""
+        with self.state.lock:
+            return int(self.state.products.add(sku, stock, name=name)["id"])
+
+    def add_variable_product(self, sku: str, variations: dict[str, int | None], name: str = "") -> int:
+        """A variable product with one variation per SKU (stock None = not managed); its id."""
+        with self.state.lock:
+            parent = self.state.products.add_variable(sku, name)
+            for var_sku, stock in variations.items():
+                self.state.products.add(var_sku, stock, parent=int(parent["id"]))
+            return int(parent["id"])
+
+    def stock(self, sku: str) -> int | None:
+        """``stock_quantity`` of the (first) product or variation with the SKU."""
+        with self.state.lock:
+            found = self.state.products.with_sku(sku)
+            return found[0]["stock_quantity"] if found else None
+
+    def product(self, sku: str) -> dict[str, Any]:
+        with self.state.lock:
+            return copy(self.state.products.with_sku(sku)[0])
+
+    def sell(self, sku: str, quantity: int = 1) -> None:
+        """A sale the sync does not know about yet: the stock goes down."""
+        with self.state.lock:
+            self.state.products.take(sku, quantity)
+
+    def after(self, call: str, action: Callable[[], None]) -> None:
+        """Run ``action`` once, right after the next ``call`` (e.g. "GET /products") is answered."""
+        with self.state.lock:
+            self.state.after.setdefault(call, []).append(action)
+
+    def fail_next(self, call: str, status: int = 500, count: int = 1) -> None:
+        """Answer the next ``count`` requests of ``call`` (e.g. "POST /products/batch") with
+        ``status``, doing nothing."""
+        with self.state.lock:
+            self.state.fail.setdefault(call, []).extend([status] * count)
+
+    @property
+    def batches(self) -> list[tuple[str, int]]:
+        """(route, objects) of every product batch request received."""
+        with self.state.lock:
+            return list(self.state.products.batches)
 
     @property
     def calls(self) -> list[str]:

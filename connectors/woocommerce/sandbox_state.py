@@ -8,15 +8,19 @@ the shop's local time and ``*_gmt`` — both without a zone suffix, resolution o
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import random
 import re
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar, cast
+
+from connectors.woocommerce.sandbox_products import ProductBook
 
 Reply = tuple[int, Any, dict[str, str]]  # status, JSON body, extra headers
 T = TypeVar("T")
@@ -71,6 +75,10 @@ class WooState:
         self.webhooks: dict[int, dict[str, Any]] = {}
         self._post_id = 1000
         self._item_id = 0
+        # Products and variations, their stock; ids of their own (orders live in HPOS tables).
+        self.products = ProductBook(new_id=itertools.count(2001).__next__)
+        self.after: dict[str, list[Callable[[], None]]] = {}  # "GET /products" -> run once, after it
+        self.fail: dict[str, list[int]] = {}  # "POST /products/batch" -> HTTP statuses to answer next
         self._note_id = 0
         self._meta_id = 9000
         for topic, name in (("order.created", "Order created"), ("order.updated", "Order updated")):
@@ -147,6 +155,8 @@ class WooState:
             if ship_to_billing_only:
                 shipping = {k: "" for k in shipping}
             paid = status in ("processing", "completed", "on-hold")
+            for line in lines if paid else ():  # WooCommerce reduces stock once an order is paid
+                self.products.take(str(line[0]), int(line[1]))
             self.orders[oid] = {
                 "id": oid, "parent_id": 0, "status": status, "currency": "USD", "version": "9.4.0",
                 "prices_include_tax": False, **self._dates("date_created", now),
@@ -254,8 +264,23 @@ class WooState:
     def handle(self, method: str, route: str, query: dict[str, str], body: Any) -> Reply:
         """``route`` is the path below ``/wp-json`` (e.g. ``/wc/v3/orders/1001``)."""
         with self.lock:
+            key = f"{method} {route.removeprefix('/wc/v3')}"
+            failures = self.fail.get(key)
+            if failures:
+                self.calls.append(key)
+                return error(failures.pop(0), "internal_server_error", "Injected failure.")
+            reply = self._handle(method, route, query, body)
+            for hook in self.after.pop(f"{method} {route.removeprefix('/wc/v3')}", []):
+                hook()  # a test's "meanwhile, in the shop ..."
+            return reply
+
+    def _handle(self, method: str, route: str, query: dict[str, str], body: Any) -> Reply:
+        with self.lock:
             short = route.removeprefix("/wc/v3")
             self.calls.append(f"{method} {short}")
+            if route.startswith("/wc/v3/products") and (
+                    found := self.products.handle(method, short, query, body)) is not None:
+                return found
             if m := _TRACKING_ROUTE.fullmatch(route):
                 # Shipment Tracking answers on its own namespace; Advanced Shipment Tracking on
                 # wc-ast/v3 and wc/v3, and on Shipment Tracking's namespace too (compatibility),

@@ -186,6 +186,53 @@ class CursorRow(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class InventoryPassRow(Base):
+    """One FBA stock -> store stock pass of one store: what it read, changed, skipped, and why."""
+
+    __tablename__ = "inventory_passes"
+    __table_args__ = (Index("ix_inventory_passes_store_started", "store", "started_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    store: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # running | ok | failed
+    dry_run: Mapped[bool] = mapped_column(default=False)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    actor: Mapped[str] = mapped_column(String(128), default="")
+    read: Mapped[int] = mapped_column(default=0)  # store SKUs looked at
+    changed: Mapped[int] = mapped_column(default=0)  # written (or, in a dry run, would be)
+    skipped: Mapped[int] = mapped_column(default=0)  # already right
+    errors: Mapped[int] = mapped_column(default=0)  # SKUs with a problem, or the whole pass
+    # {"error": why the pass failed, "problems": ["SKU: ..."], "skus": [...] when limited, ...}
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class InventorySkuRow(Base):
+    """The sync's last word on one store SKU: Amazon's units, what was computed and written."""
+
+    __tablename__ = "inventory_skus"
+    __table_args__ = (UniqueConstraint("store", "sku", name="uq_inventory_skus_store_sku"),
+                      Index("ix_inventory_skus_account_seller", "account", "seller_sku"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    store: Mapped[str] = mapped_column(String(64))
+    sku: Mapped[str] = mapped_column(String(128))
+    account: Mapped[str] = mapped_column(String(64))
+    seller_sku: Mapped[str] = mapped_column(String(128))
+    fulfillable: Mapped[int | None]
+    reserved: Mapped[int] = mapped_column(default=0)
+    inbound: Mapped[int] = mapped_column(default=0)
+    not_sent: Mapped[int] = mapped_column(default=0)  # units of paid orders not yet at Amazon
+    buffer: Mapped[int] = mapped_column(default=0)
+    store_qty: Mapped[int | None]  # what the store showed when last read
+    target: Mapped[int | None]  # what the formula gave
+    written_qty: Mapped[int | None]
+    written_at: Mapped[datetime | None]
+    checked_at: Mapped[datetime | None]
+    problem: Mapped[str] = mapped_column(Text, default="")
+    zero_since: Mapped[datetime | None]  # the formula has given 0 since then
+    # Set by an MCF cancel or an unfulfillable order (any store on the account): sync this SKU early.
+    refresh_after: Mapped[datetime | None] = mapped_column(index=True)
+
+
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "SAVEPOINT", "CREATE", "DROP", "ALTER")
 
 

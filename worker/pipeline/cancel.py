@@ -17,6 +17,7 @@ from worker.domain import ShipmentState
 from worker.errors import AmbiguousOutcome, PermanentError, TransientError
 from worker.ledger import state
 from worker.ledger.models import ShipmentRow
+from worker.pipeline.inventory_ledger import refresh_soon
 
 S = ShipmentState
 RETRY_S = 30.0
@@ -88,6 +89,8 @@ def cancel_shipment(app: App, session: Session, row: ShipmentRow, *, actor: str)
         state.park(session, row, done.removeprefix("park:"), now=app.clock(), actor=actor)
         return True
     row.state, row.reason, row.next_attempt_at = S.CANCELLED, "", None
+    if row.route == "fba":  # Amazon's units are back: the inventory sync looks early
+        refresh_soon(session, row.account, [ln.seller_sku for ln in row.lines], app.clock())
     state.release_lease(row)
     state.event(session, row.order_id, "shipment_cancelled", shipment_id=row.id, actor=actor,
                 at=app.clock(), shipment=row.external_id, how=done)

@@ -10,3 +10,4 @@ SCANS = "autofulfill.scans"
 ALERT = "autofulfill.alert"
 ADJUST = "autofulfill.adjust"
 LOOKUP = "autofulfill.lookup"  # a submitted MCF order no tracking sweep saw, looked up by id
+INVENTORY = "autofulfill.inventory"

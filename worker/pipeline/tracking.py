@@ -21,6 +21,7 @@ from worker.logs import log
 from worker.pipeline import intake
 from worker.pipeline.fulfill import give_up, retry_later
 from worker.pipeline.intake import external_id, stored_order
+from worker.pipeline.inventory_ledger import refresh_soon
 from worker.pipeline.names import PUSH
 
 S = ShipmentState
@@ -89,6 +90,8 @@ def record_status(app: App, session: Session, row: ShipmentRow, status: Fulfillm
     if moved.rowcount != 1:  # type: ignore[attr-defined]
         return None
     session.refresh(row)
+    if status.is_dead or status.partial:  # Amazon's units moved: the inventory sync looks early
+        refresh_soon(session, row.account, [ln.seller_sku for ln in row.lines], now)
     if status.is_dead:
         # Nothing shipped and Amazon will not ship this id again: `retry` routes the lines anew.
         row.state = S.PENDING

@@ -2,7 +2,8 @@
 that show the guarantees and the rules: webhooks, a duplicate delivery, a lost webhook found by
 the poller, a split order (FBA + a label), a cost-aware choice (prefer = cheapest), a hold
 window with an order cancelled during it, an unroutable SKU parked with an alert, a Shopify and
-a WooCommerce store.
+a WooCommerce store; and the stock sync: both stores show what Amazon can ship, and a SKU that
+sells out at Amazon goes to 0 in both before the next customer can order it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from worker.ledger.models import OrderRow, ShipmentRow
+from worker.ledger.models import InventoryPassRow, OrderRow, ShipmentRow
 from worker.sandbox.stack import SKU_MAP, Stack, wait_for
 from worker.service.views import table, timeline
 
@@ -69,8 +70,13 @@ COST_AWARE = "prefer = cheapest: one label beats 4 FBA fees"
 HELD_CANCELLED = "held, then cancelled in the store: nothing sent"
 # The demo store compares FBA fees with a label (+ $5 packing); the WooCommerce store holds
 # orders 15 s so a customer can still cancel.
-DEMO_RULES = {"demo": "self_ship_cost_per_order = 5.00", "demo_routing": 'prefer = "cheapest"',
-              "bolt": "hold_minutes = 0.25"}
+DEMO_RULES = {"demo": "self_ship_cost_per_order = 5.00\n"
+                      'inventory = { enabled = true, location = "Amazon FBA", interval_s = 10, buffer = 1 }',
+              "demo_routing": 'prefer = "cheapest"',
+              "bolt": "hold_minutes = 0.25\ninventory = { enabled = true, interval_s = 10 }"}
+# What Amazon holds of the mapped SKUs when the demo starts; CAP-NAVY is about to sell out.
+FBA_STOCK = {"AMZ-TEE-RED-M": 40, "AMZ-MUG-BLK": 25, "AMZ-CAP-NAVY": 6}
+SELLS_OUT = "CAP-NAVY"
 
 
 def run_demo(workdir: str | None, count: int = 5, out: TextIO = sys.stdout) -> int:
@@ -79,13 +85,16 @@ def run_demo(workdir: str | None, count: int = 5, out: TextIO = sys.stdout) -> i
     out.write(f"demo: files in {base}\n")
     try:
         stack.start_sandboxes()
+        stock_the_shelves(stack)
         out.write(f"demo: Shopify sandbox {stack.shop.url}, Amazon sandbox {stack.amazon.url}\n")
         stack.start("run")
         out.write(f"demo: service running, webhooks at {stack.webhook_url}\n")
         stories, expected = _sample_orders(stack, count, out)
         ok = _wait_for_tracking(stack, expected, out)
         wait_for(lambda: bool(stack.alerts.received), 30, "the parked order's alert")
-        report = _report(stack, stories)
+        stock_story, stock_ok = _sell_out(stack, out)
+        ok = ok and stock_ok
+        report = _report(stack, stories) + stock_story
     except Exception as exc:
         out.write(f"demo: failed: {type(exc).__name__}: {exc}\n")
         return 1
@@ -169,3 +178,59 @@ def _in_store(stack: Stack, order: OrderRow, shipment: ShipmentRow) -> str:
 def _woo_completed(stack: Stack) -> int:
     return sum(1 for o in stack.orders() if o.store == "bolt"
                and stack.woo.order(o.platform_order_id)["status"] == "completed")
+
+
+def stock_the_shelves(stack: Stack) -> None:
+    """Amazon's units of the mapped SKUs; the Shopify store's "Amazon FBA" location (empty until
+    the first sync) beside its shop floor; the WooCommerce products (CAP-NAVY without stock
+    management, which the first sync turns on)."""
+    for seller_sku, units in FBA_STOCK.items():
+        stack.amazon.set_stock(seller_sku, units)
+    stack.shop.add_location("Amazon FBA")
+    stack.shop.add_location("Shop floor")
+    for sku in SKU_MAP:
+        stack.shop.add_inventory_item(sku, {"Amazon FBA": 0, "Shop floor": 3})
+    stack.woo.add_product("TEE-RED-M", 0)
+    stack.woo.add_variable_product("MUG", {"MUG-BLK": 0})
+    stack.woo.add_product("CAP-NAVY")
+
+
+def _shelves(stack: Stack) -> list[tuple[str, str, str, str]]:
+    return [(sku, str(stack.amazon.fulfillable(seller)), str(stack.shop.available(sku, "Amazon FBA")),
+             str(stack.woo.stock(sku))) for sku, seller in SKU_MAP.items()]
+
+
+def _sell_out(stack: Stack, out: TextIO, timeout_s: float = 60) -> tuple[str, bool]:
+    """Wait for a sync pass in each store, then sell the last units of one SKU on amazon.com and
+    wait until both stores show 0 for it."""
+    assert stack.app is not None
+    app = stack.app
+
+    def synced(since: int) -> bool:
+        with app.sessions() as session:
+            stores = {p.store for p in session.query(InventoryPassRow).filter(
+                InventoryPassRow.id > since, InventoryPassRow.status == "ok")}
+        return {"demo", "bolt"} <= stores
+
+    wait_for(lambda: synced(0), timeout_s, "a stock sync pass in both stores")
+    before = _shelves(stack)
+    seller = SKU_MAP[SELLS_OUT]
+    out.write(f"demo: Amazon sells the last {stack.amazon.fulfillable(seller)} of {seller} on amazon.com\n")
+    stack.amazon.set_stock(seller, 0)
+    started = time.monotonic()
+    try:
+        wait_for(lambda: stack.shop.available(SELLS_OUT, "Amazon FBA") == 0 == stack.woo.stock(SELLS_OUT),
+                 timeout_s, f"{SELLS_OUT} at 0 in both stores")
+        took, ok = f"{time.monotonic() - started:.0f} s", True
+        wait_for(lambda: sum(f"{SELLS_OUT} went to 0" in a for a in stack.alerts.received) == 2, 20,
+                 f"the alerts that {SELLS_OUT} went to 0")
+    except TimeoutError:
+        took, ok = "not within a minute", False
+    after = _shelves(stack)
+    headers = ("sku", "Amazon fulfillable", "demo: Shopify 'Amazon FBA' available", "bolt: WooCommerce stock")
+    text = ("\nFBA stock -> store stock (a pass every 10 s per store; each store may sell Amazon's "
+            "fulfillable units minus the units sold and not yet sent, minus its buffer: demo 1, bolt 0):\n"
+            + table(headers, before)
+            + f"\n\nAmazon sold out of {seller}: {took} later, the next customer finds {SELLS_OUT} sold out "
+            "in both stores:\n" + table(headers, after) + "\n")
+    return text, ok

@@ -34,6 +34,8 @@ from worker.ledger.models import CursorRow, EventRow, OrderRow, OutboxRow, Shipm
 from worker.ledger.outbox import enqueue
 from worker.logs import log
 from worker.pipeline import names
+from worker.pipeline.inventory import PassResult
+from worker.pipeline.inventory_ledger import failing_since
 from worker.pipeline.tracking import EARLIEST_LATE, late_since
 
 EVENTS_CURSOR = "alerts:events"
@@ -274,3 +276,45 @@ def _email(app: App, text: str) -> None:
         if alerts.smtp_user is not None and alerts.smtp_password is not None:
             smtp.login(alerts.smtp_user.get_secret_value(), alerts.smtp_password.get_secret_value())
         smtp.send_message(msg)
+
+
+def inventory_pass(app: App, result: PassResult) -> int:
+    """After an inventory pass, one alert per kind of news: the SKUs whose problem is new (each
+    line names the SKU and the fix; a problem already announced is not announced again), the SKUs
+    that went to 0, a pass refused for a reason a person must fix (an unknown location, a refused
+    login; once per reason), and a sync failing for ``api_failing_minutes`` (once per outage)."""
+    store, queued, cap = result.store, 0, 20
+    pass_key = f"{store}:{result.pass_id}"
+    if result.new_problems:
+        listed = [f"- {ln.problem}" for ln in result.new_problems[:cap]]
+        more = len(result.new_problems) - cap
+        queued += queue_now(app, f"inventory-problems:{pass_key}", "\n".join(
+            [f"autofulfill: store {store}: inventory sync: {len(result.new_problems)} SKU(s) cannot be "
+             "synced:",
+             *listed, *([f"- and {more} more"] if more > 0 else []),
+             f"`autofulfill inventory --store {store}` lists them."]))
+    if result.went_to_zero:
+        zero = result.went_to_zero
+        queued += queue_now(app, f"inventory-zero:{pass_key}", "\n".join(
+            [f"autofulfill: store {store}: {', '.join(ln.sku for ln in zero[:cap])}"
+             f"{f' and {len(zero) - cap} more' if len(zero) > cap else ''} "
+             f"{'would go (dry run)' if result.dry_run else 'went'} to 0 for sale. Send stock to FBA, or "
+             "lower the buffer.",
+             *[f"- {ln.sku}: Amazon can ship {ln.fulfillable} of {ln.seller_sku}, {ln.not_sent} sold and "
+               f"not yet sent, buffer {ln.buffer}" for ln in zero[:cap]]]))
+    alerts = app.config.alerts
+    if result.status != "failed" or alerts is None:
+        return queued
+    if not result.retrying:
+        digest = hashlib.sha1(result.error.encode()).hexdigest()[:16]
+        return queued + queue_now(app, f"inventory-refused:{store}:{digest}",
+                                  f"autofulfill: store {store}: inventory sync cannot run: {result.error}")
+    with app.sessions() as session:
+        since = failing_since(session, store)
+    if since is not None and app.clock() - since >= timedelta(minutes=alerts.api_failing_minutes):
+        minutes = int((app.clock() - since).total_seconds() // 60)
+        queued += queue_now(app, f"inventory-failing:{store}:{since.isoformat()}",
+                            f"autofulfill: store {store}: the inventory sync has failed for {minutes} "
+                            f"minutes (last error: {result.error[:200]}); the store's numbers are not being "
+                            "updated. It keeps retrying; check Amazon's and the store's status.")
+    return queued

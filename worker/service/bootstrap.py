@@ -32,7 +32,7 @@ def shopify_store(name: str, cfg: StoreConfig, limiter: Limiter) -> Store:
     return ShopifyStore(name, ShopifySettings(
         shop_url=cfg.shop_url, api_version=cfg.api_version, access_token=_secret(cfg.access_token),
         client_id=_secret(cfg.client_id), client_secret=_secret(cfg.client_secret),
-        webhook_secret=_secret(cfg.webhook_secret)), limiter)
+        webhook_secret=_secret(cfg.webhook_secret), inventory_location=cfg.inventory.location), limiter)
 
 
 def woo_store(name: str, cfg: StoreConfig, limiter: Limiter) -> Store:

@@ -347,6 +347,44 @@ def poll(config_file: str | None, store: str | None) -> None:
 
 @main.command()
 @config_option
+@click.option("--store", default=None, help="only this store (default: every store with inventory enabled)")
+@click.option("--sku", "skus", multiple=True, metavar="X", help="only this store SKU (repeatable)")
+@click.option("--apply", "apply_", is_flag=True, help="run one pass now (dry_run: records, writes nothing)")
+def inventory(config_file: str | None, store: str | None, skus: tuple[str, ...], apply_: bool) -> None:
+    """FBA stock -> store stock, per SKU: Amazon fulfillable/reserved/inbound, units not yet sent,
+    buffer, the store's number now and what a pass writes. Reads only, unless --apply."""
+    from worker.service.stock_view import inventory_report
+
+    _, config = _load(config_file)
+    chosen = [store] if store else [n for n, c in config.stores.items() if c.inventory.enabled]
+    problems = []
+    for name in chosen:
+        cfg = config.stores.get(name)
+        if cfg is None:
+            problems.append(f"stores.{name}: no such store")
+        elif cfg.amazon is None or not cfg.routing.sku_map:
+            problems.append(f"stores.{name}: the inventory sync needs an amazon account and a sku_map")
+        elif apply_ and not cfg.inventory.enabled:
+            problems.append(f"stores.{name}.inventory: enabled = false; set it to true (dry_run = true to "
+                            "try) before --apply")
+        else:
+            problems += [f"stores.{name}.routing.sku_map: no SKU {s!r}" for s in skus
+                         if s not in cfg.routing.sku_map]
+    if problems or not chosen:
+        for p in problems or ["no store has [stores.<name>.inventory] enabled = true; name one with --store"]:
+            click.echo(p, err=True)
+        sys.exit(2)
+    app = _app(config)
+    ok = True
+    for name in chosen:
+        text, good = inventory_report(app, name, set(skus) or None, apply=apply_)
+        click.echo(text)
+        ok &= good
+    sys.exit(0 if ok else 1)
+
+
+@main.command()
+@config_option
 @click.option("--store", default=None)
 @click.option("--status", default=None, help="order status or shipment state")
 def orders(config_file: str | None, store: str | None, status: str | None) -> None:

@@ -78,6 +78,15 @@ fba_countries = ["US"]
 split    = true                                 # FBA and self-ship parts of one order may ship separately
 features = ["BLOCK_AMZL"]                       # MCF featureConstraints
 
+[stores.acme.inventory]                         # FBA stock -> store stock, per SKU in sku_map (off unless enabled)
+enabled        = false                          # true: every interval_s, the store may sell what Amazon can ship
+location       = "Amazon FBA"                   # Shopify: the location (name or gid) whose `available` mirrors FBA
+interval_s     = 600                            # one sync pass per store this often (sooner after an MCF cancel)
+buffer         = 0                              # units held back per SKU
+buffer_percent = 0                              # or this share of Amazon's fulfillable units, if larger
+buffers        = { "TEE-RED-M" = 5 }            # per store SKU, overrides buffer/buffer_percent
+# dry_run      = true                           # compute and record every pass, write nothing (`autofulfill inventory`)
+
 [stores.bolt]
 platform        = "woocommerce"
 shop_url        = "https://bolt.example"        # REST = {shop_url}/wp-json/wc/v3/...

@@ -2,7 +2,9 @@
 
 Each tick publishes unpublished outbox rows; every ``release_interval_s`` it re-drives due work;
 per store every ``poll_interval_s`` a reconciliation poll; per Amazon account every
-``tracking_interval_s`` a tracking sweep. Polls and sweeps run as Celery tasks on the workers.
+``tracking_interval_s`` a tracking sweep; per store with ``[inventory] enabled`` a stock sync
+every ``interval_s``, and sooner for SKUs flagged for an early refresh. Polls, sweeps and syncs
+run as Celery tasks on the workers.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from types import FrameType
 from worker.app import App
 from worker.ledger import cursors, outbox
 from worker.logs import log
-from worker.pipeline import names
+from worker.pipeline import inventory_ledger, names
 from worker.service import alerts, sweeper
 
 PRUNE_EVERY_S = 3600.0
+INVENTORY_DUE_SLOT_S = 15.0  # an early-refresh pass per store at most this often
 LOCK = "scheduler:lock"
 
 
@@ -54,6 +57,16 @@ def tick(app: App, last: dict[str, float], now_mono: float) -> None:
         if cfg.push_tracking == "first_scan" and now_mono - last.get(key, 0.0) >= svc.tracking_interval_s:
             last[key] = now_mono
             sweeper.enqueue_periodic(app, names.SCANS, name, [name], svc.tracking_interval_s)
+    syncing = {n: c.inventory for n, c in app.config.stores.items() if c.inventory.enabled}
+    for name, inv in syncing.items():  # FBA stock -> store stock
+        if now_mono - last.get(f"inventory:{name}", 0.0) >= inv.interval_s:
+            last[f"inventory:{name}"] = now_mono
+            sweeper.enqueue_periodic(app, names.INVENTORY, name, [name, "all"], inv.interval_s)
+    if syncing and now_mono - last.get("inventory:due", 0.0) >= svc.release_interval_s:
+        last["inventory:due"] = now_mono
+        inventory_ledger.flag_sales(app, app.clock())
+        for name in inventory_ledger.due_stores(app, app.clock()):
+            sweeper.enqueue_periodic(app, names.INVENTORY, f"{name}:due", [name, "due"], INVENTORY_DUE_SLOT_S)
     for account in app.config.amazon:
         key = f"track:{account}"
         if now_mono - last.get(key, 0.0) >= svc.tracking_interval_s:

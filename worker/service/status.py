@@ -1,9 +1,9 @@
 """`autofulfill status`: what an operator (or cron, or monitoring) needs to know at a glance.
 
 Per store: the last successful poll, the last webhook, orders by status, parked shipments and
-the age of the oldest. Per Amazon account: the last tracking sweep. The queue depth and whether a
-worker answers. ``needs_person`` is true when something is parked, a poll or sweep is overdue, or
-no worker answers — the command then exits 1.
+the age of the oldest; the last inventory pass. Per Amazon account: the last tracking sweep. The
+queue depth and whether a worker answers. ``needs_person`` is true when something is parked, a
+poll, sweep or inventory pass is overdue or failing, or no worker answers — the command then exits 1.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from sqlalchemy import func, or_, select
 from worker.app import App
 from worker.ledger.models import CursorRow, OrderRow, ShipmentRow, WebhookReceiptRow
 from worker.pipeline.tracking import EARLIEST_LATE, late_since
+from worker.service.stock_view import inventory_health
 from worker.service.sweeper import ORDER_TASKS
 from worker.service.views import table
 
@@ -109,6 +110,9 @@ def health(app: App, *, queue_depth: Callable[[], int | None],
         if stuck:
             out.problems.append(f"{stuck} routed order(s) with nothing moving (every shipment finished or "
                                 "parked): `autofulfill orders --status routed`")
+        stock, stock_problems = inventory_health(app, session, now, OVERDUE_FACTOR)  # FBA stock -> store
+        out.lines += ["", stock] if stock else []
+        out.problems += stock_problems
         late = now - timedelta(seconds=app.backstop_s)
         due = session.scalar(select(func.count()).select_from(ShipmentRow).where(
             ShipmentRow.next_attempt_at < late,

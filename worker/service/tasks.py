@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from worker.logs import bind, log
 from worker.pipeline import adjust as adjust_step
 from worker.pipeline import cancel as cancel_step
 from worker.pipeline import fulfill, labels, names, tracking
+from worker.pipeline import inventory as inventory_step
 from worker.pipeline import release as release_step
 from worker.service import alerts, sweeper
 from worker.service.bootstrap import bootstrap
@@ -174,6 +176,22 @@ def alert(self: Task, text: str, channel: str | None = None) -> None:
 def poll(self: Task, store: str) -> int:
     """One reconciliation pass over a store. Idempotent (ingest dedupes)."""
     return int(_run(self, "poll", sweeper.poll_store, store))
+
+
+@celery.task(name=names.INVENTORY, bind=True)
+def inventory(self: Task, store: str, mode: str = "all") -> str:
+    """One FBA stock -> store stock pass over a store ("due": only its SKUs flagged for an early
+    refresh). Idempotent: one pass per store at a time, and every write compares first."""
+    result: inventory_step.PassResult = _run(self, "inventory", inventory_pass, store, mode)
+    return result.summary()
+
+
+def inventory_pass(app: App, store: str, mode: str = "all", *, only: Collection[str] | None = None,
+                   actor: str = "") -> inventory_step.PassResult:
+    """The pass, then its alerts (the task's body; `autofulfill inventory --apply` too)."""
+    result = inventory_step.sync_store(app, store, refresh=mode == "due", only=only, actor=actor)
+    alerts.inventory_pass(app, result)
+    return result
 
 
 @celery.task(name=names.TRACK, bind=True)

@@ -33,3 +33,8 @@ def test_demo_ships_every_fba_order_once_on_the_embedded_broker(tmp_path: Path) 
     assert "alert received: autofulfill: bolt order 1003 — shipment BOLT-1003-1 parked: " \
            "no self-ship route configured" in text
     assert (tmp_path / "demo" / "var" / "broker.sqlite").exists()  # the embedded broker was used
+    # The stock sync: both stores show what Amazon can ship (demo's buffer is 1), and the SKU that
+    # sells out at Amazon goes to 0 in both, with one alert per store.
+    assert "TEE-RED-M  37                  36                                    37" in text
+    assert "CAP-NAVY   0                   0                                     0" in text
+    assert text.count("alert received: autofulfill: store ") == 2 and "CAP-NAVY went to 0" in text

@@ -234,3 +234,41 @@ def test_readme_customs_example_is_valid_config(tmp_path: Path) -> None:
     config = parse_config(data, tmp_path, env=ENV)
     assert config.labels["main"].customs.signer == "Jane Smith"
     assert set(config.customs_items("acme")) == {"TEE-RED-M", "MUG"}
+
+
+def test_inventory_keys_are_checked_with_the_fix(tmp_path: Path) -> None:
+    data = tomllib.loads(EXAMPLE)
+    inv = data["stores"]["acme"]["inventory"]
+    assert inv == {"enabled": False, "location": "Amazon FBA", "interval_s": 600, "buffer": 0,
+                   "buffer_percent": 0, "buffers": {"TEE-RED-M": 5}}
+    config = parse_config(data, tmp_path, env=ENV)
+    assert not config.store("acme").inventory.enabled and not config.store("bolt").inventory.enabled
+    data["stores"]["acme"]["inventory"] = {"enabled": True, "location": " ", "buffer_percent": 120,
+                                           "buffers": {"NOT-MAPPED": 1, "TEE-RED-M": -1}}
+    data["stores"]["bolt"]["inventory"] = {"enabled": True, "location": "Amazon FBA", "interval_s": 1}
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, tmp_path, env=ENV)
+    problems = "\n".join(err.value.problems)
+    assert "stores.acme.inventory.buffer_percent:" in problems
+    assert "stores.acme.inventory.buffers.TEE-RED-M:" in problems
+    assert "stores.bolt.inventory.interval_s:" in problems
+    data["stores"]["acme"]["inventory"] = {"enabled": True, "location": " ", "buffers": {"NOT-MAPPED": 1}}
+    data["stores"]["bolt"]["inventory"] = {"enabled": True, "location": "Amazon FBA"}
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, tmp_path, env=ENV)
+    problems = "\n".join(err.value.problems)
+    assert "a shopify store syncing stock needs the location" in problems
+    assert "inventory.location is for shopify stores only" in problems
+    data["stores"]["acme"]["inventory"] = {"enabled": True, "location": "Amazon FBA",
+                                           "buffers": {"NOT-MAPPED": 1}}
+    data["stores"]["bolt"]["inventory"] = {"enabled": True}
+    del data["stores"]["bolt"]["amazon"]
+    data["stores"]["bolt"]["routing"] = {}
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, tmp_path, env=ENV)
+    assert err.value.problems == ["stores.bolt: inventory: enabled = true needs the store's amazon account"]
+    data["stores"]["bolt"]["amazon"] = "us"
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, tmp_path, env=ENV)
+    assert err.value.problems == ["stores.acme.inventory.buffers: ['NOT-MAPPED'] not in sku_map/sku_map_csv; "
+                                  "buffers are per store SKU mapped to Amazon"]

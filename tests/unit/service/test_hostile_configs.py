@@ -38,7 +38,7 @@ def append(extra: str, section: str = "stores.acme") -> Callable[[str], str]:
 def rename_store(name: str) -> Callable[[str], str]:
     def apply(text: str) -> str:
         return text.replace("[stores.acme]", f'[stores."{name}"]').replace(
-            "[stores.acme.routing]", f'[stores."{name}".routing]')
+            "[stores.acme.", f'[stores."{name}".')
     return apply
 
 

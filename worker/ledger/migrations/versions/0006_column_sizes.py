@@ -1,7 +1,7 @@
 """column sizes fit the platforms' limits
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-02 10:00:00.000000
 
 Store text as long as the platforms allow must fit (PostgreSQL enforces VARCHAR lengths; SQLite
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0006'
-down_revision = '0004'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
