@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 DEFAULT_CONFIG_NAME = "autofulfill.toml"
+WOO_POLL_S = 60.0  # a WooCommerce store's default poll: its webhooks arrive late or not at all
 AMAZON_REGIONS = {
     "na": "https://sellingpartnerapi-na.amazon.com",
     "eu": "https://sellingpartnerapi-eu.amazon.com",
@@ -373,6 +374,9 @@ class StoreConfig(_Model):
     # platform's default (see SHIP_WHEN_DEFAULTS).
     ship_when: list[str] | None = None
     initial_lookback_hours: float = Field(24, gt=0, le=24 * 366)
+    # This store's reconciliation poll; unset: [service] poll_interval_s, but at most 60 s for a
+    # WooCommerce store, whose webhooks come late (its Action Scheduler) or not at all.
+    poll_interval_s: float | None = Field(None, gt=0, le=DAY_S)
     packing_slip_comment: str = Field("Thank you for your order", max_length=250)
     complete_on_ship: bool = True
     dry_run: bool = False  # run everything, record what would be sent, send nothing (no MCF, no label)
@@ -535,6 +539,15 @@ class Config(_Model):
             return self.stores[name]
         except KeyError:
             raise ConfigError([f"stores.{name}: no such store"]) from None
+
+    def poll_interval(self, name: str) -> float:
+        """Seconds between this store's reconciliation polls (see StoreConfig.poll_interval_s)."""
+        store = self.store(name)
+        if store.poll_interval_s is not None:
+            return store.poll_interval_s
+        if store.platform == "woocommerce":
+            return min(WOO_POLL_S, self.service.poll_interval_s)
+        return self.service.poll_interval_s
 
 
 def _csv_rows(path: Path, what: str, columns: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:

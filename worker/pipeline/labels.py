@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from worker.app import App
 from worker.domain import Label, LabelRequest, Rate, ShipmentState
+from worker.errors import PermanentError
 from worker.ledger import state
 from worker.ledger.models import ShipmentRow
 from worker.ledger.outbox import enqueue, publish
@@ -117,8 +118,14 @@ def scan_sweep(app: App, account: str, *, actor: str = "") -> int:
         waiting = session.scalars(select(ShipmentRow).where(
             ShipmentRow.account == account, ShipmentRow.route == "self_ship",
             ShipmentRow.state == ShipmentState.LABEL_BOUGHT, ShipmentRow.next_attempt_at.is_(None)))
-        for row in waiting:
-            label = provider.lookup(row.label["shipment_id"])
+        for row in list(waiting):
+            try:
+                label = provider.lookup(row.label["shipment_id"])
+            except PermanentError as exc:  # this label cannot be read: park it, the others go on
+                state.park(session, row, f"the label's shipment cannot be read at the provider: {exc}",
+                           now=now, actor=actor)
+                session.commit()
+                continue
             if label is None or label.carrier_status in NOT_SCANNED:
                 continue
             row.next_attempt_at = now + timedelta(seconds=app.backstop_s)  # back-stop for the push

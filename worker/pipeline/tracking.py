@@ -57,7 +57,12 @@ def _sweep(app: App, account: str, last: datetime | None, started: datetime, *, 
             ShipmentRow.external_id.in_(changed), ShipmentRow.account == account,
             ShipmentRow.state == S.SUBMITTED))) if changed else []
         for row in ours:
-            status = fulfiller.lookup(row.external_id)
+            try:
+                status = fulfiller.lookup(row.external_id)
+            except PermanentError as exc:  # this one order cannot be read: the others go on; its
+                log("track.unreadable", level=30, account=account,  # own look-up parks it
+                    shipment=row.external_id, error=str(exc)[:300])
+                continue
             if status is None:
                 continue
             oid = record_status(app, session, row, status, actor=actor)

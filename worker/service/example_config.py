@@ -98,6 +98,7 @@ amazon          = "us"
 order_prefix    = "BOLT"
 complete_on_ship = true                         # set the order completed once every line shipped
 # ship_when     = ["PROCESSING"]                # WooCommerce order statuses that ship (the default)
+# poll_interval_s = 60                          # the default for WooCommerce: its webhooks come late or not at all
 # tag_meta_keys = ["autofulfill_tags"]          # order meta giving routing tags ("no-fba, BLOCK_AMZL")
 # note_keywords = ["no-fba"]                    # words in the customer note that become tags (off)
 

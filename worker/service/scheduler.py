@@ -49,9 +49,10 @@ def tick(app: App, last: dict[str, float], now_mono: float) -> None:
         alerts.digest(app)
     for name in app.config.stores:
         key = f"poll:{name}"
-        if now_mono - last.get(key, 0.0) >= svc.poll_interval_s:
+        every = app.config.poll_interval(name)
+        if now_mono - last.get(key, 0.0) >= every:
             last[key] = now_mono
-            sweeper.enqueue_periodic(app, names.POLL, name, [name], svc.poll_interval_s)
+            sweeper.enqueue_periodic(app, names.POLL, name, [name], every)
     for name, cfg in app.config.labels.items():
         key = f"scans:{name}"
         if cfg.push_tracking == "first_scan" and now_mono - last.get(key, 0.0) >= svc.tracking_interval_s:

@@ -82,7 +82,8 @@ def health(app: App, *, queue_depth: Callable[[], int | None],
             if n_parked:
                 out.problems.append(f"store {name}: {n_parked} parked — `autofulfill orders --status "
                                     f"attention --store {name}`")
-            if last_poll is None or now - last_poll > timedelta(seconds=OVERDUE_FACTOR * svc.poll_interval_s):
+            every = app.config.poll_interval(name)
+            if last_poll is None or now - last_poll > timedelta(seconds=OVERDUE_FACTOR * every):
                 out.problems.append(f"store {name}: no successful poll {_ago(now, last_poll)}")
         out.lines.append(table(("store", "last poll", "last webhook", "webhooks", "orders", "parked"), rows))
         sweeps = []

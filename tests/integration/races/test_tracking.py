@@ -112,3 +112,18 @@ def test_a_woocommerce_split_order_shipped_together_gets_one_note(make_rig: Make
     assert len(notes) == 1 and "shipped in 2 parts" in notes[0]["note"]
     assert {s.state for s in rig.shipments("bolt", oid)} == {"pushed"}
     assert rig.woo.order(oid)["status"] == "completed"
+
+
+def test_one_mcf_order_the_sweep_cannot_read_does_not_stop_the_others(make_rig: MakeRig) -> None:
+    rig = make_rig(ship_after_s=3600)
+    first, second = (rig.shop.add_order([("TEE-RED-M", 1)])["id"] for _ in range(2))
+    for oid in (first, second):
+        assert rig.deliver("demo", "orders/paid", oid) == 200
+    mcf = [submitted(rig, "demo", oid) for oid in (first, second)]
+    for m in mcf:
+        rig.amazon.ship_now(m)
+    rig.amazon.fail_next("getFulfillmentOrder", 400)  # the first look-up is refused
+    rig.run(names.TRACK, "us")
+    rig.drain()
+    states = sorted(rig.shipments("demo", oid)[0].state for oid in (first, second))
+    assert states == ["pushed", "submitted"]  # the other went on; the refused one waits for its look-up

@@ -272,3 +272,17 @@ def test_inventory_keys_are_checked_with_the_fix(tmp_path: Path) -> None:
         parse_config(data, tmp_path, env=ENV)
     assert err.value.problems == ["stores.acme.inventory.buffers: ['NOT-MAPPED'] not in sku_map/sku_map_csv; "
                                   "buffers are per store SKU mapped to Amazon"]
+
+
+def test_a_woocommerce_store_polls_every_minute_unless_told_otherwise(tmp_path: Path) -> None:
+    from worker.config import parse_config
+
+    woo = {"platform": "woocommerce", "shop_url": "https://bolt.example", "consumer_key": "k",
+           "consumer_secret": "s", "order_prefix": "BOLT"}
+    shop = {"platform": "shopify", "shop_url": "https://acme.example", "access_token": "t",
+            "order_prefix": "ACME"}
+    slow = {**woo, "order_prefix": "SLOW", "poll_interval_s": 600}
+    config = parse_config({"stores": {"bolt": woo, "acme": shop, "slow": slow}}, tmp_path, env={})
+    assert [config.poll_interval(n) for n in ("bolt", "acme", "slow")] == [60, 300, 600]
+    quick = parse_config({"service": {"poll_interval_s": 20}, "stores": {"bolt": woo}}, tmp_path, env={})
+    assert quick.poll_interval("bolt") == 20
