@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from worker.app import App
 from worker.domain import FulfillmentStatus, ItemOutcome, Order, PushRequest, ShipmentState, Tracking
-from worker.errors import AmbiguousOutcome, PermanentError, TransientError
+from worker.errors import AmbiguousOutcome, ConnectorError, PermanentError, TransientError
 from worker.ledger import cursors, state
 from worker.ledger.models import OrderRow, ShipmentLineRow, ShipmentRow
 from worker.ledger.outbox import enqueue, publish
@@ -236,7 +236,10 @@ def _held_back(app: App, session: Session, row: ShipmentRow, token: str, fresh: 
     with the tracking number: intercept the package or expect a return."""
     now = app.clock()
     order: OrderRow = row.order
-    numbers = ", ".join(f"{t['carrier']} {t['number']}" for t in row.tracking) or "no tracking yet"
+    store, numbers = order.store, ", ".join(f"{t['carrier']} {t['number']}" for t in row.tracking)
+    if not state.mine_to_write(session, row, token):
+        return row.state
+    numbers = numbers or "no tracking yet"
     if row.state == S.SHIPPED or fresh is None:
         state.park(session, row, f"shipped although {why} in the store: intercept the package or "
                    f"expect a return (tracking {numbers})", now=now, actor=actor)
@@ -247,7 +250,7 @@ def _held_back(app: App, session: Session, row: ShipmentRow, token: str, fresh: 
                     shipment=row.external_id, reason=f"{why} in the store", tracking=numbers)
     session.commit()
     if fresh is not None:
-        intake.ingest_and_publish(app, order.store, fresh, source="push", actor=actor)
+        intake.ingest_and_publish(app, store, fresh, source="push", actor=actor)
     session.refresh(row)
     return row.state
 
@@ -321,6 +324,13 @@ def push(app: App, shipment_pk: int, *, actor: str = "") -> str:
             return row.state
         except PermanentError as exc:
             _let_go(session, along)
+            try:  # refused because the order was cancelled or refunded a moment ago?
+                again = app.store(order.store).fetch_order(order.platform_order_id)
+            except ConnectorError:
+                again = fresh
+            unwanted = _no_longer_wanted(row, again)
+            if unwanted:
+                return _held_back(app, session, row, token, again, unwanted, actor=actor)
             if state.mine_to_write(session, row, token):
                 state.park(session, row, f"the store refused the tracking: {exc}", now=app.clock(),
                            actor=actor)

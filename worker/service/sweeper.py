@@ -70,15 +70,21 @@ def redrive_due(app: App, *, limit: int = 500) -> int:
 
 
 def _settle_finished(session: Session, now: datetime) -> None:
-    """Routed orders whose every shipment is pushed or cancelled are done. Each push sets that
-    itself; two pushes of one split order finishing together each see the other unfinished."""
-    finished = session.scalars(select(OrderRow).where(
-        OrderRow.status == "routed",
-        OrderRow.shipments.any(ShipmentRow.state == S.PUSHED),
-        ~OrderRow.shipments.any(ShipmentRow.state.not_in([S.PUSHED, S.CANCELLED]))).limit(100))
-    for order in finished:
-        if state.cas(session, order, expect={"status": "routed"}, values={"status": "done", "reason": ""}):
-            state.event(session, order.id, "done", actor="scheduler", at=now)
+    """Routed orders with nothing left moving: done when every shipment is pushed or cancelled
+    (each push sets that itself, but two pushes of one split order finishing together each see
+    the other unfinished); ``attention`` when what is left is parked (e.g. a push that found the
+    order refunded after Amazon shipped), so the order is listed for a person, not left routed."""
+    still = [S.PUSHED, S.CANCELLED, S.ATTENTION]
+    settled = session.scalars(select(OrderRow).where(
+        OrderRow.status == "routed", ~OrderRow.shipments.any(ShipmentRow.state.not_in(still)),
+        OrderRow.shipments.any(ShipmentRow.state.in_([S.PUSHED, S.ATTENTION]))).limit(100))
+    for order in settled:
+        parked = any(s.state == S.ATTENTION for s in order.shipments)
+        values = ({"status": "attention", "reason": "a shipment needs a person"} if parked
+                  else {"status": "done", "reason": ""})
+        if state.cas(session, order, expect={"status": "routed"}, values=values):
+            state.event(session, order.id, str(values["status"]), actor="scheduler", at=now,
+                        reason=values["reason"] or None)
     session.commit()
 
 
