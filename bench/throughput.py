@@ -1,0 +1,429 @@
+"""Peak-season throughput: the real service against the sandboxes, every figure in one run.
+
+    .venv/bin/python bench/throughput.py [--db sqlite|postgresql] [--orders 2000] [--stores 20]
+        [--accounts 5] [--rate 2] [--quota-scale 5] [--json figures.json]
+
+What runs: `autofulfill web`, `worker` and `scheduler` as processes (Redis broker, SQLite or
+PostgreSQL ledger) with their default pool and concurrency, against in-process sandboxes: ``--stores``
+Shopify shops and ``--accounts`` Amazon seller accounts (one sandbox each, so each has its own quota),
+every SKU mapped to FBA, hold 0. Four phases:
+
+1. burst — ``--orders`` distinct signed ``orders/paid`` webhooks over 8 keep-alive connections,
+   as fast as the receiver answers while the pipeline works: accepted per second and answer time
+   p50/p99/max; then creates per second achieved against what the accounts allow (``--rate`` ×
+   ``--quota-scale`` each, scaled to keep the run short: the ratio is what counts), throttled and
+   duplicate creates; then Amazon ships them all and their tracking goes to the shops. The CPU
+   seconds of the service's whole process tree over all of that, per order.
+2. latency — every API answers 100 ms late; orders arrive at a steady pace: paid webhook → MCF
+   create received at Amazon, p50/p99.
+3. tracking — ``tracking_interval_s = 10``; Amazon ships the phase-2 orders at once: shipped →
+   tracking in the shop, p50/p99.
+
+And the peak RSS of each process. It prints a table and (``--json``) writes the figures. It
+asserts nothing about speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from connectors.amazon_mcf.sandbox import AmazonSandbox  # noqa: E402
+from connectors.shopify.sandbox import ShopifySandbox  # noqa: E402
+
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+SKUS = {"TEE-RED-M": "AMZ-TEE-RED-M", "MUG-BLK": "AMZ-MUG-BLK", "CAP-NAVY": "AMZ-CAP-NAVY"}
+CLIENTS = 8
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, int(round(p / 100 * len(ordered))) - 1))]
+
+
+@dataclass
+class Service:
+    """The service's processes, started from a config written for this run."""
+
+    workdir: Path
+    config_path: Path
+    port: int
+    env: dict[str, str]
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    peak_rss_kb: dict[str, int] = field(default_factory=dict)
+
+    def start(self, *parts: str) -> None:
+        for part in parts:
+            log = (self.workdir / f"{part}.log").open("ab")
+            self.procs[part] = subprocess.Popen(
+                [sys.executable, "-m", "worker", part, "--config", str(self.config_path)],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        if "web" in parts:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if requests.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2).status_code == 200:
+                        return
+                except requests.RequestException:
+                    pass
+                time.sleep(0.3)
+            raise TimeoutError("the receiver did not come up")
+
+    def pids(self) -> dict[str, list[int]]:
+        """Every live process of each part (a part is its own process group: workers fork)."""
+        out: dict[str, list[int]] = {part: [] for part in self.procs}
+        groups = {proc.pid: part for part, proc in self.procs.items()}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            pgid = int(stat.rsplit(")", 1)[1].split()[2])
+            if pgid in groups:
+                out[groups[pgid]].append(int(entry))
+        return out
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) used so far by every process of the service."""
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for part, pids in self.pids().items():
+            for pid in pids:
+                try:
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except OSError:
+                    continue
+                total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+                hwm = next((int(line.split()[1]) for line in status.splitlines()
+                            if line.startswith("VmHWM")), 0)
+                key = f"{part}:{pid}"
+                self.peak_rss_kb[key] = max(self.peak_rss_kb.get(key, 0), hwm)
+        return total
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.work = Path(tempfile.mkdtemp(prefix="autofulfill-throughput-"))
+        rate = args.rate * args.quota_scale
+        self.allowed = rate * args.accounts  # creates per second all accounts allow (after a burst)
+        # A burst as small as the rate: the figure is the sustained rate, not the first second.
+        self.accounts = [AmazonSandbox(ship_after_s=10 ** 6, rate=rate, burst=max(1.0, rate)).start()
+                         for _ in range(args.accounts)]
+        self.shops = [ShopifySandbox(shop_name=f"Shop {i}", bucket_max=10 ** 6, restore_rate=10 ** 5).start()
+                      for i in range(args.stores)]
+        self.created_at: dict[str, float] = {}  # seller fulfillment order id -> when Amazon got it
+        for account in self.accounts:  # when each create reached Amazon (recorded as it is answered)
+            account.intercept(self._note_create(account), lambda: None, before=False, times=-1)
+        self.redis_url = args.redis
+        redis.Redis.from_url(self.redis_url).flushdb()
+        self.db_url = self._database()
+        self.port = free_port()
+        config = self.work / "autofulfill.toml"
+        config.write_text(self._config(rate))
+        self.service = Service(self.work, config, self.port, {**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.latency_s = 0.0
+        for server in [*self.accounts, *self.shops]:
+            server.intercept(lambda *_: True, self._late, times=-1)
+
+    def _late(self) -> None:
+        if self.latency_s:
+            time.sleep(self.latency_s)
+
+    def _note_create(self, account: AmazonSandbox) -> Callable[[str, str, bytes], bool]:
+        def note(method: str, path: str, body: bytes) -> bool:
+            if method == "POST" and path.split("?")[0].endswith("/fulfillmentOrders"):
+                try:
+                    oid = str(json.loads(body)["sellerFulfillmentOrderId"])
+                except (ValueError, KeyError, TypeError):
+                    return False
+                if oid in account.orders:
+                    self.created_at.setdefault(oid, time.monotonic())
+            return False  # a record, not an interception
+        return note
+
+    def _database(self) -> str:
+        if self.args.db == "sqlite":
+            return f"sqlite:///{self.work / 'ledger.db'}"
+        from sqlalchemy import create_engine, text
+
+        name = f"autofulfill_bench_{os.getpid()}"
+        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+
+    def _config(self, rate: float) -> str:
+        burst = max(1.0, rate)
+        sku_map = ", ".join(f'"{k}" = "{v}"' for k, v in SKUS.items())
+        parts = [f"""[service]
+database_url = "{self.db_url}"
+broker_url = "{self.redis_url}"
+data_dir = "var"
+listen = "127.0.0.1:{self.port}"
+poll_interval_s = 3600
+tracking_interval_s = 10
+release_interval_s = 1
+log_format = "json"
+log_level = "WARNING"
+queue = "bench-{os.getpid()}"
+"""]
+        for i, account in enumerate(self.accounts):
+            parts.append(f"""[amazon.a{i}]
+marketplace_id = "ATVPDKIKX0DER"
+client_id = "{account.client_id}"
+client_secret = "{account.client_secret}"
+refresh_token = "{account.refresh_token}"
+endpoint = "{account.url}"
+token_url = "{account.token_url}"
+quota = {{ createFulfillmentOrder = [{rate}, {burst}], getFulfillmentPreview = [{rate}, {burst}] }}
+""")
+        for i, shop in enumerate(self.shops):
+            parts.append(f"""[stores.s{i}]
+platform = "shopify"
+shop_url = "{shop.url}"
+access_token = "{shop.access_token}"
+webhook_secret = "sandbox-secret"
+amazon = "a{i % len(self.accounts)}"
+order_prefix = "S{i}"
+
+[stores.s{i}.routing]
+sku_map = {{ {sku_map} }}
+""")
+        return "\n".join(parts)
+
+    # --- the load -------------------------------------------------------------------------------
+
+    def orders(self, n: int) -> list[tuple[int, int, bytes, dict[str, str]]]:
+        """n new paid orders spread over the shops: (shop index, order id, body, headers)."""
+        out = []
+        skus = list(SKUS)
+        for i in range(n):
+            shop = self.shops[i % len(self.shops)]
+            order = shop.add_order([(skus[i % len(skus)], 1 + i % 2)])
+            body, headers = shop.signed_webhook("orders/paid", order["id"])
+            out.append((i % len(self.shops), int(order["id"]), body, headers))
+        return out
+
+    def fire(self, batch: list[tuple[int, int, bytes, dict[str, str]]], *, pace_s: float = 0.0) -> tuple[
+            list[float], dict[int, float], int]:
+        """Post the batch over CLIENTS keep-alive connections: (answer times, sent at per order id,
+        non-200 answers)."""
+        times: list[float] = []
+        sent: dict[int, float] = {}
+        failures = [0]
+        lock = threading.Lock()
+        queue = list(batch)
+
+        def client() -> None:
+            session = requests.Session()
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    shop, oid, body, headers = queue.pop(0)
+                started = time.monotonic()
+                code = session.post(f"http://127.0.0.1:{self.port}/webhooks/shopify/s{shop}", data=body,
+                                    headers=headers, timeout=30).status_code
+                took = time.monotonic() - started
+                with lock:
+                    times.append(took)
+                    sent[oid] = started
+                    failures[0] += code != 200
+                if pace_s:
+                    time.sleep(pace_s)
+
+        threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return times, sent, failures[0]
+
+    def creates(self) -> int:
+        return sum(a.create_calls for a in self.accounts)
+
+    def wait_for(self, what: str, done: Callable[[], bool], timeout: float) -> float:
+        started = time.monotonic()
+        last = 0.0
+        while not done():
+            if time.monotonic() - started > timeout:
+                raise TimeoutError(f"{what}: not done after {timeout:.0f} s")
+            if time.monotonic() - last > 10:
+                print(f"  ... {what}", flush=True)
+                last = time.monotonic()
+            time.sleep(0.2)
+        return time.monotonic() - started
+
+    # --- the phases -----------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        args = self.args
+        figures: dict[str, Any] = {"machine": f"{platform.machine()}, {os.cpu_count()} cores",
+                                   "date": time.strftime("%Y-%m-%d"), "db": args.db, "orders": args.orders,
+                                   "stores": args.stores, "accounts": args.accounts}
+        batch = self.orders(args.orders)
+        self.service.start("web", "worker", "scheduler")
+        time.sleep(5)  # started and idle: what they cost from here on is the orders'
+        cpu0, t_cpu0 = self.service.cpu_s(), time.monotonic()
+        print(f"burst: {args.orders} webhooks over {CLIENTS} connections; {self.allowed:g} creates/s allowed",
+              flush=True)
+        t0 = time.monotonic()
+        times, _, failed = self.fire(batch)
+        elapsed = time.monotonic() - t0
+        figures["ingest"] = {"per_s": round(len(batch) / elapsed, 1),
+                             "p50_ms": round(percentile(times, 50) * 1000, 1),
+                             "p99_ms": round(percentile(times, 99) * 1000, 1),
+                             "max_ms": round(max(times) * 1000, 1), "non_200": failed}
+        self.wait_for("creates", lambda: self.creates() >= args.orders, 1800)
+        created = sorted(self.created_at.values())
+        span = created[-1] - created[0] if len(created) > 1 else float("nan")
+        attempted = sum(a.calls.count("createFulfillmentOrder") for a in self.accounts)
+        accepted = sum(len(a.orders) for a in self.accounts)
+        figures["burst"] = {"creates": accepted, "creates_per_s": round((accepted - 1) / span, 2),
+                            "allowed_per_s": self.allowed,
+                            "ratio": round((accepted - 1) / span / self.allowed, 3),
+                            "throttled": attempted - self.creates(),
+                            "duplicate_refusals": self.creates() - accepted}
+        print("burst: Amazon ships them all; tracking to the shops", flush=True)
+        self.ship_and_wait(batch)
+        cpu1, t_cpu1 = self.service.cpu_s(), time.monotonic()
+        figures["cpu_ms_per_order"] = round((cpu1 - cpu0) / args.orders * 1000, 1)
+        figures["cpu_window_s"] = round(t_cpu1 - t_cpu0, 1)
+        print("latency: every API 100 ms late, orders at a steady pace", flush=True)
+        self.latency_s = 0.1
+        steady = self.orders(args.steady)
+        _, sent, _ = self.fire(steady, pace_s=CLIENTS / args.steady_rate)
+        ids = {f"S{shop}-{oid}-1": oid for shop, oid, _, _ in steady}
+        self.wait_for("steady creates", lambda: all(i in self.created_at for i in ids), 600)
+        lat = [self.created_at[i] - sent[oid] for i, oid in ids.items()]
+        figures["webhook_to_create"] = {"api_latency_ms": 100, "orders": len(lat),
+                                        "p50_s": round(percentile(lat, 50), 3),
+                                        "p99_s": round(percentile(lat, 99), 3)}
+        print("tracking: Amazon ships them; tracking_interval_s = 10", flush=True)
+        track = self.ship_and_wait(steady)
+        figures["shipped_to_tracking"] = {"tracking_interval_s": 10, "p50_s": round(percentile(track, 50), 1),
+                                          "p99_s": round(percentile(track, 99), 1)}
+        self.service.cpu_s()
+        figures["peak_rss_mb"] = {k: round(v / 1024, 1) for k, v in sorted(self.service.peak_rss_kb.items())}
+        return figures
+
+    def ship_and_wait(self, batch: list[tuple[int, int, bytes, dict[str, str]]]) -> list[float]:
+        """Amazon ships these orders now; returns, per order, the seconds until its tracking was
+        in its shop."""
+        shipped_at: dict[int, float] = {}
+        mcf = {f"S{shop}-{oid}-1": oid for shop, oid, _, _ in batch}
+        for account in self.accounts:
+            for oid in list(account.orders):
+                if oid in mcf:
+                    account.ship_now(oid)
+                    shipped_at[mcf[oid]] = time.monotonic()
+        shop_of = {oid: self.shops[shop] for shop, oid, _, _ in batch}
+        pushed: dict[int, float] = {}
+
+        def all_pushed() -> bool:
+            for oid, shop in shop_of.items():
+                if oid not in pushed and shop.fulfillments(oid):
+                    pushed[oid] = time.monotonic()
+            return len(pushed) == len(shop_of)
+
+        self.wait_for("tracking in the shops", all_pushed, 1800)
+        return [pushed[oid] - shipped_at[oid] for oid in pushed]
+
+    def close(self) -> None:
+        self.service.stop()
+        for server in [*self.accounts, *self.shops]:
+            server.stop()
+
+
+def table(f: dict[str, Any]) -> str:
+    i, b, w, t = f["ingest"], f["burst"], f["webhook_to_create"], f["shipped_to_tracking"]
+    rows = [
+        ("webhooks accepted per second (8 keep-alive connections)",
+         f"{i['per_s']} /s ({i['non_200']} not 200)"),
+        ("webhook answer time p50 / p99 / max", f"{i['p50_ms']} / {i['p99_ms']} / {i['max_ms']} ms"),
+        (f"burst: creates/s achieved ÷ allowed ({f['accounts']} accounts)",
+         f"{b['creates_per_s']} / {b['allowed_per_s']:g} = {b['ratio']}"),
+        ("throttled creates / duplicate creates", f"{b['throttled']} / {b['duplicate_refusals']}"),
+        ("CPU of the whole process tree per order (webhook -> push)", f"{f['cpu_ms_per_order']} ms"),
+        ("paid webhook -> MCF create received, APIs 100 ms late, p50 / p99",
+         f"{w['p50_s']} / {w['p99_s']} s"),
+        ("Amazon ships -> tracking in the shop, interval 10 s, p50 / p99", f"{t['p50_s']} / {t['p99_s']} s"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    head = (f"{f['orders']} orders, {f['stores']} stores, {f['accounts']} accounts, {f['db']} ledger, "
+            "Redis broker; "
+            f"{f['machine']}; {f['date']}")
+    rss = ", ".join(f"{k} {v}" for k, v in f["peak_rss_mb"].items())
+    return "\n".join([head, *(f"  {a.ljust(width)}  {v}" for a, v in rows), f"  peak RSS (MB): {rss}"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--orders", type=int, default=2000)
+    parser.add_argument("--stores", type=int, default=20)
+    parser.add_argument("--accounts", type=int, default=5)
+    parser.add_argument("--rate", type=float, default=2.0, help="Amazon's creates/s per account (SP-API: 2)")
+    parser.add_argument("--quota-scale", type=float, default=5.0,
+                        help="multiply every account's quota (a short run; the ratio is what counts)")
+    parser.add_argument("--steady", type=int, default=100, help="orders of the latency phase")
+    parser.add_argument("--steady-rate", type=float, default=5.0, help="their pace, orders per second")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    bench = Bench(args)
+    try:
+        figures = bench.run()
+    finally:
+        bench.close()
+    print(table(figures))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    print(f"logs: {bench.work}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
