@@ -69,6 +69,14 @@ class Unreadable:
     reason: str
 
 
+@dataclass(frozen=True)
+class ListedUntil:
+    """In a poll's listing: every order changed before ``at`` has been listed (a store that lists
+    in order of change says so after each page), so a pass that stops or fails later keeps that."""
+
+    at: datetime
+
+
 class Route(StrEnum):
     FBA = "fba"
     SELF_SHIP = "self_ship"

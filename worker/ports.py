@@ -19,6 +19,7 @@ from worker.domain import (
     FulfillmentStatus,
     Label,
     LabelRequest,
+    ListedUntil,
     Order,
     Preview,
     PreviewItem,
@@ -56,12 +57,13 @@ class Store(Protocol):
     def fetch_order(self, order_id: str) -> Order | None:
         """The order as the store has it now; None when it does not exist. Read-only."""
 
-    def iter_orders(self, updated_since: datetime) -> Iterator[Order | Unreadable]:
+    def iter_orders(self, updated_since: datetime) -> Iterator[Order | Unreadable | ListedUntil]:
         """Every order changed at or after ``updated_since``, whatever its status now (a
         cancellation or refund must be seen as surely as a payment), each at least once.
 
         Pages in an order the store keeps stable while orders change, so none is skipped; an
-        order that cannot be mapped comes as ``Unreadable`` and the listing goes on. Read-only.
+        order that cannot be mapped comes as ``Unreadable`` and the listing goes on; a store that
+        lists in order of change yields ``ListedUntil`` after each page. Read-only.
         Raises TransientError/PermanentError when the listing itself fails (nothing is then
         known to be complete)."""
 

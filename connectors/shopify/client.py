@@ -37,6 +37,7 @@ from connectors.shopify.inventory import ShopifyInventory
 from connectors.shopify.queries import Operation
 from worker.domain import (
     Line,
+    ListedUntil,
     Order,
     PushRequest,
     PushResult,
@@ -112,7 +113,7 @@ class ShopifyStore:
                 return mapping.order_from_graphql(node, lines)
             after = page.get("endCursor")
 
-    def iter_orders(self, updated_since: datetime) -> Iterator[Order | Unreadable]:
+    def iter_orders(self, updated_since: datetime) -> Iterator[Order | Unreadable | ListedUntil]:
         """Every order updated since, whatever its financial status (the poll must see
         cancellations and refunds too), sorted by ``updated_at``: Shopify's cursors are keyset
         cursors on that sort, so an order updated while we page moves behind the cursor (read
@@ -133,6 +134,9 @@ class ShopifyStore:
                         yield mapping.order_from_graphql(node)
                 except ShopifyPayloadError as exc:
                     yield Unreadable(mapping.node_id(node), str(exc))
+            stamps = [n.get("updatedAt") for n in conn.get("nodes") or () if n.get("updatedAt")]
+            if stamps:  # sorted by UPDATED_AT: everything changed before the page's last is listed
+                yield ListedUntil(mapping.parse_time(stamps[-1]))
             page = conn.get("pageInfo") or {}
             if not page.get("hasNextPage"):
                 return

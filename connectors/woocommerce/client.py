@@ -25,6 +25,7 @@ from connectors.woocommerce.errors import WooNoRoute, WooPayloadError
 from connectors.woocommerce.inventory import WooInventory
 from connectors.woocommerce.rest import WooRest
 from worker.domain import (
+    ListedUntil,
     Order,
     PushRequest,
     PushResult,
@@ -114,7 +115,7 @@ class WooStore:
             return None
         return order
 
-    def iter_orders(self, updated_since: datetime) -> Iterator[Order | Unreadable]:
+    def iter_orders(self, updated_since: datetime) -> Iterator[Order | Unreadable | ListedUntil]:
         """Every order modified after ``updated_since``, in any status, paged by id.
 
         WooCommerce adds no tie-breaker to ``orderby=modified``: orders modified in the same

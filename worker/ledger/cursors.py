@@ -94,6 +94,55 @@ def give_back(app: App, name: str, token: str) -> None:
     _let_go(app, name, token, None)
 
 
+class Progress:
+    """A pass's way to keep what it has done: ``mark(value)`` moves the cursor that far now (it
+    stays there if the pass fails later; a mark never moves it backwards); ``stop(value)`` ends the
+    pass there (the rest is the next pass's); ``finish(value)`` is where a pass that went all the
+    way leaves it (which may be behind its marks: e.g. its start minus an overlap)."""
+
+    def __init__(self, app: App, name: str, token: str) -> None:
+        self._app, self._name, self._token = app, name, token
+        self.until: datetime | None = None
+        self.stopped = False
+
+    def finish(self, value: datetime) -> None:
+        self.until = value
+
+    def mark(self, value: datetime) -> None:
+        with self._app.sessions() as session:
+            session.execute(update(CursorRow).where(
+                CursorRow.name == self._name, CursorRow.lease_token == self._token,
+                or_(CursorRow.value.is_(None), CursorRow.value < value))
+                .values(value=value).execution_options(synchronize_session=False))
+            session.commit()
+
+    def stop(self, value: datetime) -> None:
+        self.mark(value)
+        self.stopped = True
+
+
+def run_pass_in_steps(app: App, name: str,
+                      work: Callable[[datetime | None, datetime, Progress], T]) -> T | None:
+    """``run_pass`` for a pass that keeps what it did as it goes (``Progress``): a failure part-way
+    loses only the part since its last mark, and a long pass may stop and leave the rest."""
+    started = app.clock()
+    claim = take(app, name)
+    if claim is None:
+        return None
+    token, last = claim
+    progress = Progress(app, name, token)
+    try:
+        result = work(last, started, progress)
+    except BaseException:
+        give_back(app, name, token)
+        raise
+    if progress.stopped:
+        give_back(app, name, token)  # the cursor is at the stop mark already
+    else:
+        advance(app, name, token, progress.until or started)
+    return result
+
+
 def run_pass(app: App, name: str, work: Callable[[datetime | None, datetime], T]) -> T | None:
     """Run ``work(last cursor value, start time)`` while holding the cursor; on success the cursor
     moves to the start time. None when another pass holds the cursor."""

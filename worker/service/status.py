@@ -60,7 +60,10 @@ def health(app: App, *, queue_depth: Callable[[], int | None],
     with app.sessions() as session:
         for name in app.config.stores:
             cursor = session.get(CursorRow, f"store:{name}:orders")
-            last_poll = cursor.value if cursor else None
+            # The poll's cursor is where its next pass starts: a complete pass's start minus the
+            # overlap (sweeper.poll_store).
+            last_poll = (min(now, cursor.value + timedelta(seconds=svc.poll_overlap_s))
+                         if cursor is not None and cursor.value is not None else None)
             last_hook = session.scalar(select(func.max(WebhookReceiptRow.received_at))
                                        .where(WebhookReceiptRow.store == name))
             by_status = dict(session.execute(select(OrderRow.status, func.count()).where(

@@ -5,6 +5,7 @@ delayed broker messages, so a broker restart or a dead worker loses nothing.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select
@@ -12,7 +13,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from worker.app import App
-from worker.domain import ShipmentState, Unreadable
+from worker.domain import ListedUntil, ShipmentState, Unreadable
 from worker.errors import ConnectorError, PermanentError
 from worker.ledger import cursors, state
 from worker.ledger.models import OrderRow, ShipmentRow
@@ -22,6 +23,9 @@ from worker.pipeline import intake, names
 from worker.service import alerts
 
 S = ShipmentState
+# A poll resumes this far before the last page it read in full: orders changed in that page's last
+# second (timestamps have whole seconds) that the next page would have listed are read again.
+MARK_MARGIN = timedelta(seconds=1)
 ORDER_TASKS = {"held": names.RELEASE, "cancelling": names.CANCEL, "adjusting": names.ADJUST}
 STEP_TASKS = {S.PENDING: names.SUBMIT, S.SUBMITTING: names.SUBMIT, S.SUBMITTED: names.LOOKUP,
               S.SHIPPED: names.PUSH, S.LABEL_BOUGHT: names.PUSH}
@@ -115,15 +119,32 @@ def poll_store(app: App, store_name: str, *, actor: str = "") -> int:
     overlap = timedelta(seconds=app.config.service.poll_overlap_s)
     store = app.store(store_name)
 
-    def one_pass(last: datetime | None, started: datetime) -> int:
-        since = (last - overlap) if last else started - timedelta(hours=cfg.initial_lookback_hours)
+    budget = app.config.service.task_time_limit_s / 2  # then stop, keep what was read, go on later
+
+    # The cursor holds where the next pass starts: a pass that read everything leaves it at its
+    # start minus the overlap (an order changed just before may show in the listing late); a pass
+    # that stopped or failed part-way leaves it at its last mark, a few seconds before the last
+    # page it read completely (so a store with more orders in an overlap than a pass can read
+    # still moves on).
+    def one_pass(last: datetime | None, started: datetime, progress: cursors.Progress) -> int:
+        since = last if last else started - timedelta(hours=cfg.initial_lookback_hours)
         seen = 0
+        began = time.monotonic()
         try:
             # WooCommerce disables a webhook after repeated failures: say so every pass until fixed.
             for warning in store.warnings():
                 log("store.warning", level=30, store=store_name, warning=warning)
                 alerts.store_warning(app, store_name, warning)
             for order in store.iter_orders(since):
+                if isinstance(order, ListedUntil):  # everything changed before this is in
+                    resume = order.at - MARK_MARGIN
+                    if time.monotonic() - began > budget:
+                        progress.stop(resume)
+                        log("poll.stopped", store=store_name, seen=seen, until=resume.isoformat(),
+                            reason="the pass took half its time limit; the next one goes on from here")
+                        return seen
+                    progress.mark(resume)
+                    continue
                 seen += 1
                 if isinstance(order, Unreadable):
                     _unreadable(app, store_name, order.platform_order_id, order.reason)
@@ -140,9 +161,10 @@ def poll_store(app: App, store_name: str, *, actor: str = "") -> int:
             raise
         alerts.store_recovered(app, store_name)
         log("poll.done", store=store_name, seen=seen, since=since.isoformat())
+        progress.finish(started - overlap)
         return seen
 
-    seen = cursors.run_pass(app, f"store:{store_name}:orders", one_pass)
+    seen = cursors.run_pass_in_steps(app, f"store:{store_name}:orders", one_pass)
     if seen is None:
         log("poll.skipped", store=store_name, reason="another poll of this store is running")
     return seen or 0

@@ -5,6 +5,8 @@ cannot read never stops it."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from tests.integration.races.conftest import MakeRig
 from tests.integration.races.rig import Rig
@@ -79,3 +81,70 @@ def test_one_order_the_poll_cannot_read_does_not_stop_it(make_rig: MakeRig) -> N
     assert len(unreadable) == 1, rig.alerts
     assert "quantity" in unreadable[0]
     assert json.dumps(rig.alerts)  # plain text
+
+
+def test_a_shopify_poll_keeps_what_it_read_when_it_fails_part_way(make_rig: MakeRig) -> None:
+    """Chaos finding B3: a pass that fails on a later page (or outruns its time) kept nothing, so
+    the next window was longer still and the poll never completed again."""
+    from sqlalchemy import func, select
+
+    from connectors.shopify.sandbox_state import SandboxError
+    from worker.ledger.models import CursorRow, OrderRow
+    from worker.pipeline.names import POLL
+
+    rig = make_rig(ship_after_s=3600)
+    with rig.shop.state.lock:  # a shop on a plan with a large cost bucket: no throttle waits here
+        rig.shop.state.bucket_max = rig.shop.state.available = 10.0 ** 6
+        rig.shop.state.restore_rate = 10.0 ** 5
+    ids = [rig.shop.add_order([("TEE-RED-M", 1)])["id"] for _ in range(120)]  # 3 pages of 50
+    cost, list_orders = rig.shop.state.handlers["ListOrders"]
+    listings = [0]
+
+    def failing(state: Any, variables: dict[str, Any]) -> Any:
+        listings[0] += 1
+        if listings[0] >= 2:  # the second page: the store fails (an internal error)
+            raise SandboxError("Internal error. Looks like something went wrong on our end.")
+        return list_orders(state, variables)
+
+    rig.shop.state.handlers["ListOrders"] = (cost, failing)
+    try:
+        rig.run(POLL, "demo")
+    except Exception:  # the pass fails (the scheduler retries it later)
+        pass
+    with rig.app.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(OrderRow)) == 50  # the first page stays
+        cursor = s.get(CursorRow, "store:demo:orders")
+        assert cursor is not None and cursor.value is not None  # and the cursor moved past them
+    rig.shop.state.handlers["ListOrders"] = (cost, list_orders)  # the store answers again
+    rig.run(POLL, "demo")
+    with rig.app.sessions() as s:
+        got = set(s.scalars(select(OrderRow.platform_order_id)))
+    assert got == {str(i) for i in ids}
+
+
+def test_a_long_shopify_poll_stops_at_half_its_time_limit_and_the_next_goes_on(make_rig: MakeRig) -> None:
+    from sqlalchemy import func, select
+
+    from worker.ledger.models import OrderRow
+    from worker.pipeline.names import POLL
+
+    rig = make_rig(ship_after_s=3600, task_time_limit_s=4)  # a pass may take 2 s
+    with rig.shop.state.lock:  # each page of 50 waits ~1.4 s for Shopify's cost bucket
+        rig.shop.state.bucket_max = rig.shop.state.available = 1000.0
+        rig.shop.state.restore_rate = 500.0
+    ids = [rig.shop.add_order([("TEE-RED-M", 1)])["id"] for _ in range(200)]
+    with rig.shop.state.lock:  # changed over the last minutes, a second or two apart
+        start = datetime.now(UTC) - timedelta(seconds=2 * len(ids))
+        for i, oid in enumerate(ids):
+            rig.shop.state.orders[int(oid)]["updated_at"] = start + timedelta(seconds=2 * i)
+
+    def recorded() -> int:
+        with rig.app.sessions() as s:
+            return int(s.scalar(select(func.count()).select_from(OrderRow)) or 0)
+
+    rig.run(POLL, "demo")
+    first = recorded()
+    assert 0 < first < len(ids)  # it stopped, keeping what it read
+    for _ in range(5):
+        rig.run(POLL, "demo")
+    assert recorded() == len(ids)
