@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -279,16 +280,28 @@ def run(config_file: str | None) -> None:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
 
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    stopping = [False]
+
+    def _on_signal(signum: int, frame: Any) -> None:
+        stopping[0] = True
+        _stop(signum, frame)
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    # Whichever part ends first (one killed, one that failed to start), the others are stopped and
+    # `run` exits non-zero, so whatever supervises it (systemd, docker) starts the whole again:
+    # no worker left running without a scheduler to re-drive its work, nor a receiver alone.
     code = 0
     while parts:
-        for p in list(parts):
-            rc = p.wait()
-            parts.remove(p)
-            if rc not in (0, -signal.SIGTERM):
-                code = 1
-            _stop(0, None)
+        ended = next((p for p in parts if p.poll() is not None), None)
+        if ended is None:
+            time.sleep(0.2)
+            continue
+        parts.remove(ended)
+        if not stopping[0] or ended.returncode not in (0, -signal.SIGTERM, -signal.SIGINT):
+            code = 1
+        stopping[0] = True
+        _stop(0, None)
     sys.exit(code)
 
 
