@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -29,7 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from worker.sandbox.chaos import ChaosSettings, Report, run_chaos, table, write_json  # noqa: E402
 
 
+def _stop(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwind: the service, Redis and PostgreSQL are stopped on the way out
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _stop)
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--kills", type=int, default=100)
     parser.add_argument("--mode", choices=["split", "run"], default="split")
@@ -40,6 +46,8 @@ def main() -> int:
     parser.add_argument("--order-every", type=float, default=None,
                         help="mean seconds between new orders (default 1 for split, 2 for run)")
     parser.add_argument("--kill-every", type=float, nargs=2, default=(2.0, 8.0), metavar=("MIN", "MAX"))
+    parser.add_argument("--poll-overlap", type=float, default=None,
+                        help="poll_overlap_s (default 10; the product's 120 reproduces finding B3)")
     parser.add_argument("--no-infra-restarts", action="store_true",
                         help="do not crash the private Redis and PostgreSQL")
     parser.add_argument("--quiesce-timeout", type=float, default=300.0)
@@ -51,7 +59,8 @@ def main() -> int:
 
     reports: list[Report] = []
     for trial in range(args.trials):
-        chosen = {k: v for k, v in (("db", args.db), ("order_every_s", args.order_every)) if v is not None}
+        chosen = {k: v for k, v in (("db", args.db), ("order_every_s", args.order_every),
+                                    ("poll_overlap_s", args.poll_overlap)) if v is not None}
         settings = ChaosSettings.for_mode(
             args.mode, kills=args.kills, seed=None if args.seed is None else args.seed + trial,
             kill_every_s=tuple(args.kill_every), restart_infra=not args.no_infra_restarts,

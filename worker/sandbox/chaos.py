@@ -260,6 +260,7 @@ class HeldLease:
     key: str
     token: str
     until: datetime
+    state: str  # the row's status / state / cursor value at the kill: a change is work moved on
     recovered_at: float | None = None
     alive: bool = False  # renewed after the kill: a living process held it, not the killed one
 
@@ -296,6 +297,10 @@ def _key_column(table: str) -> Any:
     return CursorRow.name if table == "cursors" else _LEASED[table].id
 
 
+def _state_column(table: str) -> Any:
+    return {"orders": OrderRow.status, "shipments": ShipmentRow.state, "cursors": CursorRow.value}[table]
+
+
 class LeaseWatch:
     """At a kill, notes every lease held; then watches each until its token changes (taken over
     or let go). A lease renewed after the kill belonged to a living process and is dropped."""
@@ -313,11 +318,12 @@ class LeaseWatch:
         try:
             with self.stack.app.sessions() as session:
                 for table, model in _LEASED.items():
-                    rows = session.execute(select(_key_column(table), model.lease_token, model.lease_until)
+                    rows = session.execute(select(_key_column(table), model.lease_token, model.lease_until,
+                                                  _state_column(table))
                                            .where(model.lease_token != "", model.lease_until > now)).all()
-                    for key, token, until in rows:
+                    for key, token, until, state in rows:
                         if (table, str(key), token) not in known:
-                            kill.leases.append(HeldLease(table, str(key), token, until))
+                            kill.leases.append(HeldLease(table, str(key), token, until, str(state)))
         except SQLAlchemyError as exc:
             kill.note = f"leases not read: {type(exc).__name__}"
         with self.lock:
@@ -339,10 +345,10 @@ class LeaseWatch:
                 for h in pending:
                     model = _LEASED[h.table]
                     key: Any = h.key if h.table == "cursors" else int(h.key)
-                    row = session.execute(select(model.lease_token, model.lease_until)
+                    row = session.execute(select(model.lease_token, model.lease_until, _state_column(h.table))
                                           .where(_key_column(h.table) == key)).first()
-                    if row is None or row[0] != h.token:
-                        h.recovered_at = now
+                    if row is None or row[0] != h.token or str(row[2]) != h.state:
+                        h.recovered_at = now  # taken over, let go, or its work moved on
                     elif row[1] is not None and row[1] > h.until:
                         h.alive = True
         except SQLAlchemyError:
@@ -515,8 +521,9 @@ class Faults:
         proc = self.stack.procs.get("run")
         child = _part_child(proc.pid, part) if proc is not None else None
         kill.at = time.time()
-        if child is None:
-            kill.note = f"no {part} child found"
+        if child is None:  # not started yet, or gone: kill all of it instead
+            kill.note = f"no {part} child found: killed run"
+            self._forget("run")
             return
         for pid in [child, *_descendants(child)]:
             try:
@@ -1014,7 +1021,8 @@ def run_chaos(settings: ChaosSettings, workdir: Path, *, say: Callable[[str], No
         refunded_units_shipped_anyway=verdict.shipped_after_refund,
         recovery=_recovery(faults.kills),
         problems=[asdict(p) for p in verdict.problems], order_summaries=verdict.summaries,
-        harness_errors=load.errors + faults.errors, notes=notes)
+        harness_errors=load.errors + faults.errors,
+        notes=notes + [f"kill {k.n} ({k.target}): {k.note}" for k in faults.kills if k.note])
     return report
 
 

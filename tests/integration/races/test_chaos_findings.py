@@ -17,6 +17,26 @@ package or expect a return (tracking ...)". The order ends `attention` ("cancell
 some shipments could not be undone") and nothing is lost, but the reason does not say what
 happened or what to do (a `retry` would re-read the store and give the right one). Seen in a chaos
 run (split, PostgreSQL, seed 382064379, Shopify order 1011).
+
+B3 (no test here: it takes minutes of real time) — a poll pass that outruns its time limit never
+completes again. ``cursors.run_pass`` moves the cursor only when a whole pass succeeds, so a pass
+that fails part-way (the soft time limit, a transient error on a later page, a kill) keeps nothing
+and the next one starts from the same ``last - poll_overlap_s``: its window is longer by the time
+gone by, so it takes longer still. Shopify's poll is paced by the GraphQL cost bucket: ListOrders
+with its lines costs ~7 points an order (~350 a page of 50) at 50 points/s, i.e. ~0.18 s per
+order in the window (measured against the sandbox: 80 orders, 14.4 s a pass, all of it in the rate
+limiter's sleep). Once a window holds more than ~(task_time_limit_s - 5) / 0.18 orders the poll is
+dead for good, and every order whose webhook was lost meanwhile (and every cancellation seen only
+by the poll) with it. Seen in a chaos run with the default 120 s overlap and a 2 s poll
+(seed 718190932, task_time_limit_s 30): Shopify passes took 10-16 s at 40-50 orders, then every
+pass hit the soft time limit for 15 minutes; 41 Shopify orders whose webhooks were dropped were
+never ingested and one cancellation was never seen (a label bought and pushed for a cancelled
+order, never refunded). With the defaults (300 s limit) the budget is ~1,600 orders a window: the
+first start on a store with more orders than that updated in ``initial_lookback_hours`` (24 h), or
+a restart after an outage that long at a busy store, never completes a Shopify poll. Reproduce:
+``bench/chaos.py --kills 100 --poll-overlap 120``. Fix ideas: keep the cursor per page (Shopify's
+keyset cursor is ordered by UPDATED_AT: advance to the last fully ingested updated_at), or bound a
+pass and continue on the next tick.
 """
 
 from __future__ import annotations
