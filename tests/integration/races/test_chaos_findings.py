@@ -37,15 +37,29 @@ a restart after an outage that long at a busy store, never completes a Shopify p
 ``bench/chaos.py --kills 100 --poll-overlap 120``. Fix ideas: keep the cursor per page (Shopify's
 keyset cursor is ordered by UPDATED_AT: advance to the last fully ingested updated_at), or bound a
 pass and continue on the next tick.
+
+B4 — `autofulfill run` goes on without its scheduler (or web receiver) when that part dies. It
+waits on its parts in order, worker first (``for p in parts: p.wait()``), so it notices a dead
+scheduler or web only when the worker exits: meanwhile nothing is re-driven, polled or swept
+(or no webhook is answered), and the `run` process is alive, so no supervisor restarts it. Seen
+in every `bench/chaos.py --mode run` kill of its scheduler or web part (the harness kills `run`
+after 20 s and counts these kills apart).
 """
 
 from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
 
 import pytest
 
 from tests.integration.races.conftest import MakeRig
 from tests.integration.races.rig import graphql
+from tests.integration.support import make_stack, stop
 from worker.pipeline import names
+from worker.sandbox.chaos import part_child
+from worker.sandbox.stack import wait_for
 
 
 @pytest.mark.xfail(strict=True, reason="B1: push parks the shipment but leaves the order routed "
@@ -104,3 +118,22 @@ def test_a_cancellation_between_the_push_read_and_its_write_parks_shipped_althou
     (shipment,) = order.shipments
     assert shipment.state == "attention"
     assert "shipped although cancelled in the store" in shipment.reason, shipment.reason  # fails
+
+
+@pytest.mark.xfail(strict=True, raises=TimeoutError,
+                   reason="B4: `autofulfill run` waits on its worker only (found by the chaos run)")
+def test_autofulfill_run_does_not_go_on_without_its_scheduler(tmp_path: Path) -> None:
+    stack = make_stack(tmp_path, "", "sqlite:///var/ledger.db", poll_interval_s=3600)
+    try:
+        stack.start("run")
+        run = stack.procs["run"]
+        wait_for(lambda: part_child(run.pid, "scheduler") is not None, 30, "the scheduler part")
+        scheduler = part_child(run.pid, "scheduler")
+        assert scheduler is not None
+        os.kill(scheduler, signal.SIGKILL)
+        # Expected: `run` stops its other parts and exits non-zero, so whatever supervises it
+        # (systemd, docker) starts it again. It goes on instead, without a scheduler.
+        wait_for(lambda: run.poll() is not None, 15, "`run` to exit after its scheduler died")
+        assert run.returncode != 0
+    finally:
+        stop(stack)
