@@ -44,7 +44,7 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=1)
     parser.add_argument("--seed", type=int, default=None, help="the first trial's seed (then +1 each)")
     parser.add_argument("--order-every", type=float, default=None,
-                        help="mean seconds between new orders (default 1 for split, 2 for run)")
+                        help="mean seconds between new orders (default 1 for split, 10 for run)")
     parser.add_argument("--kill-every", type=float, nargs=2, default=(2.0, 8.0), metavar=("MIN", "MAX"))
     parser.add_argument("--poll-overlap", type=float, default=None,
                         help="poll_overlap_s (default 10; the product's 120 reproduces finding B3)")

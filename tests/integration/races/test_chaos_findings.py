@@ -43,7 +43,7 @@ waits on its parts in order, worker first (``for p in parts: p.wait()``), so it 
 scheduler or web only when the worker exits: meanwhile nothing is re-driven, polled or swept
 (or no webhook is answered), and the `run` process is alive, so no supervisor restarts it. Seen
 in every `bench/chaos.py --mode run` kill of its scheduler or web part (the harness kills `run`
-after 20 s and counts these kills apart).
+after 10 s and counts these kills apart).
 """
 
 from __future__ import annotations
