@@ -27,6 +27,19 @@ class _Hook:
     times: int  # < 0: every time
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that went away mid-request (a process killed by a test) is not news; the
+        rest is printed as usual."""
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
 class SandboxHandler(BaseHTTPRequestHandler):
     """HTTP/1.1 keep-alive, quiet. Subclasses route ``self.command`` / ``self.path``."""
 
@@ -103,8 +116,7 @@ class LoopbackServer:
     def start(self) -> Self:
         if self._server is not None:
             return self
-        server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        server.daemon_threads = True
+        server = _Server(("127.0.0.1", 0), self._handler())
         server.loopback = self  # type: ignore[attr-defined]  # the handlers find the hooks here
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},

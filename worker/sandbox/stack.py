@@ -51,7 +51,7 @@ visibility_timeout_s = {visibility_timeout_s}
 log_format = "{log_format}"
 queue = "{queue}"
 worker_concurrency = {worker_concurrency}
-
+{extra_service}
 [alerts]
 webhook_url = "{alert_url}"   # the demo's stand-in for a Slack incoming webhook
 
@@ -107,7 +107,7 @@ complete_on_ship = true
 sku_map = {{ {sku_map} }}
 speeds = {{ "Flat rate" = "Standard", "Express" = "Expedited" }}
 {extra_bolt_routing}"""
-EXTRA_TABLES = ("demo", "demo_routing", "bolt", "bolt_routing")
+EXTRA_TABLES = ("service", "demo", "demo_routing", "bolt", "bolt_routing")
 
 
 class AlertSink(LoopbackServer):
@@ -165,8 +165,8 @@ class Stack:
                  task_time_limit_s: float = 60, log_format: str = "text", worker_concurrency: int = 2,
                  woo_tracking_extension: str | None = None, buy_delay_s: float = 0.0,
                  output: TextIO | None = None, extra: dict[str, str] | None = None) -> None:
-        """``extra``: TOML lines added to a store's table, keyed "demo", "demo_routing", "bolt" or
-        "bolt_routing" (e.g. ``{"bolt": "hold_minutes = 0.25"}``)."""
+        """``extra``: TOML lines added to a table, keyed "service", "demo", "demo_routing", "bolt" or
+        "bolt_routing" (e.g. ``{"bolt": "hold_minutes = 0.25"}``, ``{"service": "lease_s = 6"}``)."""
         unknown = set(extra or {}) - set(EXTRA_TABLES)
         if unknown:
             raise ValueError(f"Stack extra: unknown table(s) {sorted(unknown)}; use {EXTRA_TABLES}")
@@ -252,6 +252,17 @@ class Stack:
             proc.stdout.close()
 
     def stop(self) -> None:
+        self.stop_parts()
+        self.shop.stop()
+        self.woo.stop()
+        self.amazon.stop()
+        self.easypost.stop()
+        self.alerts.stop()
+        if self.app is not None:
+            self.app.sessions.kw["bind"].dispose()
+
+    def stop_parts(self) -> None:
+        """Stop the service's processes (SIGTERM, then SIGKILL after 20 s); the sandboxes stay up."""
         for proc in self.procs.values():
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -264,13 +275,6 @@ class Stack:
             if proc.stdout is not None:
                 proc.stdout.close()
         self.procs.clear()
-        self.shop.stop()
-        self.woo.stop()
-        self.amazon.stop()
-        self.easypost.stop()
-        self.alerts.stop()
-        if self.app is not None:
-            self.app.sessions.kw["bind"].dispose()
 
     def shipments(self) -> list[tuple[OrderRow, ShipmentRow]]:
         assert self.app is not None

@@ -1,7 +1,9 @@
 """What the fault-injection run (bench/chaos.py, tests/integration/e2e/test_chaos.py) found, each
-reduced to its interleaving and forced here, as the other race tests are (both fixed: B1 by the
-scheduler settling a routed order whose only unfinished shipments are parked, B2 by push reading
-the order again when the store refuses the tracking).
+reduced to its interleaving and forced here, as the other race tests are. All four are fixed: B1
+by the scheduler settling a routed order whose only unfinished shipments are parked
+(``sweeper._settle_finished``), B2 by push reading the order again when the store refuses the
+tracking, B3 by a poll that keeps what it read as it goes (tests/integration/races/test_poll.py),
+B4 by ``autofulfill run`` watching all its parts.
 
 B1 — an order stays ``routed`` for good with a shipment parked. A refund lands while the MCF
 order is on its way; the tracking sweep records it shipped; ``adjust`` then runs, counts the
@@ -19,13 +21,47 @@ package or expect a return (tracking ...)". The order ends `attention` ("cancell
 some shipments could not be undone") and nothing is lost, but the reason does not say what
 happened or what to do (a `retry` would re-read the store and give the right one). Seen in a chaos
 run (split, PostgreSQL, seed 382064379, Shopify order 1011).
+
+B3 (no test here: it takes minutes of real time) — a poll pass that outruns its time limit never
+completes again. ``cursors.run_pass`` moves the cursor only when a whole pass succeeds, so a pass
+that fails part-way (the soft time limit, a transient error on a later page, a kill) keeps nothing
+and the next one starts from the same ``last - poll_overlap_s``: its window is longer by the time
+gone by, so it takes longer still. Shopify's poll is paced by the GraphQL cost bucket: ListOrders
+with its lines costs ~7 points an order (~350 a page of 50) at 50 points/s, i.e. ~0.18 s per
+order in the window (measured against the sandbox: 80 orders, 14.4 s a pass, all of it in the rate
+limiter's sleep). Once a window holds more than ~(task_time_limit_s - 5) / 0.18 orders the poll is
+dead for good, and every order whose webhook was lost meanwhile (and every cancellation seen only
+by the poll) with it. Seen in a chaos run with the default 120 s overlap and a 2 s poll
+(seed 718190932, task_time_limit_s 30): Shopify passes took 10-16 s at 40-50 orders, then every
+pass hit the soft time limit for 15 minutes; 41 Shopify orders whose webhooks were dropped were
+never ingested and one cancellation was never seen (a label bought and pushed for a cancelled
+order, never refunded). With the defaults (300 s limit) the budget is ~1,600 orders a window: the
+first start on a store with more orders than that updated in ``initial_lookback_hours`` (24 h), or
+a restart after an outage that long at a busy store, never completes a Shopify poll. Reproduce:
+``bench/chaos.py --kills 100 --poll-overlap 120``. Fix ideas: keep the cursor per page (Shopify's
+keyset cursor is ordered by UPDATED_AT: advance to the last fully ingested updated_at), or bound a
+pass and continue on the next tick.
+
+B4 — `autofulfill run` goes on without its scheduler (or web receiver) when that part dies. It
+waits on its parts in order, worker first (``for p in parts: p.wait()``), so it notices a dead
+scheduler or web only when the worker exits: meanwhile nothing is re-driven, polled or swept
+(or no webhook is answered), and the `run` process is alive, so no supervisor restarts it. Seen
+in every `bench/chaos.py --mode run` kill of its scheduler or web part (the harness kills `run`
+after 10 s and counts these kills apart).
 """
 
 from __future__ import annotations
 
+import os
+import signal
+from pathlib import Path
+
 from tests.integration.races.conftest import MakeRig
 from tests.integration.races.rig import graphql
+from tests.integration.support import make_stack, stop
 from worker.pipeline import names
+from worker.sandbox.chaos import part_child
+from worker.sandbox.stack import wait_for
 
 
 def test_a_refund_adjusted_before_the_push_of_a_shipped_mcf_order_leaves_the_order_for_a_person(
@@ -80,3 +116,20 @@ def test_a_cancellation_between_the_push_read_and_its_write_parks_shipped_althou
     (shipment,) = order.shipments
     assert shipment.state == "attention"
     assert "shipped although cancelled in the store" in shipment.reason, shipment.reason  # fails
+
+
+def test_autofulfill_run_does_not_go_on_without_its_scheduler(tmp_path: Path) -> None:
+    stack = make_stack(tmp_path, "", "sqlite:///var/ledger.db", poll_interval_s=3600)
+    try:
+        stack.start("run")
+        run = stack.procs["run"]
+        wait_for(lambda: part_child(run.pid, "scheduler") is not None, 30, "the scheduler part")
+        scheduler = part_child(run.pid, "scheduler")
+        assert scheduler is not None
+        os.kill(scheduler, signal.SIGKILL)
+        # Expected: `run` stops its other parts and exits non-zero, so whatever supervises it
+        # (systemd, docker) starts it again. It goes on instead, without a scheduler.
+        wait_for(lambda: run.poll() is not None, 15, "`run` to exit after its scheduler died")
+        assert run.returncode != 0
+    finally:
+        stop(stack)
