@@ -292,9 +292,22 @@ class WooStore:
             self._extension = None
 
     def _complete(self, oid: str) -> None:
+        """Set the order completed unless it is completed, cancelled or refunded already.
+
+        WooCommerce has no conditional write: a cancellation between our read and our PUT would be
+        overwritten. WooCommerce's own note of our change says from what status it moved; if that
+        was a cancellation (or a refund, a failed payment), the status is put back and this
+        raises PermanentError, so the caller treats the order as cancelled, not shipped."""
         order = _object(self._rest.get(f"orders/{oid}").data, "order")
-        if str(order.get("status", "")).lower() in mapping.COMPLETABLE:
-            self._rest.put(f"orders/{oid}", {"status": "completed"})
+        if str(order.get("status", "")).lower() not in mapping.COMPLETABLE:
+            return
+        self._rest.put(f"orders/{oid}", {"status": "completed"})
+        notes = self._rest.get(f"orders/{oid}/notes").data
+        overwritten = mapping.status_completed_over(notes)
+        if overwritten:
+            self._rest.put(f"orders/{oid}", {"status": overwritten})
+            raise PermanentError(f"order {oid} was set {overwritten} in the store while it was being "
+                                 f"completed; its status is {overwritten} again")
 
 
 def _oid(order_id: str) -> str:

@@ -30,6 +30,8 @@ CANCELLED = frozenset({"cancelled", "refunded"})
 # Statuses an order may be set ``completed`` from; others (completed, cancelled, refunded, failed,
 # trash, pending, checkout-draft) are left alone: completion never moves an order backwards or revives it.
 COMPLETABLE = frozenset({"processing", "on-hold"})
+_COMPLETED_FROM = re.compile(r"^Order status changed from (.+?) to Completed\.?$")
+_NOT_TO_COMPLETE = {"cancelled": "cancelled", "refunded": "refunded", "failed": "failed"}
 PAGE_SIZE = 100  # the REST API's maximum per_page
 
 
@@ -257,6 +259,16 @@ def orders_params(updated_since: datetime, page: int) -> dict[str, str]:
 _OUR_PATH = re.compile(r"/webhooks/woocommerce/([^/?#]+)/?$")
 WANTED_TOPICS = ("order.created", "order.updated")
 _WHERE = "WooCommerce > Settings > Advanced > Webhooks"
+
+
+def status_completed_over(notes: Any) -> str:
+    """The status our ``completed`` overwrote, when that was one an order must keep (cancelled,
+    refunded, failed): read from the newest system note of a change to Completed, else ""."""
+    for note in notes if isinstance(notes, list) else ():
+        found = _COMPLETED_FROM.match(_s(note.get("note")).strip()) if isinstance(note, Mapping) else None
+        if found:
+            return _NOT_TO_COMPLETE.get(found.group(1).strip().lower(), "")
+    return ""
 
 
 def webhook_warnings(hooks: Iterable[Mapping[str, Any]], store: str) -> list[str]:

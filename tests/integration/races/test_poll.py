@@ -132,7 +132,7 @@ def test_a_long_shopify_poll_stops_at_half_its_time_limit_and_the_next_goes_on(m
     with rig.shop.state.lock:  # each page of 50 waits ~1.4 s for Shopify's cost bucket
         rig.shop.state.bucket_max = rig.shop.state.available = 1000.0
         rig.shop.state.restore_rate = 500.0
-    ids = [rig.shop.add_order([("TEE-RED-M", 1)])["id"] for _ in range(200)]
+    ids = [rig.shop.add_order([("TEE-RED-M", 1)])["id"] for _ in range(400)]  # 8 pages: > 2 s
     with rig.shop.state.lock:  # changed over the last minutes, a second or two apart
         start = datetime.now(UTC) - timedelta(seconds=2 * len(ids))
         for i, oid in enumerate(ids):

@@ -127,3 +127,33 @@ def test_one_mcf_order_the_sweep_cannot_read_does_not_stop_the_others(make_rig: 
     rig.drain()
     states = sorted(rig.shipments("demo", oid)[0].state for oid in (first, second))
     assert states == ["pushed", "submitted"]  # the other went on; the refused one waits for its look-up
+
+
+def test_completing_a_woocommerce_order_never_overwrites_a_cancellation(make_rig: MakeRig) -> None:
+    """Found by the chaos test: the merchant cancels between our read of the order and our
+    ``PUT status=completed``; WooCommerce has no conditional write, so the order came out
+    completed and the cancellation was lost."""
+    rig = make_rig(ship_after_s=3600)
+    oid = rig.woo.add_order([("TEE-RED-M", 1)])["id"]
+    assert rig.deliver("bolt", "order.created", oid) == 200
+    mcf = submitted(rig, "bolt", oid)
+    rig.amazon.ship_now(mcf)
+    rig.run(names.TRACK, "us")
+    reads = [0]
+
+    def cancel_after_the_completions_read(method: str, path: str, body: bytes) -> bool:
+        if method == "GET" and path.split("?")[0].endswith(f"/orders/{oid}"):
+            reads[0] += 1
+            return reads[0] == 2  # push's own read of the order first, then the completion's
+        return False
+
+    rig.woo.intercept(cancel_after_the_completions_read, lambda: rig.woo.set_status(oid, "cancelled"),
+                      before=False, times=-1)
+    rig.drain()
+    rig.clock.advance(60)
+    rig.redrive()
+    rig.drain()
+    assert rig.woo.order(oid)["status"] == "cancelled"
+    (shipment,) = rig.shipments("bolt", oid)
+    assert shipment.state == "attention" and "shipped although cancelled in the store" in shipment.reason
+    assert rig.order("bolt", oid).status == "attention"

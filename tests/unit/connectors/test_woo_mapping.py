@@ -362,3 +362,17 @@ def test_apply_refunds_lowers_and_drops_lines() -> None:
                                   unit_price=Decimal("22.5"))
     assert mapping.apply_refunds(order, {}) == order
     assert mapping.apply_refunds(order, {"317": 5}).lines == order.lines[:2]  # never below zero
+
+
+@pytest.mark.parametrize(("notes", "overwritten"), [
+    ([{"note": "Order status changed from Processing to Completed."}], ""),
+    ([{"note": "Order status changed from Cancelled to Completed."},
+      {"note": "Order status changed from Processing to Cancelled."}], "cancelled"),
+    ([{"note": "Your order has shipped."}, {"note": "Order status changed from Refunded to Completed."}],
+     "refunded"),
+    ([{"note": "Order status changed from Completed to Cancelled."},  # newer: someone else's change
+      {"note": "Order status changed from Processing to Completed."}], ""),
+    ([], ""), ({"code": "x"}, ""),
+])
+def test_a_completion_over_a_cancellation_is_recognised(notes: Any, overwritten: str) -> None:
+    assert mapping.status_completed_over(notes) == overwritten
