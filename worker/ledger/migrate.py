@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -25,10 +25,18 @@ def _alembic(engine: Engine) -> AlembicConfig:
     return cfg
 
 
+# Any fixed number: the PostgreSQL advisory lock that makes schema changes one at a time.
+_MIGRATION_LOCK = 0x6175746F66756C
+
 def upgrade(engine: Engine) -> None:
-    """Bring the ledger to the newest schema (idempotent)."""
+    """Bring the ledger to the newest schema (idempotent). Processes started together on a new
+    database take turns: the first creates the schema, the others then find it at head."""
     cfg = _alembic(engine)
     with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        elif engine.dialect.name == "sqlite":  # the write lock before Alembic reads its version
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 
