@@ -316,6 +316,7 @@ sku_map = {{ {sku_map} }}
                              "p50_ms": round(percentile(times, 50) * 1000, 1),
                              "p99_ms": round(percentile(times, 99) * 1000, 1),
                              "max_ms": round(max(times) * 1000, 1), "non_200": failed}
+        print(f"  ingest: {figures['ingest']}", flush=True)
         self.wait_for("creates", lambda: self.creates() >= args.orders, 1800)
         created = sorted(self.created_at.values())
         span = created[-1] - created[0] if len(created) > 1 else float("nan")
@@ -326,6 +327,7 @@ sku_map = {{ {sku_map} }}
                             "ratio": round((accepted - 1) / span / self.allowed, 3),
                             "throttled": attempted - self.creates(),
                             "duplicate_refusals": self.creates() - accepted}
+        print(f"  creates: {figures['burst']}", flush=True)
         print("burst: Amazon ships them all; tracking to the shops", flush=True)
         self.ship_and_wait(batch)
         cpu1, t_cpu1 = self.service.cpu_s(), time.monotonic()
