@@ -111,10 +111,10 @@ class Service:
                 out[groups[pgid]].append(int(entry))
         return out
 
-    def cpu_s(self) -> float:
-        """CPU seconds (user + system) used so far by every process of the service."""
+    def cpu_s(self) -> dict[str, float]:
+        """CPU seconds (user + system) used so far by each part of the service, all its processes."""
         tick = os.sysconf("SC_CLK_TCK")
-        total = 0.0
+        used = {part: 0.0 for part in self.procs}
         for part, pids in self.pids().items():
             for pid in pids:
                 try:
@@ -122,12 +122,12 @@ class Service:
                     status = Path(f"/proc/{pid}/status").read_text()
                 except OSError:
                     continue
-                total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+                used[part] += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
                 hwm = next((int(line.split()[1]) for line in status.splitlines()
                             if line.startswith("VmHWM")), 0)
                 key = f"{part}:{pid}"
                 self.peak_rss_kb[key] = max(self.peak_rss_kb.get(key, 0), hwm)
-        return total
+        return used
 
     def stop(self) -> None:
         for proc in self.procs.values():
@@ -247,11 +247,11 @@ sku_map = {{ {sku_map} }}
         return out
 
     def fire(self, batch: list[tuple[int, int, bytes, dict[str, str]]], *, pace_s: float = 0.0) -> tuple[
-            list[float], dict[int, float], int]:
+            list[float], dict[tuple[int, int], float], int]:
         """Post the batch over CLIENTS keep-alive connections: (answer times, sent at per order id,
         non-200 answers)."""
         times: list[float] = []
-        sent: dict[int, float] = {}
+        sent: dict[tuple[int, int], float] = {}  # (shop, order id): shops number orders alike
         failures = [0]
         lock = threading.Lock()
         queue = list(batch)
@@ -269,7 +269,7 @@ sku_map = {{ {sku_map} }}
                 took = time.monotonic() - started
                 with lock:
                     times.append(took)
-                    sent[oid] = started
+                    sent[(shop, oid)] = started
                     failures[0] += code != 200
                 if pace_s:
                     time.sleep(pace_s)
@@ -331,15 +331,17 @@ sku_map = {{ {sku_map} }}
         print("burst: Amazon ships them all; tracking to the shops", flush=True)
         self.ship_and_wait(batch)
         cpu1, t_cpu1 = self.service.cpu_s(), time.monotonic()
-        figures["cpu_ms_per_order"] = round((cpu1 - cpu0) / args.orders * 1000, 1)
+        figures["cpu_ms_per_order"] = round((sum(cpu1.values()) - sum(cpu0.values())) / args.orders * 1000, 1)
+        figures["cpu_ms_per_order_by_part"] = {part: round((cpu1[part] - cpu0[part]) / args.orders * 1000, 1)
+                                               for part in cpu1}
         figures["cpu_window_s"] = round(t_cpu1 - t_cpu0, 1)
         print("latency: every API 100 ms late, orders at a steady pace", flush=True)
         self.latency_s = 0.1
         steady = self.orders(args.steady)
         _, sent, _ = self.fire(steady, pace_s=CLIENTS / args.steady_rate)
-        ids = {f"S{shop}-{oid}-1": oid for shop, oid, _, _ in steady}
+        ids = {f"S{shop}-{oid}-1": (shop, oid) for shop, oid, _, _ in steady}
         self.wait_for("steady creates", lambda: all(i in self.created_at for i in ids), 600)
-        lat = [self.created_at[i] - sent[oid] for i, oid in ids.items()]
+        lat = [self.created_at[i] - sent[key] for i, key in ids.items()]
         figures["webhook_to_create"] = {"api_latency_ms": 100, "orders": len(lat),
                                         "p50_s": round(percentile(lat, 50), 3),
                                         "p99_s": round(percentile(lat, 99), 3)}
@@ -388,7 +390,8 @@ def table(f: dict[str, Any]) -> str:
         (f"burst: creates/s achieved ÷ allowed ({f['accounts']} accounts)",
          f"{b['creates_per_s']} / {b['allowed_per_s']:g} = {b['ratio']}"),
         ("throttled creates / duplicate creates", f"{b['throttled']} / {b['duplicate_refusals']}"),
-        ("CPU of the whole process tree per order (webhook -> push)", f"{f['cpu_ms_per_order']} ms"),
+        ("CPU of the whole process tree per order (webhook -> push)", f"{f['cpu_ms_per_order']} ms ("
+         + ", ".join(f"{k} {v}" for k, v in f["cpu_ms_per_order_by_part"].items()) + ")"),
         ("paid webhook -> MCF create received, APIs 100 ms late, p50 / p99",
          f"{w['p50_s']} / {w['p99_s']} s"),
         ("Amazon ships -> tracking in the shop, interval 10 s, p50 / p99", f"{t['p50_s']} / {t['p99_s']} s"),

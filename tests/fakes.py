@@ -6,6 +6,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
+
+from flask.testing import FlaskClient
 
 from worker.domain import (
     Address,
@@ -192,3 +195,13 @@ class FakeLabels:
 
     def check(self) -> str:
         return "ok"
+
+
+class DrainingClient(FlaskClient):
+    """The receiver's test client, answering only once the receiver's courier has published what
+    the request handed it: a test then sees the published tasks as soon as the answer."""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        response = super().open(*args, **kwargs)
+        assert self.application.extensions["autofulfill.courier"].drain(30), "the courier is stuck"
+        return response

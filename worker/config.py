@@ -102,7 +102,11 @@ class ServiceConfig(_Model):
     redrive_after_s: float = Field(120, ge=5, le=DAY_S)
     visibility_timeout_s: float = Field(3600, gt=0, le=7 * DAY_S)
     max_retries: int = Field(8, ge=0, le=100)
-    worker_concurrency: int = Field(2, ge=1, le=512)
+    # The steps wait on Amazon, the stores and EasyPost, not on the CPU: threads, many of them. A
+    # task past task_time_limit_s loses its leases (the heartbeat stops), so its work is taken over.
+    # "prefork" (processes; Celery kills a task at its time limit) wants a concurrency near the cores.
+    worker_pool: Literal["threads", "prefork"] = "threads"
+    worker_concurrency: int = Field(16, ge=1, le=512)
     request_timeout_s: float = Field(15, ge=1, le=300)  # web: a request's headers, body and answer
     queue: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "autofulfill"  # broker queue name
     log_format: Literal["json", "text"] = "json"

@@ -138,6 +138,12 @@ class ItemOutcome:
     cancelled: int = 0
 
 
+# The fulfiller's statuses (lower-cased) after which there is something to record: it shipped, whole
+# or in part, or it never will. Any other (new, received, planning, processing) means "working on it".
+SHIPPED_STATUSES = frozenset({"complete", "completepartialled"})
+DEAD_STATUSES = frozenset({"cancelled", "unfulfillable", "invalid"})
+
+
 @dataclass(frozen=True)
 class FulfillmentStatus:
     """What the fulfiller says about one of our fulfillment orders."""
@@ -157,11 +163,11 @@ class FulfillmentStatus:
 
     @property
     def is_shipped(self) -> bool:
-        return self.status in {"complete", "completepartialled"} and bool(self.tracking)
+        return self.status in SHIPPED_STATUSES and bool(self.tracking)
 
     @property
     def is_dead(self) -> bool:
-        return self.status in {"cancelled", "unfulfillable", "invalid"}
+        return self.status in DEAD_STATUSES
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,9 @@ class Fulfiller(Protocol):
         """Ask the provider to cancel. PermanentError when it is too late."""
 
     def changed_since(self, since: datetime) -> Iterator[str]:
-        """Ids of fulfillment orders whose status changed at or after ``since``."""
+        """Ids of fulfillment orders whose status changed at or after ``since`` to one with something
+        to record (``SHIPPED_STATUSES``, ``DEAD_STATUSES``) or to one the listing does not give.
+        Orders the provider is still working on may be left out."""
 
     def preview(self, address: Address, items: Sequence[PreviewItem], speeds: Sequence[str],
                 features: Sequence[str] = ()) -> tuple[Preview, ...]:

@@ -13,6 +13,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from worker.domain import (
+    DEAD_STATUSES,
+    SHIPPED_STATUSES,
     Address,
     FulfillmentRequest,
     FulfillmentStatus,
@@ -290,15 +292,24 @@ def item_outcomes(payload: Mapping[str, Any]) -> tuple[ItemOutcome, ...]:
 
 
 def ids_from_list(payload: Mapping[str, Any]) -> tuple[list[str], str | None]:
-    """Ids and ``nextToken`` (None on the last page) from ``listAllFulfillmentOrders``."""
+    """Ids and ``nextToken`` (None on the last page) from ``listAllFulfillmentOrders``: the ids of
+    orders that shipped or died, or whose status the answer leaves out. Orders still in progress
+    are left out — looking each up would find nothing to record."""
     body = _unwrap(payload)
     ids = [
         str(order["sellerFulfillmentOrderId"])
         for order in body.get("fulfillmentOrders") or ()
         if isinstance(order, Mapping) and order.get("sellerFulfillmentOrderId")
+        and _may_carry_news(order.get("fulfillmentOrderStatus"))
     ]
     token = body.get("nextToken")
     return ids, (str(token) if token else None)
+
+
+def _may_carry_news(status: Any) -> bool:
+    if not isinstance(status, str) or not status.strip():
+        return True
+    return status.strip().lower() in SHIPPED_STATUSES | DEAD_STATUSES
 
 
 def tracking_link_from_package_details(payload: Mapping[str, Any]) -> str:

@@ -23,7 +23,7 @@ from sqlalchemy import (
     create_engine,
     event,
 )
-from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
 
 from worker.app import utcnow
@@ -236,9 +236,13 @@ class InventorySkuRow(Base):
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "SAVEPOINT", "CREATE", "DROP", "ALTER")
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, pool_size: int = 5) -> Engine:
+    """``pool_size`` connections kept, as many again when busy: a worker's threads and their lease
+    heartbeats each hold one while they write."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30})
+        in_memory = make_url(url).database in (None, "", ":memory:")  # one connection, SQLAlchemy's pool
+        engine = create_engine(url, connect_args={"timeout": 30}, **(
+            {} if in_memory else {"pool_size": pool_size, "max_overflow": pool_size}))
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -263,8 +267,21 @@ def make_engine(url: str) -> Engine:
                 cursor.execute("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
 
 
 def make_sessions(engine: Engine) -> sessionmaker[Any]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def insert_new(session: Any, model: type[Base], **values: Any) -> int | None:
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING id`` in the caller's transaction: the new row's
+    id, or None when a row with the same unique key exists (one statement: no savepoint, no
+    exception to catch). SQLite and PostgreSQL both speak it."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
+    table: Any = model.__table__
+    new_id = session.scalar(insert(table).values(**values).on_conflict_do_nothing().returning(table.c.id))
+    return None if new_id is None else int(new_id)

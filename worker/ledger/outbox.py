@@ -7,50 +7,96 @@ what the outbox prevents.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import queue
+import threading
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from worker.ledger.models import OutboxRow, WebhookReceiptRow
+from worker.ledger.models import OutboxRow, WebhookReceiptRow, insert_new
 from worker.logs import log
 from worker.ports import Publisher
 
 
 def enqueue(session: Session, task: str, args: list[Any], dedupe_key: str) -> int | None:
     """Add a task to the outbox inside the caller's transaction; None when the key exists."""
-    exists = session.scalar(select(OutboxRow.id).where(OutboxRow.dedupe_key == dedupe_key))
-    if exists is not None:
-        return None
-    row = OutboxRow(task=task, args=args, dedupe_key=dedupe_key)
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
-        return None
-    return row.id
+    return insert_new(session, OutboxRow, task=task, args=args, dedupe_key=dedupe_key)
 
 
 def publish(sessions: sessionmaker[Session], publisher: Publisher, ids: Iterable[int], *,
             now: datetime) -> int:
-    """Publish these outbox rows now (best effort: the relay retries whatever fails)."""
-    sent = 0
+    """Publish these outbox rows now (best effort: the relay retries whatever fails), then mark
+    them published in one write. A crash between the two publishes them again: harmless."""
     with sessions() as session:
-        for row in session.scalars(select(OutboxRow).where(OutboxRow.id.in_(list(ids)),
-                                                           OutboxRow.published_at.is_(None))):
-            try:
-                publisher(row.task, list(row.args), row.dedupe_key)
-            except Exception as exc:  # the broker is down: the relay will try again
-                log("outbox.publish_failed", task=row.task, key=row.dedupe_key, error=str(exc)[:200])
-                break
-            session.execute(update(OutboxRow).where(OutboxRow.id == row.id)
-                            .values(published_at=now))
+        rows = list(session.execute(select(OutboxRow.id, OutboxRow.task, OutboxRow.args, OutboxRow.dedupe_key)
+                                    .where(OutboxRow.id.in_(list(ids)), OutboxRow.published_at.is_(None))
+                                    .order_by(OutboxRow.id)))
+    sent: list[int] = []
+    for row_id, task, args, key in rows:
+        try:
+            publisher(task, list(args), key)
+        except Exception as exc:  # the broker is down: the relay will try again
+            log("outbox.publish_failed", task=task, key=key, error=str(exc)[:200])
+            break
+        sent.append(row_id)
+    if sent:
+        with sessions() as session:
+            session.execute(update(OutboxRow).where(OutboxRow.id.in_(sent)).values(published_at=now))
             session.commit()
-            sent += 1
-    return sent
+    return len(sent)
+
+
+class Courier:
+    """Publishes outbox rows from a thread of its own, a batch at a time, so that answering a
+    webhook never waits for the broker. What it has not published when its process dies is still
+    in the outbox, and the scheduler's relay publishes it."""
+
+    def __init__(self, sessions: sessionmaker[Session], publisher: Publisher,
+                 clock: Callable[[], datetime], *, batch: int = 500) -> None:
+        self._sessions = sessions
+        self._publisher = publisher
+        self._clock = clock
+        self._batch = batch
+        self._queue: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._pending = 0  # rows handed over and not yet tried
+        self._thread: threading.Thread | None = None
+
+    def send(self, ids: Iterable[int]) -> None:
+        ids = list(ids)
+        with self._lock:  # started on first use: after a pre-forking server has forked
+            self._pending += len(ids)
+            for row_id in ids:
+                self._queue.put(row_id)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="outbox-courier", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            ids = [self._queue.get()]
+            while len(ids) < self._batch:
+                try:
+                    ids.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                publish(self._sessions, self._publisher, ids, now=self._clock())
+            except Exception as exc:  # the database is away: the relay publishes them later
+                log("outbox.courier_failed", level=30, rows=len(ids),
+                    error=f"{type(exc).__name__}: {exc}"[:200])
+            with self._idle:
+                self._pending -= len(ids)
+                self._idle.notify_all()
+
+    def drain(self, timeout: float = 10.0) -> bool:
+        """Wait until every row handed over has been tried; False when ``timeout`` passed first."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
 
 
 def relay(sessions: sessionmaker[Session], publisher: Publisher, *, now: datetime,

@@ -50,7 +50,7 @@ class _Change:
 
     values: dict[str, Any] = field(default_factory=dict)
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    tasks: list[tuple[str, str]] = field(default_factory=list)
+    tasks: list[tuple[str, str]] = field(default_factory=list)  # dedupe key: "{id}" is the order's id
 
 
 def external_id(store: StoreConfig, platform_order_id: str, n: int) -> str:
@@ -73,39 +73,50 @@ def ingest(app: App, session: Session, store_name: str, order: Order, *, source:
     cfg = app.config.store(store_name)
     now = app.clock()
     row = _order_row(session, store_name, order.platform_order_id)
-    created = False
     if row is None:
         if source == "poll" and not routing.eligible(order, cfg)[0]:
             return Ingested(0, False, "skipped")
-        row, created = _create(session, store_name, order, now=now, source=source, actor=actor)
+        created = _create(session, store_name, order, cfg, now=now, source=source, actor=actor)
+        if created is not None:
+            return created
+        row = _order_row(session, store_name, order.platform_order_id)  # another door, a moment ago
+        assert row is not None
     for _ in range(RACES):
-        change = _decide(row, order, cfg, now=now, created=created, source=source)
+        change = _decide(row, order, cfg, now=now, created=False, source=source)
         if not change.values:
-            return Ingested(row.id, created, row.status)
+            return Ingested(row.id, False, row.status)
         expect = {"status": row.status, "changes": row.changes}
         if state.cas(session, row, expect=expect, values=change.values):
-            for kind, detail in change.events:
-                state.event(session, row.id, kind, actor=actor, at=now, **detail)
-            outbox = [enqueue(session, task, [row.id], key) for task, key in change.tasks]
-            return Ingested(row.id, created, row.status, tuple(o for o in outbox if o))
+            return _follow_up(session, row, change, created=False, now=now, actor=actor)
         session.refresh(row)  # a step moved the order meanwhile: decide again on what is there now
     raise RuntimeError(f"order {order.platform_order_id}: lost {RACES} races in a row; try again")
 
 
-def _create(session: Session, store_name: str, order: Order, *, now: datetime, source: str,
-            actor: str) -> tuple[OrderRow, bool]:
+def _create(session: Session, store_name: str, order: Order, cfg: StoreConfig, *, now: datetime,
+            source: str, actor: str) -> Ingested | None:
+    """A new order, inserted with its first decision already made (one INSERT: nobody else can
+    have seen it yet); None when another door inserted it first."""
     row = OrderRow(store=store_name, platform_order_id=order.platform_order_id, number=order.number,
-                   status="new", payload=order_to_json(order), created_at=now, updated_at=now)
+                   status="new", payload=order_to_json(order), created_at=now, updated_at=now, changes=0)
+    change = _decide(row, order, cfg, now=now, created=True, source=source)
+    for key, value in change.values.items():
+        setattr(row, key, value)
     try:
         with session.begin_nested():
             session.add(row)
-    except IntegrityError:  # another door ingested it a moment ago
-        found = _order_row(session, store_name, order.platform_order_id)
-        assert found is not None
-        return found, False
-    state.event(session, row.id, "ingested", actor=actor, at=now, source=source, number=order.number,
-                store=store_name)
-    return row, True
+    except IntegrityError:
+        return None
+    change.events.insert(0, ("ingested", {"source": source, "number": order.number, "store": store_name}))
+    return _follow_up(session, row, change, created=True, now=now, actor=actor)
+
+
+def _follow_up(session: Session, row: OrderRow, change: _Change, *, created: bool, now: datetime,
+               actor: str) -> Ingested:
+    """The timeline events and the tasks of a change just written."""
+    for kind, detail in change.events:
+        state.event(session, row.id, kind, actor=actor, at=now, **detail)
+    outbox = [enqueue(session, task, [row.id], key.format(id=row.id)) for task, key in change.tasks]
+    return Ingested(row.id, created, row.status, tuple(o for o in outbox if o))
 
 
 def _decide(row: OrderRow, order: Order, cfg: StoreConfig, *, now: datetime, created: bool,
@@ -144,7 +155,7 @@ def _before_routing(row: OrderRow, order: Order, cfg: StoreConfig, *, now: datet
         held = hold_until.isoformat() if cfg.hold_minutes else None
         change.events.append(("eligible", {"reason": why, "source": source, "hold_until": held}))
         if hold_until <= now:
-            change.tasks.append((RELEASE, f"release:{row.id}"))
+            change.tasks.append((RELEASE, "release:{id}"))
     return change
 
 
@@ -157,7 +168,7 @@ def _after_routing(row: OrderRow, order: Order, *, now: datetime, source: str) -
         change.values = {"payload": {**row.payload, "cancelled": True}, "status": "cancelling",
                          "hold_until": now, "changes": OrderRow.changes + 1}
         change.events.append(("cancelled_in_store", {"source": source}))
-        change.tasks.append((CANCEL, f"cancel:{row.id}"))
+        change.tasks.append((CANCEL, "cancel:{id}"))
         return change
     if row.status in ADJUSTABLE and (why := _lowered(row, order)):
         now_qty = {ln.line_id: ln.quantity for ln in order.lines}  # seen: not a reason again
@@ -168,7 +179,7 @@ def _after_routing(row: OrderRow, order: Order, *, now: datetime, source: str) -
         change.values = {"payload": payload, "status": "adjusting", "hold_until": now,
                          "changes": OrderRow.changes + 1}
         change.events.append(("refunded_in_store", {"source": source, "reason": why}))
-        change.tasks.append((ADJUST, f"adjust:{row.id}:{order.refunds}:{now.timestamp()}"))
+        change.tasks.append((ADJUST, f"adjust:{{id}}:{order.refunds}:{now.timestamp()}"))
         return change
     new_address = order_to_json(order).get("address")
     if row.status != "done" and new_address != row.payload.get("address"):

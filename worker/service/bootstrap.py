@@ -95,6 +95,6 @@ def make_limiter(config: Config) -> Limiter:
 
 def bootstrap(config: Config, publisher: Publisher, *, limiter: Limiter | None = None,
               clock: Callable[[], datetime] = utcnow) -> App:
-    engine = make_engine(config.database_url)
+    engine = make_engine(config.database_url, pool_size=config.service.worker_concurrency + 2)
     return App(config=config, sessions=make_sessions(engine), publisher=publisher,
                limiter=limiter or make_limiter(config), clock=clock, connect=Registry())

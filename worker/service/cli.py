@@ -173,7 +173,7 @@ def worker(config_file: str | None) -> None:
             log("worker.self_check", level=30, warning=warning)
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         _root_said_once()
-    pool = "threads" if config.embedded_broker else "prefork"
+    pool = "threads" if config.embedded_broker else config.service.worker_pool
     celery.worker_main(["--quiet", "worker", "--loglevel", "WARNING", "--pool", pool,
                         "--concurrency", str(config.service.worker_concurrency), "--without-gossip",
                         "--without-mingle", "--hostname", f"autofulfill-{os.getpid()}@%h"])
@@ -311,7 +311,7 @@ def run(config_file: str | None) -> None:
 def status(config_file: str | None, live: bool) -> None:
     """Health per store and account; exit 1 when a person is needed."""
     from worker.service.status import health
-    from worker.service.tasks import celery
+    from worker.service.tasks import celery, queue_keys
 
     _, config = _load(config_file)
     app = _app(config)
@@ -322,7 +322,7 @@ def status(config_file: str | None, live: bool) -> None:
         import redis
 
         client = redis.Redis.from_url(config.broker_url, socket_timeout=3, socket_connect_timeout=3)
-        return int(client.llen(config.service.queue))
+        return sum(int(client.llen(key)) for key in queue_keys(config.service.queue))
 
     def workers() -> int | None:
         if config.embedded_broker:  # the SQLite transport has no broadcast: nobody can answer a ping

@@ -42,8 +42,10 @@ def celery_settings(config: Config) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         # Redis redelivers an unacked task after visibility_timeout; the embedded SQLite broker
         # takes only engine options here.
-        "broker_transport_options": ({} if config.embedded_broker
-                                     else {"visibility_timeout": svc.visibility_timeout_s}),
+        # Redis: a queue is one list per priority step (names.PRIORITY, "<queue>:<step>"), read in order.
+        "broker_transport_options": ({} if config.embedded_broker else {
+            "visibility_timeout": svc.visibility_timeout_s, "priority_steps": list(names.PRIORITY_STEPS),
+            "sep": ":"}),
         "task_default_queue": svc.queue,
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
@@ -58,7 +60,7 @@ def celery_settings(config: Config) -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,
         "worker_cancel_long_running_tasks_on_connection_loss": False,
-        "broker_pool_limit": 4,
+        "broker_pool_limit": max(4, svc.worker_concurrency + 2),  # each thread may publish at once
         # Task events for Flower's history (Redis pub/sub: nothing kept when nobody listens); the
         # embedded SQLite broker has no fan-out, so none there.
         "worker_send_task_events": not config.embedded_broker,
@@ -71,7 +73,13 @@ def configure(config: Config) -> Celery:
 
 
 def celery_publisher(name: str, args: list[Any], task_id: str) -> None:
-    celery.send_task(name, args=args, task_id=f"{task_id}@{os.urandom(3).hex()}")
+    celery.send_task(name, args=args, task_id=f"{task_id}@{os.urandom(3).hex()}",
+                     priority=names.PRIORITY.get(name, names.PRIORITY_STEPS[-1]))
+
+
+def queue_keys(queue: str) -> list[str]:
+    """The Redis lists that hold a queue's waiting tasks, one per priority step."""
+    return [queue if step == names.PRIORITY_STEPS[0] else f"{queue}:{step}" for step in names.PRIORITY_STEPS]
 
 
 def current_app() -> App:

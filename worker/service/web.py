@@ -18,13 +18,12 @@ import hashlib
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
-from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import text, update
 
 from worker.app import App
 from worker.errors import PermanentError
-from worker.ledger.models import WebhookReceiptRow
-from worker.ledger.outbox import publish
+from worker.ledger.models import WebhookReceiptRow, insert_new
+from worker.ledger.outbox import Courier
 from worker.logs import bind, log
 from worker.pipeline import intake
 from worker.service.metrics import Metrics
@@ -42,7 +41,9 @@ def create_app(app: App, broker_check: Any = None) -> Flask:
     # too large is seen as too large (413), not cut to the limit and failing its signature (401).
     web.config["MAX_CONTENT_LENGTH"] = MAX_BODY + 1
     metrics = Metrics(app)
+    courier = Courier(app.sessions, app.publisher, app.clock)  # the broker is never on the answer's path
     web.extensions["autofulfill"] = app
+    web.extensions["autofulfill.courier"] = courier
 
     def answer(platform: str, code: int, **body: Any) -> tuple[Response, int]:
         metrics.webhook_answered(platform, code)
@@ -83,7 +84,7 @@ def create_app(app: App, broker_check: Any = None) -> Flask:
                 log("webhook.unparseable", reason=reason)
                 return answer(platform, 400, error=reason)
             try:
-                return answer(platform, 200, **_receive(app, store_name, event))
+                return answer(platform, 200, **_receive(app, courier, store_name, event))
             except Exception as exc:  # our database is away: 503 lets the platform retry
                 log("webhook.failed", level=40, error=f"{type(exc).__name__}: {str(exc)[:200]}")
                 return answer(platform, 503, error="temporarily unavailable")
@@ -106,31 +107,33 @@ def create_app(app: App, broker_check: Any = None) -> Flask:
     return web
 
 
-def _receive(app: App, store_name: str, event: Any) -> dict[str, Any]:
+def _receive(app: App, courier: Courier, store_name: str, event: Any) -> dict[str, Any]:
     # What a platform sends is only as long as it likes: keys and topics are made to fit the receipt.
     key = event.event_id if len(event.event_id) <= 200 else (
         "sha256:" + hashlib.sha256(event.event_id.encode("utf-8", "replace")).hexdigest())
     with app.sessions() as session:
-        receipt = WebhookReceiptRow(store=store_name, dedupe_key=key, topic=event.topic[:64],
-                                    platform_order_id=event.order_id[:64])
-        try:
-            with session.begin_nested():
-                session.add(receipt)
-        except IntegrityError:
+        receipt = insert_new(session, WebhookReceiptRow, store=store_name, dedupe_key=key,
+                             topic=event.topic[:64], platform_order_id=event.order_id[:64])
+        if receipt is None:
+            session.rollback()
             log("webhook.duplicate", topic=event.topic, event_id=event.event_id, order=event.order_id)
             return {"outcome": "duplicate"}
         if event.topic not in INGEST_TOPICS or event.order is None:
-            receipt.outcome = "ignored"
+            _outcome(session, receipt, "ignored")
             session.commit()
             log("webhook.ignored", topic=event.topic, order=event.order_id)
             return {"outcome": "ignored"}
         result = intake.ingest(app, session, store_name, event.order, source=f"webhook {event.topic}")
-        receipt.outcome = result.status
+        _outcome(session, receipt, result.status)
         session.commit()
-    if result.outbox_ids:
-        publish(app.sessions, app.publisher, result.outbox_ids, now=app.clock())
+    if result.outbox_ids:  # committed: a 200 now means the order and its next step are in the ledger
+        courier.send(result.outbox_ids)
     log("webhook.accepted", topic=event.topic, order=event.order_id, outcome=result.status)
     return {"outcome": result.status}
+
+
+def _outcome(session: Any, receipt: int, outcome: str) -> None:
+    session.execute(update(WebhookReceiptRow).where(WebhookReceiptRow.id == receipt).values(outcome=outcome))
 
 
 def _check(fn: Any) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from tests.fakes import DrainingClient
 from worker.app import App
 from worker.ledger.models import EventRow, OrderRow, OutboxRow, ShipmentRow
 from worker.pipeline import adjust, cancel, fulfill, labels, names, release, tracking
@@ -50,7 +51,9 @@ class Rig:
         self.published: list[tuple[str, list[Any]]] = []
         self._lock = threading.Lock()
         self.app: App = bootstrap(self.stack.app.config, self._publish, clock=self.clock)
-        self.web: FlaskClient = create_app(self.app).test_client()
+        receiver = create_app(self.app)
+        receiver.test_client_class = DrainingClient
+        self.web: FlaskClient = receiver.test_client()
         self.steps: dict[str, Callable[..., Any]] = {
             names.RELEASE: release.release, names.SUBMIT: fulfill.submit, names.PUSH: tracking.push,
             names.CANCEL: cancel.cancel_order, names.ADJUST: adjust.adjust_order,

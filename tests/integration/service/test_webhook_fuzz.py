@@ -80,7 +80,8 @@ def _order(base: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
     """The platform's order with some fields replaced by hostile values."""
     def build(changes: dict[str, Any], line: dict[str, Any], drop: list[str]) -> dict[str, Any]:
         order = {**copy.deepcopy(base), **changes}
-        if isinstance(order.get("line_items"), list) and order["line_items"]:
+        if isinstance(order.get("line_items"), list) and order["line_items"] and isinstance(
+                order["line_items"][0], dict):  # (a hostile change may have put anything there)
             order["line_items"][0] = {**order["line_items"][0], **line}
         for key in drop:
             order.pop(key, None)

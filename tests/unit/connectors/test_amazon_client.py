@@ -341,10 +341,25 @@ def test_sandbox_changed_since_pages(sandbox: AmazonSandbox, session: requests.S
     ids = [f"P-{n}-1" for n in range(7)]
     for oid in ids:
         client.submit(_request(oid))
+        sandbox.ship_now(oid)
     assert sorted(client.changed_since(start)) == sorted(ids)
     assert sandbox.calls.count("listAllFulfillmentOrders") == 3  # pages of 3, 3, 1
     assert list(client.changed_since(datetime.now(UTC) + timedelta(hours=1))) == []
     assert client.check().startswith("ok (")
+
+
+def test_changed_since_names_only_orders_that_may_carry_news(sandbox: AmazonSandbox,
+                                                              session: requests.Session) -> None:
+    """The tracking sweep looks up what the list gives; an order Amazon is still working on
+    (Received, Planning, Processing) has nothing to record yet, so it is not named: a burst of new
+    orders costs the sweep one list call, not a look-up each at 2/s."""
+    client = _sandbox_client(sandbox, session)
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    for oid in ("N-1-1", "N-2-1", "N-3-1", "N-4-1"):
+        client.submit(_request(oid))
+    sandbox.ship_now("N-2-1")
+    client.cancel("N-4-1")
+    assert sorted(client.changed_since(start)) == ["N-2-1", "N-4-1"]
 
 
 def test_sandbox_cancel(sandbox: AmazonSandbox, session: requests.Session) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,10 @@ from sqlalchemy import select
 
 from connectors.ratelimit import LocalLimiter
 from connectors.shopify.webhooks import sign
+from tests.fakes import DrainingClient
 from worker.config import parse_config
 from worker.ledger.migrate import ensure_schema
-from worker.ledger.models import OrderRow, WebhookReceiptRow
+from worker.ledger.models import OrderRow, OutboxRow, WebhookReceiptRow
 from worker.service.bootstrap import bootstrap
 from worker.service.web import create_app
 
@@ -33,9 +35,8 @@ ORDER = {"id": 820982911946154508, "name": "#9999", "financial_status": "paid", 
          "shipping_lines": [{"title": "Standard"}], "tags": ""}
 
 
-@pytest.fixture
-def client(tmp_path: Path) -> Any:
-    config = parse_config({
+def _config(tmp_path: Path) -> Any:
+    return parse_config({
         "service": {"database_url": f"sqlite:///{tmp_path / 'l.db'}"},
         "amazon": {"us": {"marketplace_id": "M", "client_id": "c", "client_secret": "s",
                           "refresh_token": "r"}},
@@ -43,6 +44,11 @@ def client(tmp_path: Path) -> Any:
                             "webhook_secret": SECRET, "order_prefix": "ACME", "amazon": "us",
                             "routing": {"sku_map": {"TEE": "AMZ-TEE"}}}},
     }, tmp_path, env={})
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Any:
+    config = _config(tmp_path)
     published: list[tuple[str, list[Any]]] = []
     app = bootstrap(config, lambda name, args, _id: published.append((name, args)), limiter=LocalLimiter())
     ensure_schema(app.sessions.kw["bind"])
@@ -53,6 +59,7 @@ def client(tmp_path: Path) -> Any:
             raise ConnectionError("broker down")
 
     web = create_app(app, broker_check=broker_check)
+    web.test_client_class = DrainingClient
     yield web.test_client(), published, broker
     app.sessions.kw["bind"].dispose()
 
@@ -70,6 +77,38 @@ def test_paid_webhook_is_ingested_once_and_release_is_published(client: Any) -> 
     body = json.dumps(ORDER).encode()
     assert [post(c, body), post(c, body), post(c, body, event_id="e-2", topic="orders/updated")] == [200] * 3
     assert published == [("autofulfill.release", [1])]
+
+
+def test_the_answer_never_waits_for_the_broker(tmp_path: Path) -> None:
+    """A broker that hangs (or is slow under a burst) does not hold the platform's request: the
+    order and its next task are committed to the ledger, the answer goes out, and the task is
+    published from the receiver's courier thread once the broker answers."""
+    config = _config(tmp_path)
+    broker_answers = threading.Event()
+    published: list[str] = []
+
+    def hanging_publisher(name: str, _args: list[Any], _id: str) -> None:
+        assert broker_answers.wait(30)
+        published.append(name)
+
+    app = bootstrap(config, hanging_publisher, limiter=LocalLimiter())
+    ensure_schema(app.sessions.kw["bind"])
+    web = create_app(app)
+    answered = []
+    body = json.dumps(ORDER).encode()
+    request = threading.Thread(target=lambda: answered.append(post(web.test_client(), body)))
+    request.start()
+    request.join(10)
+    assert answered == [200]  # answered while the broker still hangs
+    with app.sessions() as session:
+        assert session.scalar(select(OrderRow.status)) == "held"
+        assert session.scalar(select(OutboxRow.published_at)) is None
+    broker_answers.set()
+    assert web.extensions["autofulfill.courier"].drain(10)
+    assert published == ["autofulfill.release"]
+    with app.sessions() as session:
+        assert session.scalar(select(OutboxRow.published_at)) is not None
+    app.sessions.kw["bind"].dispose()
 
 
 def test_checks_come_in_the_documented_order(client: Any) -> None:
