@@ -78,11 +78,12 @@ class Service:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     peak_rss_kb: dict[str, int] = field(default_factory=dict)
 
-    def start(self, *parts: str) -> None:
+    def start(self, *parts: str, web_args: tuple[str, ...] = ()) -> None:
         for part in parts:
             log = (self.workdir / f"{part}.log").open("ab")
             self.procs[part] = subprocess.Popen(
-                [sys.executable, "-m", "worker", part, "--config", str(self.config_path)],
+                [sys.executable, "-m", "worker", part, "--config", str(self.config_path),
+                 *(web_args if part == "web" else ())],
                 env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         if "web" in parts:
             deadline = time.monotonic() + 60
@@ -304,7 +305,8 @@ sku_map = {{ {sku_map} }}
                                    "date": time.strftime("%Y-%m-%d"), "db": args.db, "orders": args.orders,
                                    "stores": args.stores, "accounts": args.accounts}
         batch = self.orders(args.orders)
-        self.service.start("web", "worker", "scheduler")
+        web_args = ("--workers", str(args.web_workers)) if args.web_workers else ()
+        self.service.start("web", "worker", "scheduler", web_args=web_args)
         time.sleep(5)  # started and idle: what they cost from here on is the orders'
         cpu0, t_cpu0 = self.service.cpu_s(), time.monotonic()
         print(f"burst: {args.orders} webhooks over {CLIENTS} connections; {self.allowed:g} creates/s allowed",
@@ -415,6 +417,8 @@ def main() -> int:
                         help="multiply every account's quota (a short run; the ratio is what counts)")
     parser.add_argument("--steady", type=int, default=100, help="orders of the latency phase")
     parser.add_argument("--steady-rate", type=float, default=5.0, help="their pace, orders per second")
+    parser.add_argument("--web-workers", type=int, default=0,
+                        help="`autofulfill web --workers` (0: its default)")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()

@@ -226,7 +226,7 @@ def scheduler(config_file: str | None) -> None:
 @main.command()
 @config_option
 @click.option("--threads", default=32, show_default=True, help="request threads per process")
-@click.option("--workers", default=1, show_default=True,
+@click.option("--workers", default=min(4, os.cpu_count() or 1), show_default="the cores, at most 4",
               help="processes (more than one: metrics in Prometheus multiprocess mode)")
 def web(config_file: str | None, threads: int, workers: int) -> None:
     """Run the webhook receiver (gunicorn, threads; every request has request_timeout_s to arrive

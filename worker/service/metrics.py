@@ -1,8 +1,8 @@
 """Prometheus metrics through ``prometheus_client``: its exposition format and escaping, no
 hand-written text.
 
-Two kinds. The web receiver's own counters live in ``Metrics`` (today the webhook answers; the
-throughput work adds its histograms next to them, in ``Metrics.__init__``). The ledger's numbers
+Two kinds. The web receiver's own instruments live in ``Metrics``: webhook answers by platform and
+code, their answer time (a histogram), and what became of each accepted one, by store. The ledger's numbers
 (orders ingested, shipments submitted, tracking pushed, orders parked) are read from the database
 at scrape time by ``LedgerCollector``, so every web process reports the same ones.
 
@@ -23,7 +23,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -37,6 +37,11 @@ ROUTES = ("fba", "self_ship")
 CODES = frozenset({200, 400, 401, 404, 405, 408, 413, 415, 503})
 OTHER = "other"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# What a signed webhook did: the order's status after ingest, or why nothing changed.
+OUTCOMES = frozenset({"new", "waiting", "held", "routed", "cancelling", "cancelled", "adjusting", "attention",
+                      "done", "duplicate", "ignored", "ping", "skipped"})
+# Shopify gives up after 5 s; the buckets resolve the range where an answer is fine or turning slow.
+ANSWER_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 def multiprocess() -> bool:
@@ -53,10 +58,21 @@ class Metrics:
         self.webhook_requests = Counter(
             "autofulfill_webhook_requests", "Webhook requests answered, by platform and HTTP code",
             ["platform", "code"], registry=self.registry)
+        self.webhook_seconds = Histogram(
+            "autofulfill_webhook_seconds", "Time from a webhook's arrival to its answer, by platform",
+            ["platform"], buckets=ANSWER_BUCKETS, registry=self.registry)
+        self.webhook_outcomes = Counter(
+            "autofulfill_webhook_outcomes", "Signed webhooks accepted, by store and what became of the order",
+            ["store", "outcome"], registry=self.registry)
 
-    def webhook_answered(self, platform: str, code: int) -> None:
-        self.webhook_requests.labels(platform if platform in PLATFORMS else OTHER,
-                                     str(code) if code in CODES else OTHER).inc()
+    def webhook_answered(self, platform: str, code: int, seconds: float) -> None:
+        platform = platform if platform in PLATFORMS else OTHER
+        self.webhook_requests.labels(platform, str(code) if code in CODES else OTHER).inc()
+        self.webhook_seconds.labels(platform).observe(seconds)
+
+    def webhook_accepted(self, store: str, outcome: str) -> None:
+        """``store`` is a configured one (the caller checked); ``outcome`` one of ``OUTCOMES``."""
+        self.webhook_outcomes.labels(store, outcome if outcome in OUTCOMES else OTHER).inc()
 
     def exposition(self) -> tuple[bytes, str]:
         """The text a scrape gets, and its content type."""

@@ -15,9 +15,10 @@ have as it says.
 from __future__ import annotations
 
 import hashlib
+import time
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from sqlalchemy import text, update
 
 from worker.app import App
@@ -45,8 +46,12 @@ def create_app(app: App, broker_check: Any = None) -> Flask:
     web.extensions["autofulfill"] = app
     web.extensions["autofulfill.courier"] = courier
 
+    @web.before_request
+    def _started() -> None:
+        g.started = time.perf_counter()
+
     def answer(platform: str, code: int, **body: Any) -> tuple[Response, int]:
-        metrics.webhook_answered(platform, code)
+        metrics.webhook_answered(platform, code, time.perf_counter() - g.get("started", time.perf_counter()))
         return jsonify({"status": code, **body}), code
 
     @web.post("/webhooks/<platform>/<store_name>")
@@ -84,10 +89,12 @@ def create_app(app: App, broker_check: Any = None) -> Flask:
                 log("webhook.unparseable", reason=reason)
                 return answer(platform, 400, error=reason)
             try:
-                return answer(platform, 200, **_receive(app, courier, store_name, event))
+                received = _receive(app, courier, store_name, event)
             except Exception as exc:  # our database is away: 503 lets the platform retry
                 log("webhook.failed", level=40, error=f"{type(exc).__name__}: {str(exc)[:200]}")
                 return answer(platform, 503, error="temporarily unavailable")
+            metrics.webhook_accepted(store_name, received["outcome"])
+            return answer(platform, 200, **received)
 
     @web.get("/healthz")
     def healthz() -> tuple[Response, int]:

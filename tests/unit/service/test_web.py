@@ -152,6 +152,13 @@ def test_metrics_count_orders_and_webhook_answers(client: Any) -> None:
     assert samples[("autofulfill_tracking_pushed_total", (("store", "acme"),))] == 0
     assert samples[("autofulfill_webhook_requests_total", (("code", "200"), ("platform", "shopify")))] == 1
     assert samples[("autofulfill_webhook_requests_total", (("code", "401"), ("platform", "shopify")))] == 1
+    # how long answers took (a histogram) and what became of the accepted ones, per store
+    assert samples[("autofulfill_webhook_seconds_count", (("platform", "shopify"),))] == 2
+    assert samples[("autofulfill_webhook_seconds_bucket", (("le", "+Inf"), ("platform", "shopify")))] == 2
+    assert samples[("autofulfill_webhook_outcomes_total", (("outcome", "held"), ("store", "acme")))] == 1
+    post(c, json.dumps(ORDER).encode())
+    outcome = ("autofulfill_webhook_outcomes_total", (("outcome", "duplicate"), ("store", "acme")))
+    assert scrape(c)[outcome] == 1
 
 
 def test_unsigned_requests_cannot_add_series_or_break_metrics(client: Any) -> None:
@@ -164,11 +171,11 @@ def test_unsigned_requests_cannot_add_series_or_break_metrics(client: Any) -> No
         c.post(f"/webhooks/{platform}/store{n}", data=b"{}")
     samples = scrape(c)
     assert samples[("autofulfill_webhook_requests_total", (("code", "404"), ("platform", "other")))] == 600
-    assert {name for name, _ in samples} <= {
+    assert {name for name, _ in samples} - {name for name, _ in samples if "_seconds" in name} <= {
         "autofulfill_webhook_requests_total", "autofulfill_webhook_requests_created",
         "autofulfill_orders_ingested_total", "autofulfill_shipments_submitted_total",
         "autofulfill_tracking_pushed_total", "autofulfill_orders_parked"}
-    assert len(samples) < 20
+    assert len(samples) < 40  # with the answer-time histogram of the one platform label "other"
 
 
 def test_a_chunked_body_over_1_mib_is_413_and_a_lone_surrogate_is_400(client: Any) -> None:
