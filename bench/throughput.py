@@ -1,7 +1,7 @@
 """Peak-season throughput: the real service against the sandboxes, every figure in one run.
 
-    .venv/bin/python bench/throughput.py [--db sqlite|postgresql] [--orders 2000] [--stores 20]
-        [--accounts 5] [--rate 2] [--quota-scale 5] [--json figures.json]
+    .venv/bin/python bench/throughput.py [--db sqlite|postgresql|both] [--orders 2000] [--stores 20]
+        [--accounts 5] [--rate 2] [--quota-scale 5] [--web-workers N] [--json figures.json]
 
 What runs: `autofulfill web`, `worker` and `scheduler` as processes (Redis broker, SQLite or
 PostgreSQL ledger) with their default pool and concurrency, against in-process sandboxes: ``--stores``
@@ -19,7 +19,8 @@ every SKU mapped to FBA, hold 0. Four phases:
 3. tracking — ``tracking_interval_s = 10``; Amazon ships the phase-2 orders at once: shipped →
    tracking in the shop, p50/p99.
 
-And the peak RSS of each process. It prints a table and (``--json``) writes the figures. It
+And the peak RSS of each process. With ``--db both`` (the default) it runs all of that on a SQLite
+ledger, then on PostgreSQL. It prints a table per run and (``--json``) writes the figures. It
 asserts nothing about speed.
 """
 
@@ -381,6 +382,13 @@ sku_map = {{ {sku_map} }}
         self.service.stop()
         for server in [*self.accounts, *self.shops]:
             server.stop()
+        if self.args.db == "postgresql":
+            from sqlalchemy import create_engine, text
+
+            admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{self.db_url.rsplit("/", 1)[1]}" WITH (FORCE)'))
+            admin.dispose()
 
 
 def table(f: dict[str, Any]) -> str:
@@ -408,7 +416,7 @@ def table(f: dict[str, Any]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--orders", type=int, default=2000)
     parser.add_argument("--stores", type=int, default=20)
     parser.add_argument("--accounts", type=int, default=5)
@@ -422,15 +430,20 @@ def main() -> int:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    bench = Bench(args)
-    try:
-        figures = bench.run()
-    finally:
-        bench.close()
-    print(table(figures))
+    runs = []
+    for db in (["sqlite", "postgresql"] if args.db == "both" else [args.db]):
+        print(f"=== {db} ledger", flush=True)
+        bench = Bench(argparse.Namespace(**{**vars(args), "db": db}))
+        try:
+            runs.append(bench.run())
+        finally:
+            bench.close()
+        print(table(runs[-1]), flush=True)
+        print(f"logs: {bench.work}", flush=True)
     if args.json:
-        args.json.write_text(json.dumps(figures, indent=2))
-    print(f"logs: {bench.work}")
+        args.json.write_text(json.dumps(runs if len(runs) > 1 else runs[0], indent=2))
+    if len(runs) > 1:
+        print("\n".join(["", *(table(f) for f in runs)]))
     return 0
 
 

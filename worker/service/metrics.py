@@ -31,12 +31,12 @@ from sqlalchemy import func, select
 
 from worker.app import App
 from worker.ledger.models import OrderRow, ShipmentRow
+from worker.service.serve import MULTIPROC_ENV
 
 PLATFORMS = ("shopify", "woocommerce")
 ROUTES = ("fba", "self_ship")
 CODES = frozenset({200, 400, 401, 404, 405, 408, 413, 415, 503})
 OTHER = "other"
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # What a signed webhook did: the order's status after ingest, or why nothing changed.
 OUTCOMES = frozenset({"new", "waiting", "held", "routed", "cancelling", "cancelled", "adjusting", "attention",
                       "done", "duplicate", "ignored", "ping", "skipped"})

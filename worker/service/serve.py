@@ -27,7 +27,9 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
-from worker.service.metrics import MULTIPROC_ENV
+# Read by prometheus_client when it is first imported, so it must be set before: this module does
+# not import it (worker.service.metrics does, and imports this name from here).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class Watchdog:
