@@ -127,8 +127,14 @@ def _decide(row: OrderRow, order: Order, cfg: StoreConfig, *, now: datetime, cre
 
 
 def _content(payload: dict[str, Any]) -> dict[str, Any]:
-    """What a change of the order is judged by (not the store's own modification time)."""
-    return {k: v for k, v in payload.items() if k != "updated_at"}
+    """What a change of the order is judged by: not the store's own modification time, and not the
+    lines' prices — Shopify's poll lists lines without them, and a paid order's prices change only
+    with an edit that changes its total too. (``release`` reads the whole order again anyway.)"""
+    content = {k: v for k, v in payload.items() if k != "updated_at"}
+    if isinstance(content.get("lines"), list):
+        content["lines"] = [{k: v for k, v in ln.items() if k != "unit_price"} if isinstance(ln, dict) else ln
+                            for ln in content["lines"]]
+    return content
 
 
 def _before_routing(row: OrderRow, order: Order, cfg: StoreConfig, *, now: datetime, created: bool,

@@ -112,6 +112,10 @@ def serve(listen: str, build: Callable[[], Any], *, workers: int, threads: int,
             self.cfg.set("worker_class", deadline_worker(request_timeout_s))
             self.cfg.set("threads", threads)
             self.cfg.set("timeout", 30)
+            # An idle keep-alive connection is closed after this. gunicorn's 2 s loses a race under
+            # load: a platform's next request on the connection can arrive as it is being closed,
+            # and the platform sees a dropped connection (a failed delivery) instead of an answer.
+            self.cfg.set("keepalive", 10)
             self.cfg.set("accesslog", None)
             self.cfg.set("loglevel", "warning")
             self.cfg.set("child_exit", child_exit)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,26 @@ def test_same_order_ingested_many_times_is_one_order_and_one_shipment(env: Any) 
     req = amazon.created["ACME-5001-1"]
     assert req.items[0].seller_sku == "AMZ-TEE" and req.speed == "Standard"
     assert req.displayable_order_id == "5001"
+
+
+def test_a_poll_that_reads_no_prices_is_no_change_to_a_held_order(env: Any) -> None:
+    """Shopify's poll lists lines without their price (a page of 50 orders must stay under the
+    query cost limit), the webhook and the order read carry it. The same order seen by both doors
+    is not a change: a release in flight is not dropped and done again (found by the throughput
+    benchmark: the first poll and the webhooks of a burst dropped 16 releases of 600)."""
+    app, store, *_ = env
+    priced = make_order("5002")
+    unpriced = replace(priced, lines=tuple(replace(ln, unit_price=Decimal("0")) for ln in priced.lines))
+    intake.ingest_and_publish(app, "acme", unpriced, source="poll")
+    intake.ingest_and_publish(app, "acme", priced, source="webhook orders/paid")
+    intake.ingest_and_publish(app, "acme", unpriced, source="poll")
+    with app.sessions() as s:
+        row = s.scalars(select(OrderRow)).one()
+        assert (row.status, row.changes) == ("held", 0)
+    # a real change still counts
+    intake.ingest_and_publish(app, "acme", replace(priced, email="new@example.com"), source="webhook")
+    with app.sessions() as s:
+        assert s.scalars(select(OrderRow)).one().changes == 1
 
 
 def test_unique_keys_hold_in_the_database(env: Any) -> None:
