@@ -312,10 +312,10 @@ sku_map = {{ {sku_map} }}
         figures: dict[str, Any] = {"machine": f"{platform.machine()}, {os.cpu_count()} cores",
                                    "date": time.strftime("%Y-%m-%d"), "db": args.db, "orders": args.orders,
                                    "stores": args.stores, "accounts": args.accounts}
-        batch = self.orders(args.orders)
         web_args = ("--workers", str(args.web_workers)) if args.web_workers else ()
         self.service.start("web", "worker", "scheduler", web_args=web_args)
-        time.sleep(5)  # started and idle: what they cost from here on is the orders'
+        time.sleep(5)  # started, the first poll passed over empty shops, idle: from here on it is the orders'
+        batch = self.orders(args.orders)  # placed now, so that the webhooks are their first news
         cpu0, t_cpu0 = self.service.cpu_s(), time.monotonic()
         print(f"burst: {args.orders} webhooks over {CLIENTS} connections; {self.allowed:g} creates/s allowed",
               flush=True)

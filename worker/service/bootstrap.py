@@ -94,7 +94,9 @@ def make_limiter(config: Config) -> Limiter:
 
 
 def bootstrap(config: Config, publisher: Publisher, *, limiter: Limiter | None = None,
-              clock: Callable[[], datetime] = utcnow) -> App:
-    engine = make_engine(config.database_url, pool_size=config.service.worker_concurrency + 2)
+              clock: Callable[[], datetime] = utcnow, pool_size: int = 5) -> App:
+    """``pool_size``: database connections kept (as many again when busy) — a worker passes its
+    thread count, every other part keeps the small default."""
+    engine = make_engine(config.database_url, pool_size=pool_size)
     return App(config=config, sessions=make_sessions(engine), publisher=publisher,
                limiter=limiter or make_limiter(config), clock=clock, connect=Registry())

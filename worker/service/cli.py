@@ -45,14 +45,14 @@ def _load(config_file: str | None) -> tuple[Path, Config]:
     return path, config
 
 
-def _app(config: Config, *, schema: bool = True) -> Any:
+def _app(config: Config, *, schema: bool = True, pool_size: int = 5) -> Any:
     from worker.ledger.migrate import SchemaOutOfDate, ensure_schema
     from worker.service import tasks
     from worker.service.bootstrap import bootstrap
 
     tasks.configure(config)
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    app = bootstrap(config, tasks.celery_publisher)
+    app = bootstrap(config, tasks.celery_publisher, pool_size=pool_size)
     if schema:
         try:
             ensure_schema(app.sessions.kw["bind"])
@@ -158,8 +158,10 @@ def migrate(config_file: str | None) -> None:
 @config_option
 def worker(config_file: str | None) -> None:
     """Run a Celery worker (start as many as you like, on as many machines)."""
+    from worker.service.tasks import worker_pool_size
+
     _, config = _load(config_file)
-    _app(config)
+    _app(config, pool_size=worker_pool_size(config))
     from worker.logs import log
     from worker.service.tasks import celery
 

@@ -72,6 +72,11 @@ def configure(config: Config) -> Celery:
     return celery
 
 
+def worker_pool_size(config: Config) -> int:
+    """A worker's database connections: one per thread, and its lease heartbeats."""
+    return config.service.worker_concurrency + 2
+
+
 def celery_publisher(name: str, args: list[Any], task_id: str) -> None:
     celery.send_task(name, args=args, task_id=f"{task_id}@{os.urandom(3).hex()}",
                      priority=names.PRIORITY.get(name, names.PRIORITY_STEPS[-1]))
@@ -89,7 +94,7 @@ def current_app() -> App:
         if _app is None:
             config = load_config(Path(os.environ["AUTOFULFILL_CONFIG"]))
             configure(config)
-            _app = bootstrap(config, celery_publisher)
+            _app = bootstrap(config, celery_publisher, pool_size=worker_pool_size(config))
         return _app
 
 
