@@ -7,6 +7,7 @@ event, one outbox row per dedupe key, one shipment per (order, n) and per extern
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +25,7 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import Dialect, Engine, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
 
 from worker.app import utcnow
@@ -267,7 +269,37 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
                 cursor.execute("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    _ping_when_idle(engine)
+    return engine
+
+
+PING_AFTER_IDLE_S = 2.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection before use when it sat idle ``PING_AFTER_IDLE_S`` or more (a
+    database restart, a firewall that forgot it): a dead one is replaced, as with SQLAlchemy's
+    ``pool_pre_ping``. A connection in steady use is not pinged — pre_ping's round trip on every
+    checkout was one more statement for every transaction. When the database goes away while a
+    connection is busy, its statement fails, SQLAlchemy drops the whole pool, and the step is
+    re-driven from the ledger (which pre_ping could not prevent either)."""
+
+    @event.listens_for(engine, "connect")
+    @event.listens_for(engine, "checkin")
+    def _used(_dbapi_conn: Any, record: Any) -> None:
+        if record is not None:
+            record.info["used_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get("used_at", float("-inf")) < PING_AFTER_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # the pool discards this connection and takes (or makes) another
+            raise DisconnectionError(f"connection failed its check: {type(exc).__name__}") from exc
+        record.info["used_at"] = time.monotonic()
 
 
 def make_sessions(engine: Engine) -> sessionmaker[Any]:

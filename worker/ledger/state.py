@@ -48,29 +48,16 @@ def claim_shipment(session: Session, shipment_id: int, states: tuple[str, ...], 
     """Take the shipment's lease when it is in one of ``states`` and nobody holds it. Commits.
 
     Returns the claim, or, when the shipment is not ours to work on, its state ("missing" when
-    there is no such shipment)."""
+    there is no such shipment). One ``UPDATE … RETURNING`` and the commit."""
     token = uuid.uuid4().hex
-    row = session.get(ShipmentRow, shipment_id)
+    row = _take(session, ShipmentRow, token, now=now, lease_s=lease_s,
+                where=(ShipmentRow.id == shipment_id, ShipmentRow.state.in_(states)))
     if row is None:
-        return "missing"
-    was = row.state
-    if was not in states:
-        return was
-    result = session.execute(
-        update(ShipmentRow)
-        .where(ShipmentRow.id == shipment_id, ShipmentRow.state == was,
-               or_(ShipmentRow.lease_token == "", ShipmentRow.lease_until.is_(None),
-                   ShipmentRow.lease_until < now))
-        .values(lease_token=token, lease_until=now + timedelta(seconds=lease_s),
-                attempts=ShipmentRow.attempts + 1)
-        .execution_options(synchronize_session=False)
-    )
-    session.commit()
-    session.refresh(row)
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        return row.state
+        current = session.get(ShipmentRow, shipment_id, populate_existing=True)
+        session.commit()
+        return "missing" if current is None else current.state
     leases.watch(ShipmentRow, shipment_id, token)
-    return Claim(row, token, was)
+    return Claim(row, token, row.state)  # the claim does not change the state: it was this
 
 
 @dataclass
@@ -84,24 +71,32 @@ def claim_order(session: Session, order_id: int, status: str, *, now: datetime,
     """Take the order's lease when it is in ``status`` and nobody holds it. Commits.
 
     Returns the claim, or, when the order is not ours to work on, its status ("missing" when
-    there is no such order)."""
+    there is no such order). One ``UPDATE … RETURNING`` and the commit."""
     token = uuid.uuid4().hex
-    result = session.execute(
-        update(OrderRow)
-        .where(OrderRow.id == order_id, OrderRow.status == status,
-               or_(OrderRow.lease_token == "", OrderRow.lease_until.is_(None), OrderRow.lease_until < now))
-        .values(lease_token=token, lease_until=now + timedelta(seconds=lease_s),
-                attempts=OrderRow.attempts + 1)
-        .execution_options(synchronize_session=False)
-    )
-    session.commit()
-    row = session.get(OrderRow, order_id)
+    row = _take(session, OrderRow, token, now=now, lease_s=lease_s,
+                where=(OrderRow.id == order_id, OrderRow.status == status))
     if row is None:
-        return "missing"
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        return row.status
+        current = session.get(OrderRow, order_id, populate_existing=True)
+        session.commit()
+        return "missing" if current is None else current.status
     leases.watch(OrderRow, order_id, token)
     return OrderClaim(row, token)
+
+
+def _take(session: Session, model: Any, token: str, *, now: datetime, lease_s: float,
+          where: tuple[Any, ...]) -> Any:
+    """The lease on the row ``where`` picks, when nobody holds it: the row as it is now, committed;
+    None when it is not there, not in the state asked for, or held."""
+    row = session.scalars(
+        update(model)
+        .where(*where, or_(model.lease_token == "", model.lease_until.is_(None), model.lease_until < now))
+        .values(lease_token=token, lease_until=now + timedelta(seconds=lease_s), attempts=model.attempts + 1)
+        .returning(model),
+        execution_options={"synchronize_session": False, "populate_existing": True},
+    ).one_or_none()
+    if row is not None:
+        session.commit()
+    return row
 
 
 def cas(session: Session, row: ShipmentRow | OrderRow, *, expect: dict[str, Any],
