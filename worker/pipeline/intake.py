@@ -16,8 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from worker.app import App
 from worker.config import StoreConfig
@@ -25,7 +24,7 @@ from worker.domain import Order
 from worker.errors import PermanentError
 from worker.ledger import state
 from worker.ledger.codec import order_from_json, order_to_json
-from worker.ledger.models import OrderRow
+from worker.ledger.models import OrderRow, insert_new
 from worker.ledger.outbox import enqueue, publish
 from worker.pipeline import routing
 from worker.pipeline.names import ADJUST, CANCEL, RELEASE
@@ -94,18 +93,21 @@ def ingest(app: App, session: Session, store_name: str, order: Order, *, source:
 
 def _create(session: Session, store_name: str, order: Order, cfg: StoreConfig, *, now: datetime,
             source: str, actor: str) -> Ingested | None:
-    """A new order, inserted with its first decision already made (one INSERT: nobody else can
-    have seen it yet); None when another door inserted it first."""
-    row = OrderRow(store=store_name, platform_order_id=order.platform_order_id, number=order.number,
-                   status="new", payload=order_to_json(order), created_at=now, updated_at=now, changes=0)
-    change = _decide(row, order, cfg, now=now, created=True, source=source)
-    for key, value in change.values.items():
-        setattr(row, key, value)
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
+    """A new order, inserted with its first decision already made (one ``INSERT … ON CONFLICT DO
+    NOTHING``: nobody else can have seen it yet); None when another door inserted it first."""
+    values: dict[str, Any] = {
+        "store": store_name, "platform_order_id": order.platform_order_id, "number": order.number,
+        "status": "new", "reason": "", "hold_until": None, "payload": order_to_json(order),
+        "lease_token": "", "lease_until": None, "attempts": 0, "changes": 0, "created_at": now,
+        "updated_at": now}
+    change = _decide(OrderRow(**values), order, cfg, now=now, created=True, source=source)
+    values.update(change.values)
+    new_id = insert_new(session, OrderRow, **values)
+    if new_id is None:
         return None
+    row = OrderRow(id=new_id, **values)  # the row as written, known to the session without a read
+    make_transient_to_detached(row)
+    session.add(row)
     change.events.insert(0, ("ingested", {"source": source, "number": order.number, "store": store_name}))
     return _follow_up(session, row, change, created=True, now=now, actor=actor)
 

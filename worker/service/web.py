@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
-from sqlalchemy import text, update
+from sqlalchemy import text
 
 from worker.app import App
 from worker.errors import PermanentError
@@ -119,28 +119,25 @@ def _receive(app: App, courier: Courier, store_name: str, event: Any) -> dict[st
     key = event.event_id if len(event.event_id) <= 200 else (
         "sha256:" + hashlib.sha256(event.event_id.encode("utf-8", "replace")).hexdigest())
     with app.sessions() as session:
-        receipt = insert_new(session, WebhookReceiptRow, store=store_name, dedupe_key=key,
-                             topic=event.topic[:64], platform_order_id=event.order_id[:64])
-        if receipt is None:
+        result = None
+        if event.topic in INGEST_TOPICS and event.order is not None:
+            result = intake.ingest(app, session, store_name, event.order, source=f"webhook {event.topic}")
+        # The receipt last, with its outcome: one statement, and a delivery seen before rolls back
+        # whatever its ingest wrote (nothing, for the same body: ingest changes nothing twice).
+        outcome = result.status if result is not None else "ignored"
+        if insert_new(session, WebhookReceiptRow, store=store_name, dedupe_key=key, topic=event.topic[:64],
+                      platform_order_id=event.order_id[:64], outcome=outcome) is None:
             session.rollback()
             log("webhook.duplicate", topic=event.topic, event_id=event.event_id, order=event.order_id)
             return {"outcome": "duplicate"}
-        if event.topic not in INGEST_TOPICS or event.order is None:
-            _outcome(session, receipt, "ignored")
-            session.commit()
-            log("webhook.ignored", topic=event.topic, order=event.order_id)
-            return {"outcome": "ignored"}
-        result = intake.ingest(app, session, store_name, event.order, source=f"webhook {event.topic}")
-        _outcome(session, receipt, result.status)
         session.commit()
+    if result is None:
+        log("webhook.ignored", topic=event.topic, order=event.order_id)
+        return {"outcome": "ignored"}
     if result.outbox_ids:  # committed: a 200 now means the order and its next step are in the ledger
         courier.send(result.outbox_ids)
     log("webhook.accepted", topic=event.topic, order=event.order_id, outcome=result.status)
     return {"outcome": result.status}
-
-
-def _outcome(session: Any, receipt: int, outcome: str) -> None:
-    session.execute(update(WebhookReceiptRow).where(WebhookReceiptRow.id == receipt).values(outcome=outcome))
 
 
 def _check(fn: Any) -> str:

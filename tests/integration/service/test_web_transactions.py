@@ -1,8 +1,8 @@
 """A webhook answered 503 leaves nothing behind: the platform's retry (same event id) is ingested.
+And a delivery seen before changes nothing, though its ingest runs before its receipt is written.
 
-The failure is injected at the database (the ``orders`` insert fails once), after the receipt
-row was written in the same transaction — on SQLite (pysqlite's transaction handling) and on
-PostgreSQL.
+The failure is injected at the database (the ``orders`` insert fails once), inside the webhook's
+one transaction — on SQLite (pysqlite's transaction handling) and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def receiver(db_url: str, tmp_path: Path) -> Iterator[tuple[Any, Any]]:
     app.sessions.kw["bind"].dispose()
 
 
-def test_a_failure_after_the_receipt_insert_leaves_no_receipt(receiver: tuple[Any, Any]) -> None:
+def test_a_failure_inside_the_transaction_leaves_no_receipt(receiver: tuple[Any, Any]) -> None:
     app, client = receiver
     engine = app.sessions.kw["bind"]
     failures = {"left": 1}
@@ -53,10 +53,7 @@ def test_a_failure_after_the_receipt_insert_leaves_no_receipt(receiver: tuple[An
             raise OperationalError(statement, {}, Exception("injected: the disk is full"))
 
     event.listen(engine, "before_cursor_execute", fail_order_insert)
-    body = json.dumps(ORDER).encode()
-    headers = {"X-Shopify-Topic": "orders/paid", "X-Shopify-Hmac-Sha256": sign(body, SECRET),
-               "X-Shopify-Event-Id": "evt-1", "X-Shopify-Shop-Domain": "acme.example",
-               "Content-Type": "application/json"}
+    body, headers = _delivery(ORDER)
     first = client.post("/webhooks/shopify/acme", data=body, headers=headers)
     assert first.status_code == 503
     with app.sessions() as s:
@@ -66,3 +63,24 @@ def test_a_failure_after_the_receipt_insert_leaves_no_receipt(receiver: tuple[An
     with app.sessions() as s:
         assert s.scalar(select(func.count()).select_from(OrderRow)) == 1
         assert s.scalar(select(func.count()).select_from(WebhookReceiptRow)) == 1
+
+
+def _delivery(order: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps(order).encode()
+    return body, {"X-Shopify-Topic": "orders/paid", "X-Shopify-Hmac-Sha256": sign(body, SECRET),
+                  "X-Shopify-Event-Id": "evt-1", "X-Shopify-Shop-Domain": "acme.example",
+                  "Content-Type": "application/json"}
+
+
+def test_an_old_delivery_again_does_not_undo_a_newer_one(receiver: tuple[Any, Any]) -> None:
+    app, client = receiver
+    moved = {**ORDER, "shipping_address": {**ORDER["shipping_address"], "address1": "9 Elm"}}
+    for order in (ORDER, moved):
+        assert client.post("/webhooks/shopify/acme", data=_delivery(order)[0],
+                           headers=_delivery(order)[1]).get_json()["outcome"] == "held"
+    again = client.post("/webhooks/shopify/acme", data=_delivery(ORDER)[0], headers=_delivery(ORDER)[1])
+    assert again.status_code == 200 and again.get_json()["outcome"] == "duplicate"
+    with app.sessions() as s:
+        row = s.scalars(select(OrderRow)).one()
+        assert row.payload["address"]["address1"] == "9 Elm"  # the retry's ingest was rolled back
+        assert s.scalar(select(func.count()).select_from(WebhookReceiptRow)) == 2
