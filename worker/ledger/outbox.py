@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from worker.ledger.models import OutboxRow, WebhookReceiptRow, insert_new
@@ -21,30 +21,53 @@ from worker.logs import log
 from worker.ports import Publisher
 
 
-def enqueue(session: Session, task: str, args: list[Any], dedupe_key: str) -> int | None:
+class Outgoing(int):
+    """An outbox row's id that also carries what to publish, as ``enqueue`` wrote it: publishing
+    it needs no read (an id alone, as the relay has, is read first)."""
+
+    task: str
+    args: list[Any]
+    key: str
+
+    def __new__(cls, row_id: int, task: str, args: list[Any], key: str) -> Outgoing:
+        self = super().__new__(cls, row_id)
+        self.task, self.args, self.key = task, args, key
+        return self
+
+
+def enqueue(session: Session, task: str, args: list[Any], dedupe_key: str) -> Outgoing | None:
     """Add a task to the outbox inside the caller's transaction; None when the key exists."""
-    return insert_new(session, OutboxRow, task=task, args=args, dedupe_key=dedupe_key)
+    row_id = insert_new(session, OutboxRow, task=task, args=args, dedupe_key=dedupe_key)
+    return None if row_id is None else Outgoing(row_id, task, args, dedupe_key)
 
 
 def publish(sessions: sessionmaker[Session], publisher: Publisher, ids: Iterable[int], *,
             now: datetime) -> int:
     """Publish these outbox rows now (best effort: the relay retries whatever fails), then mark
-    them published in one write. A crash between the two publishes them again: harmless."""
-    with sessions() as session:
-        rows = list(session.execute(select(OutboxRow.id, OutboxRow.task, OutboxRow.args, OutboxRow.dedupe_key)
-                                    .where(OutboxRow.id.in_(list(ids)), OutboxRow.published_at.is_(None))
-                                    .order_by(OutboxRow.id)))
-    sent: list[int] = []
+    them published in one write. A crash between the two publishes them again: harmless (so is
+    a row the relay published meanwhile, published again)."""
+    ids = list(ids)
+    rows: list[tuple[int, str, list[Any], str]] = [(i, i.task, i.args, i.key) for i in ids
+                                                   if isinstance(i, Outgoing)]
+    unknown = [i for i in ids if not isinstance(i, Outgoing)]
+    if unknown:
+        with sessions() as session:
+            rows += [(r.id, r.task, r.args, r.dedupe_key) for r in session.execute(
+                select(OutboxRow.id, OutboxRow.task, OutboxRow.args, OutboxRow.dedupe_key)
+                .where(OutboxRow.id.in_(unknown), OutboxRow.published_at.is_(None)))]
+    rows.sort(key=lambda r: int(r[0]))
+    sent: list[tuple[int, str]] = []
     for row_id, task, args, key in rows:
         try:
             publisher(task, list(args), key)
         except Exception as exc:  # the broker is down: the relay will try again
             log("outbox.publish_failed", task=task, key=key, error=str(exc)[:200])
             break
-        sent.append(row_id)
-    if sent:
+        sent.append((int(row_id), key))
+    if sent:  # by id and key: SQLite may give a rolled-back row's id to the next row
         with sessions() as session:
-            session.execute(update(OutboxRow).where(OutboxRow.id.in_(sent)).values(published_at=now))
+            session.execute(update(OutboxRow).where(tuple_(OutboxRow.id, OutboxRow.dedupe_key).in_(sent))
+                            .values(published_at=now))
             session.commit()
     return len(sent)
 

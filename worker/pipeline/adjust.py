@@ -60,7 +60,8 @@ def adjust_order(app: App, order_pk: int, *, actor: str = "") -> str:
             state.event(session, row.id, "cancelled_in_store", actor=actor, at=now, source="adjust")
             oid = enqueue(session, CANCEL, [row.id], f"cancel:{row.id}")
             status = _finish(app, session, row, mine, "cancelling", "cancelled in the store", hold_s=0)
-            publish(app.sessions, app.publisher, [oid] if oid else [], now=now)
+            if status == "cancelling":  # written, not dropped: the task is in the outbox
+                publish(app.sessions, app.publisher, [oid] if oid else [], now=now)
             return status
         return _adjust(app, session, row, mine, fresh, actor=actor)
 

@@ -426,3 +426,28 @@ def test_preview_fees_are_on_the_timeline_and_a_refused_preview_keeps_lines_from
     with app.sessions() as s:
         row = s.scalar(select(ShipmentRow).where(ShipmentRow.external_id == "ACME-5015-1"))
         assert row is not None and row.state == "attention" and row.reason == "no self-ship route configured"
+
+
+def test_publishing_what_was_enqueued_reads_nothing_and_marks_only_its_own_rows(env: Any) -> None:
+    from sqlalchemy import event as sa_event
+
+    from worker.ledger import outbox
+
+    app, store, amazon, published, clock = env
+    with app.sessions() as s:
+        dropped = outbox.enqueue(s, names.RELEASE, [1], "release:1")
+        s.rollback()  # its transaction was dropped: on SQLite the next row may get its id
+    with app.sessions() as s:
+        kept = outbox.enqueue(s, names.SUBMIT, [2], "submit:2:0")
+        s.commit()
+    assert dropped is not None and kept is not None
+    statements: list[str] = []
+    engine = app.sessions.kw["bind"]
+    sa_event.listen(engine, "before_cursor_execute", lambda _c, _cur, sql, *_: statements.append(sql))
+    assert outbox.publish(app.sessions, app.publisher, [dropped], now=clock.now) == 1  # harmless
+    assert not any(sql.lstrip().upper().startswith("SELECT") for sql in statements)  # carried, not read
+    assert published == [(names.RELEASE, [1])]
+    with app.sessions() as s:  # the row that holds the id now (if it is the same) is not marked
+        assert s.scalar(select(OutboxRow.published_at).where(OutboxRow.id == kept)) is None
+    assert outbox.relay(app.sessions, app.publisher, now=clock.now) == 1  # an id alone: read first
+    assert published[-1] == (names.SUBMIT, [2])
