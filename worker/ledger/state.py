@@ -44,13 +44,15 @@ class Claim:
 
 
 def claim_shipment(session: Session, shipment_id: int, states: tuple[str, ...], *, now: datetime,
-                   lease_s: float) -> Claim | str:
-    """Take the shipment's lease when it is in one of ``states`` and nobody holds it. Commits.
+                   lease_s: float, commit: bool = True) -> Claim | str:
+    """Take the shipment's lease when it is in one of ``states`` and nobody holds it. Commits,
+    unless ``commit=False``: then the caller commits the claim with its next write (before any
+    external call), and the row stays locked until then.
 
     Returns the claim, or, when the shipment is not ours to work on, its state ("missing" when
     there is no such shipment). One ``UPDATE … RETURNING`` and the commit."""
     token = uuid.uuid4().hex
-    row = _take(session, ShipmentRow, token, now=now, lease_s=lease_s,
+    row = _take(session, ShipmentRow, token, now=now, lease_s=lease_s, commit=commit,
                 where=(ShipmentRow.id == shipment_id, ShipmentRow.state.in_(states)))
     if row is None:
         current = session.get(ShipmentRow, shipment_id, populate_existing=True)
@@ -84,7 +86,7 @@ def claim_order(session: Session, order_id: int, status: str, *, now: datetime,
 
 
 def _take(session: Session, model: Any, token: str, *, now: datetime, lease_s: float,
-          where: tuple[Any, ...]) -> Any:
+          where: tuple[Any, ...], commit: bool = True) -> Any:
     """The lease on the row ``where`` picks, when nobody holds it: the row as it is now, committed;
     None when it is not there, not in the state asked for, or held."""
     row = session.scalars(
@@ -94,7 +96,7 @@ def _take(session: Session, model: Any, token: str, *, now: datetime, lease_s: f
         .returning(model),
         execution_options={"synchronize_session": False, "populate_existing": True},
     ).one_or_none()
-    if row is not None:
+    if row is not None and commit:
         session.commit()
     return row
 

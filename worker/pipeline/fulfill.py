@@ -53,8 +53,9 @@ def submit(app: App, shipment_pk: int, *, actor: str = "") -> str:
     Returns the state afterwards. Safe to call any number of times (lease + lookup first)."""
     now = app.clock()
     with app.sessions() as session:
+        # Committed with what follows it (every path below commits before any call goes out).
         claim = state.claim_shipment(session, shipment_pk, (S.PENDING, S.SUBMITTING), now=now,
-                                     lease_s=app.lease_s)
+                                     lease_s=app.lease_s, commit=False)
         if isinstance(claim, str):
             return claim
         row, token, was = claim.row, claim.token, claim.was
