@@ -39,6 +39,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +195,7 @@ class Bench:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         admin.dispose()
+        print(f"ledger: PostgreSQL database {name}", flush=True)
         return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
 
     def _config(self, rate: float) -> str:
@@ -360,6 +362,8 @@ sku_map = {{ {sku_map} }}
         figures["webhook_to_create"] = {"api_latency_ms": 100, "orders": len(lat),
                                         "p50_s": round(percentile(lat, 50), 3),
                                         "p99_s": round(percentile(lat, 99), 3)}
+        figures["webhook_to_create_stages"] = self.stages(ids, sent)
+        print(f"  stages: {figures['webhook_to_create_stages']}", flush=True)
         print("tracking: Amazon ships them; tracking_interval_s = 10", flush=True)
         track = self.ship_and_wait(steady)
         figures["shipped_to_tracking"] = {"tracking_interval_s": 10, "p50_s": round(percentile(track, 50), 1),
@@ -367,6 +371,35 @@ sku_map = {{ {sku_map} }}
         self.service.cpu_s()
         figures["peak_rss_mb"] = {k: round(v / 1024, 1) for k, v in sorted(self.service.peak_rss_kb.items())}
         return figures
+
+    def stages(self, ids: dict[str, tuple[int, int]], sent: dict[tuple[int, int], float]) -> dict[str, Any]:
+        """Where the time from webhook to MCF create went, per order, from the ledger's timeline:
+        sent -> ingested (the receiver), -> routed (queued, then release: the store read again and
+        Amazon's preview), -> submitting (queued, then the claim), -> create received at Amazon."""
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.pool import NullPool
+
+        to_wall = time.time() - time.monotonic()
+        engine = create_engine(self.db_url, poolclass=NullPool)
+        gaps: dict[str, list[float]] = {"received": [], "released": [], "claimed": [], "created": []}
+        with engine.connect() as conn:
+            for mcf_id, (shop, oid) in ids.items():
+                at: dict[str, Any] = dict(conn.execute(text(
+                    "SELECT e.kind, MIN(e.at) FROM events e JOIN orders o ON o.id = e.order_id "
+                    "WHERE o.store = :store AND o.platform_order_id = :oid "
+                    "AND e.kind IN ('ingested', 'routed', 'submitting') GROUP BY e.kind"),
+                    {"store": f"s{shop}", "oid": str(oid)}).all())
+                if len(at) < 3:
+                    continue
+                t = {k: (v if isinstance(v, datetime) else datetime.fromisoformat(str(v)))
+                     .replace(tzinfo=UTC).timestamp() for k, v in at.items()}
+                marks = [sent[(shop, oid)] + to_wall, t["ingested"], t["routed"], t["submitting"],
+                         self.created_at[mcf_id] + to_wall]
+                for name, a, b in zip(gaps, marks, marks[1:], strict=False):
+                    gaps[name].append(b - a)
+        engine.dispose()
+        return {name: {"p50_s": round(percentile(v, 50), 3), "p99_s": round(percentile(v, 99), 3)}
+                for name, v in gaps.items()}
 
     def transactions(self) -> int | None:
         """PostgreSQL's count of the ledger's committed and rolled back transactions (None on
@@ -409,7 +442,7 @@ sku_map = {{ {sku_map} }}
         self.service.stop()
         for server in [*self.accounts, *self.shops]:
             server.stop()
-        if self.args.db == "postgresql":
+        if self.args.db == "postgresql" and not self.args.keep_db:
             from sqlalchemy import create_engine, text
 
             admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
@@ -464,6 +497,8 @@ def main() -> int:
                         help="multiply every account's quota (a short run; the ratio is what counts)")
     parser.add_argument("--steady", type=int, default=100, help="orders of the latency phase")
     parser.add_argument("--steady-rate", type=float, default=5.0, help="their pace, orders per second")
+    parser.add_argument("--keep-db", action="store_true",
+                        help="keep the PostgreSQL database (its name is printed) to look into afterwards")
     parser.add_argument("--web-workers", type=int, default=0,
                         help="`autofulfill web --workers` (0: its default)")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")

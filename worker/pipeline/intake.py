@@ -75,13 +75,15 @@ def ingest(app: App, session: Session, store_name: str, order: Order, *, source:
     if row is None:
         if source == "poll" and not routing.eligible(order, cfg)[0]:
             return Ingested(0, False, "skipped")
-        created = _create(session, store_name, order, cfg, now=now, source=source, actor=actor)
+        created = _create(session, store_name, order, cfg, now=now, source=source, actor=actor,
+                          backstop_s=app.backstop_s)
         if created is not None:
             return created
         row = _order_row(session, store_name, order.platform_order_id)  # another door, a moment ago
         assert row is not None
     for _ in range(RACES):
-        change = _decide(row, order, cfg, now=now, created=False, source=source)
+        change = _backstop(_decide(row, order, cfg, now=now, created=False, source=source), now,
+                           app.backstop_s)
         if not change.values:
             return Ingested(row.id, False, row.status)
         expect = {"status": row.status, "changes": row.changes}
@@ -92,7 +94,7 @@ def ingest(app: App, session: Session, store_name: str, order: Order, *, source:
 
 
 def _create(session: Session, store_name: str, order: Order, cfg: StoreConfig, *, now: datetime,
-            source: str, actor: str) -> Ingested | None:
+            source: str, actor: str, backstop_s: float) -> Ingested | None:
     """A new order, inserted with its first decision already made (one ``INSERT … ON CONFLICT DO
     NOTHING``: nobody else can have seen it yet); None when another door inserted it first."""
     values: dict[str, Any] = {
@@ -100,7 +102,8 @@ def _create(session: Session, store_name: str, order: Order, cfg: StoreConfig, *
         "status": "new", "reason": "", "hold_until": None, "payload": order_to_json(order),
         "lease_token": "", "lease_until": None, "attempts": 0, "changes": 0, "created_at": now,
         "updated_at": now}
-    change = _decide(OrderRow(**values), order, cfg, now=now, created=True, source=source)
+    change = _backstop(_decide(OrderRow(**values), order, cfg, now=now, created=True, source=source),
+                       now, backstop_s)
     values.update(change.values)
     new_id = insert_new(session, OrderRow, **values)
     if new_id is None:
@@ -119,6 +122,17 @@ def _follow_up(session: Session, row: OrderRow, change: _Change, *, created: boo
         state.event(session, row.id, kind, actor=actor, at=now, **detail)
     outbox = [enqueue(session, task, [row.id], key.format(id=row.id)) for task, key in change.tasks]
     return Ingested(row.id, created, row.status, tuple(o for o in outbox if o))
+
+
+def _backstop(change: _Change, now: datetime, backstop_s: float) -> _Change:
+    """A release enqueued now for an order whose hold is over: the scheduler's back-stop looks at
+    the order again ``backstop_s`` from now (if the task came to nothing), not at once — a burst's
+    queued releases would each be sent twice. (A cancellation or refund stays due at once: a step
+    that drops its result for a newer change leaves the next run to the back-stop.)"""
+    due = change.values.get("hold_until")
+    if any(task == RELEASE for task, _ in change.tasks) and isinstance(due, datetime) and due <= now:
+        change.values["hold_until"] = now + timedelta(seconds=backstop_s)
+    return change
 
 
 def _decide(row: OrderRow, order: Order, cfg: StoreConfig, *, now: datetime, created: bool,

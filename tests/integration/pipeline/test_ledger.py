@@ -451,3 +451,19 @@ def test_publishing_what_was_enqueued_reads_nothing_and_marks_only_its_own_rows(
         assert s.scalar(select(OutboxRow.published_at).where(OutboxRow.id == kept)) is None
     assert outbox.relay(app.sessions, app.publisher, now=clock.now) == 1  # an id alone: read first
     assert published[-1] == (names.SUBMIT, [2])
+
+
+def test_a_queued_release_is_not_sent_again_until_the_back_stop(env: Any) -> None:
+    """A burst's orders wait in the queue for their release: the scheduler's back-stop leaves them
+    there (it used to enqueue every one of them a second time within a second) and sends a
+    release again only if the first came to nothing by ``redrive_after_s``."""
+    app, store, amazon, published, clock = env
+    order = make_order("1001")
+    store.orders[order.platform_order_id] = order
+    intake.ingest_and_publish(app, "acme", order, source="webhook")
+    assert [name for name, _ in published] == [names.RELEASE]
+    clock.advance(1)
+    assert sweeper.redrive_due(app) == 0  # queued a second ago: not lost
+    clock.advance(app.backstop_s)
+    assert sweeper.redrive_due(app) == 1  # never started: sent again
+    assert [name for name, _ in published] == [names.RELEASE, names.RELEASE]
