@@ -419,24 +419,23 @@ sku_map = {{ {sku_map} }}
     def ship_and_wait(self, batch: list[tuple[int, int, bytes, dict[str, str]]]) -> list[float]:
         """Amazon ships these orders now; returns, per order, the seconds until its tracking was
         in its shop."""
-        shipped_at: dict[int, float] = {}
-        mcf = {f"S{shop}-{oid}-1": oid for shop, oid, _, _ in batch}
+        shipped_at: dict[tuple[int, int], float] = {}  # (shop, order id): shops number orders alike
+        mcf = {f"S{shop}-{oid}-1": (shop, oid) for shop, oid, _, _ in batch}
         for account in self.accounts:
             for oid in list(account.orders):
                 if oid in mcf:
                     account.ship_now(oid)
                     shipped_at[mcf[oid]] = time.monotonic()
-        shop_of = {oid: self.shops[shop] for shop, oid, _, _ in batch}
-        pushed: dict[int, float] = {}
+        pushed: dict[tuple[int, int], float] = {}
 
         def all_pushed() -> bool:
-            for oid, shop in shop_of.items():
-                if oid not in pushed and shop.fulfillments(oid):
-                    pushed[oid] = time.monotonic()
-            return len(pushed) == len(shop_of)
+            for key in shipped_at:
+                if key not in pushed and self.shops[key[0]].fulfillments(key[1]):
+                    pushed[key] = time.monotonic()
+            return len(pushed) == len(batch)
 
         self.wait_for("tracking in the shops", all_pushed, 1800)
-        return [pushed[oid] - shipped_at[oid] for oid in pushed]
+        return [pushed[key] - shipped_at[key] for key in pushed]
 
     def close(self) -> None:
         self.service.stop()

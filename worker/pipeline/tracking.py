@@ -51,7 +51,6 @@ def _sweep(app: App, account: str, last: datetime | None, started: datetime, *, 
         since = (oldest or started) - TRACKING_OVERLAP
     changed = list(fulfiller.changed_since(since))
     shipped = 0
-    outbox: list[int] = []
     with app.sessions() as session:
         ours = list(session.scalars(select(ShipmentRow).where(
             ShipmentRow.external_id.in_(changed), ShipmentRow.account == account,
@@ -66,11 +65,10 @@ def _sweep(app: App, account: str, last: datetime | None, started: datetime, *, 
             if status is None:
                 continue
             oid = record_status(app, session, row, status, actor=actor)
-            if oid:
-                outbox.append(oid)
-                shipped += 1
             session.commit()
-    publish(app.sessions, app.publisher, outbox, now=app.clock())
+            if oid:  # sent now: the sweep may take a minute more (look-ups go at Amazon's pace)
+                publish(app.sessions, app.publisher, [oid], now=app.clock())
+                shipped += 1
     log("track.done", account=account, changed=len(changed), ours=len(ours), shipped=shipped)
     return shipped
 

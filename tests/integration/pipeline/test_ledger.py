@@ -467,3 +467,24 @@ def test_a_queued_release_is_not_sent_again_until_the_back_stop(env: Any) -> Non
     clock.advance(app.backstop_s)
     assert sweeper.redrive_due(app) == 1  # never started: sent again
     assert [name for name, _ in published] == [names.RELEASE, names.RELEASE]
+
+
+def test_a_sweep_sends_each_push_as_soon_as_its_tracking_is_recorded(env: Any) -> None:
+    """A sweep looks orders up one by one at Amazon's pace (2/s: a minute for 120 shipped orders);
+    each order's push goes out as its tracking is written, not all of them when the sweep ends."""
+    app, store, amazon, published, clock = env
+    for oid in ("5101", "5102", "5103"):
+        store.orders[oid] = make_order(oid)
+        intake.ingest_and_publish(app, "acme", store.orders[oid], source="webhook")
+    drain(app, published)
+    amazon.shipped.update({"ACME-5101-1", "ACME-5102-1", "ACME-5103-1"})
+    pushes_seen_at_lookup: list[int] = []
+    lookup = amazon.lookup
+
+    def looking_up(seller_fulfillment_order_id: str) -> Any:
+        pushes_seen_at_lookup.append(sum(name == names.PUSH for name, _ in published))
+        return lookup(seller_fulfillment_order_id)
+
+    amazon.lookup = looking_up
+    assert tracking.sweep(app, "us") == 3
+    assert pushes_seen_at_lookup == [0, 1, 2]  # the earlier orders' pushes were already sent
