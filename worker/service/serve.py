@@ -76,16 +76,26 @@ def deadline_worker(request_timeout_s: float) -> type[ThreadWorker]:
 
     class DeadlineWorker(ThreadWorker):  # type: ignore[misc]
         watchdog: Watchdog | None = None
+        _made = threading.Lock()
+
+        @classmethod
+        def deadlines(cls) -> Watchdog:
+            """The process's one watchdog, made by the first request (after the fork). Made under
+            a lock: two made at once by the first requests would each number their tickets from
+            0, and a connection's ``done`` on the other one would drop a live ticket there — a
+            trickler that is never cut."""
+            with cls._made:
+                if cls.watchdog is None:
+                    cls.watchdog = Watchdog()
+                return cls.watchdog
 
         def handle(self, conn: Any) -> Any:
-            if self.watchdog is None:
-                type(self).watchdog = Watchdog()  # in the worker process, after the fork
-            assert self.watchdog is not None
-            ticket = self.watchdog.watch(conn, request_timeout_s)
+            watchdog = self.deadlines()
+            ticket = watchdog.watch(conn, request_timeout_s)
             try:
                 return super().handle(conn)
             finally:
-                self.watchdog.done(ticket)
+                watchdog.done(ticket)
 
     return DeadlineWorker
 
