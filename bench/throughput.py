@@ -376,11 +376,10 @@ sku_map = {{ {sku_map} }}
         """Where the time from webhook to MCF create went, per order, from the ledger's timeline:
         sent -> ingested (the receiver), -> routed (queued, then release: the store read again and
         Amazon's preview), -> submitting (queued, then the claim), -> create received at Amazon."""
-        from sqlalchemy import create_engine, text
-        from sqlalchemy.pool import NullPool
+        from sqlalchemy import text
 
         to_wall = time.time() - time.monotonic()
-        engine = create_engine(self.db_url, poolclass=NullPool)
+        engine = self.ledger()
         gaps: dict[str, list[float]] = {"received": [], "released": [], "claimed": [], "created": []}
         with engine.connect() as conn:
             for mcf_id, (shop, oid) in ids.items():
@@ -401,15 +400,21 @@ sku_map = {{ {sku_map} }}
         return {name: {"p50_s": round(percentile(v, 50), 3), "p99_s": round(percentile(v, 99), 3)}
                 for name, v in gaps.items()}
 
+    def ledger(self) -> Any:
+        """An engine on the run's ledger for the bench's own reads (no pool: one look, then gone)."""
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import NullPool
+
+        return create_engine(self.db_url, poolclass=NullPool)
+
     def transactions(self) -> int | None:
         """PostgreSQL's count of the ledger's committed and rolled back transactions (None on
         SQLite): every transaction, a connection check or a lone statement is a round trip or more."""
         if not self.db_url.startswith("postgresql"):
             return None
-        from sqlalchemy import create_engine, text
-        from sqlalchemy.pool import NullPool
+        from sqlalchemy import text
 
-        engine = create_engine(self.db_url, poolclass=NullPool)
+        engine = self.ledger()
         with engine.connect() as conn:
             count = conn.execute(text("SELECT xact_commit + xact_rollback FROM pg_stat_database "
                                       "WHERE datname = current_database()")).scalar_one()
@@ -452,7 +457,7 @@ sku_map = {{ {sku_map} }}
 
 def calibration_s() -> float:
     """Seconds this machine takes for a fixed pure-Python loop, now: shared virtual machines vary
-    (seen here: 0.65 to 1.3 s within minutes), and CPU per order varies with it."""
+    (seen here: 0.15 to 0.26 s within the hour), and CPU per order varies with it."""
     started = time.process_time()
     total = 0
     for i in range(5_000_000):

@@ -82,8 +82,7 @@ def ingest(app: App, session: Session, store_name: str, order: Order, *, source:
         row = _order_row(session, store_name, order.platform_order_id)  # another door, a moment ago
         assert row is not None
     for _ in range(RACES):
-        change = _backstop(_decide(row, order, cfg, now=now, created=False, source=source), now,
-                           app.backstop_s)
+        change = _decide(row, order, cfg, now=now, created=False, source=source, backstop_s=app.backstop_s)
         if not change.values:
             return Ingested(row.id, False, row.status)
         expect = {"status": row.status, "changes": row.changes}
@@ -102,8 +101,8 @@ def _create(session: Session, store_name: str, order: Order, cfg: StoreConfig, *
         "status": "new", "reason": "", "hold_until": None, "payload": order_to_json(order),
         "lease_token": "", "lease_until": None, "attempts": 0, "changes": 0, "created_at": now,
         "updated_at": now}
-    change = _backstop(_decide(OrderRow(**values), order, cfg, now=now, created=True, source=source),
-                       now, backstop_s)
+    change = _decide(OrderRow(**values), order, cfg, now=now, created=True, source=source,
+                     backstop_s=backstop_s)
     values.update(change.values)
     new_id = insert_new(session, OrderRow, **values)
     if new_id is None:
@@ -124,21 +123,11 @@ def _follow_up(session: Session, row: OrderRow, change: _Change, *, created: boo
     return Ingested(row.id, created, row.status, tuple(o for o in outbox if o))
 
 
-def _backstop(change: _Change, now: datetime, backstop_s: float) -> _Change:
-    """A release enqueued now for an order whose hold is over: the scheduler's back-stop looks at
-    the order again ``backstop_s`` from now (if the task came to nothing), not at once — a burst's
-    queued releases would each be sent twice. (A cancellation or refund stays due at once: a step
-    that drops its result for a newer change leaves the next run to the back-stop.)"""
-    due = change.values.get("hold_until")
-    if any(task == RELEASE for task, _ in change.tasks) and isinstance(due, datetime) and due <= now:
-        change.values["hold_until"] = now + timedelta(seconds=backstop_s)
-    return change
-
-
 def _decide(row: OrderRow, order: Order, cfg: StoreConfig, *, now: datetime, created: bool,
-            source: str) -> _Change:
+            source: str, backstop_s: float) -> _Change:
     if row.status in (*OPEN_STATUSES, "new"):
-        return _before_routing(row, order, cfg, now=now, created=created, source=source)
+        return _before_routing(row, order, cfg, now=now, created=created, source=source,
+                               backstop_s=backstop_s)
     return _after_routing(row, order, now=now, source=source)
 
 
@@ -154,7 +143,7 @@ def _content(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def _before_routing(row: OrderRow, order: Order, cfg: StoreConfig, *, now: datetime, created: bool,
-                    source: str) -> _Change:
+                    source: str, backstop_s: float) -> _Change:
     """Nothing was sent yet: the order's payload is the store's, and its status follows it."""
     change = _Change()
     payload = order_to_json(order)
@@ -178,6 +167,9 @@ def _before_routing(row: OrderRow, order: Order, cfg: StoreConfig, *, now: datet
         change.events.append(("eligible", {"reason": why, "source": source, "hold_until": held}))
         if hold_until <= now:
             change.tasks.append((RELEASE, "release:{id}"))
+            # Enqueued: the scheduler's back-stop looks again only if it comes to nothing, not on
+            # its next tick (a burst's queued releases would each be sent twice).
+            change.values["hold_until"] = now + timedelta(seconds=backstop_s)
     return change
 
 
