@@ -290,7 +290,9 @@ def push(app: App, shipment_pk: int, *, actor: str = "") -> str:
         order: OrderRow = row.order
         cfg = app.config.store(order.store)
         # The store is the truth: an order cancelled or refunded since (its webhook late or lost)
-        # must not tell the customer "shipped".
+        # must not tell the customer "shipped". A change after this read and before the write
+        # below cannot be seen: the pushed event says when the store was read.
+        checked_at = app.clock()
         try:
             fresh = app.store(order.store).fetch_order(order.platform_order_id)
         except (TransientError, AmbiguousOutcome) as exc:
@@ -347,7 +349,7 @@ def push(app: App, shipment_pk: int, *, actor: str = "") -> str:
             state.event(session, s.order_id, "pushed", shipment_id=s.id, actor=actor, at=app.clock(),
                         shipment=s.external_id, fulfillment=result.fulfillment_id,
                         already_there=True if result.already_there else None,
-                        notify_customer=cfg.notify_customer,
+                        notify_customer=cfg.notify_customer, store_checked_at=checked_at.isoformat(),
                         together_with=[o.external_id for o in done if o is not s] or None)
         # Done only from routed/attention: a cancellation or refund that landed meanwhile keeps the
         # order for the step that must act on it (it finds this shipment pushed).

@@ -759,7 +759,7 @@ def _judge_state(so: StoreOrder, status: str, reason: str, mine: list[ShipmentRo
         elif shipped > wanted and status == "done":
             # Refunded units that shipped anyway: right only when they had left before the refund
             # was known (a refund seen after its shipment was shipped, or never seen: done first).
-            gone = [e.at.timestamp() for e in events if e.kind in ("shipped", "pushed")]
+            gone = [_left_at(e) for e in events if e.kind in ("shipped", "pushed")]
             if seen_refund is not None and (not gone or min(gone) > seen_refund):
                 out.append((wrong, f"{sku}: {shipped} units shipped, {wanted} wanted (the refund was "
                                    "recorded before anything shipped)"))
@@ -770,6 +770,13 @@ def _judge_state(so: StoreOrder, status: str, reason: str, mine: list[ShipmentRo
             if in_store[number] == 0:
                 out.append((wrong, f"done, but tracking {number} is not in the store"))
     return out
+
+
+def _left_at(e: EventRow) -> float:
+    """When a shipped or pushed shipment's units were past recall: a push from the moment it read
+    the store (a refund after that read cannot stop it), else the event's time."""
+    checked = e.detail.get("store_checked_at") if e.kind == "pushed" else None
+    return datetime.fromisoformat(checked).timestamp() if isinstance(checked, str) else e.at.timestamp()
 
 
 # --- the run --------------------------------------------------------------------------------------
