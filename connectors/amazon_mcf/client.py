@@ -23,7 +23,7 @@ import requests
 
 from connectors.amazon_mcf import inventory_mapping, mapping
 from connectors.amazon_mcf.errors import AmazonRejected, AmazonThrottled, CancelTooLate
-from connectors.http import DEFAULT_TIMEOUT, send
+from connectors.http import DEFAULT_TIMEOUT, ClientSession, send
 from worker.domain import Address, FbaStock, FulfillmentRequest, FulfillmentStatus, Preview, PreviewItem
 from worker.errors import AmbiguousOutcome, NotFound, PermanentError, TransientError
 from worker.ports import Fulfiller, Limiter, StockSource
@@ -69,7 +69,7 @@ class AmazonMCF:
         self.name = name
         self._config = config
         self._limiter = limiter
-        self._session = session or requests.Session()
+        self._session = session or ClientSession()
         self._timeout = timeout
         self._max_throttle_retries = max_throttle_retries
         self._clock = clock

@@ -33,6 +33,7 @@ from connectors.easypost.errors import (
     EasyPostRejected,
     EasyPostThrottled,
 )
+from connectors.http import ClientSession
 from worker.domain import Label, LabelRequest, Quote, Rate
 from worker.errors import AmbiguousOutcome, ConnectorError, NotFound, PermanentError, TransientError
 
@@ -69,7 +70,7 @@ class EasyPostLabels:
         self._sdk = EasyPostClient(self._key, api_base=config.endpoint.rstrip("/"),
                                    timeout=config.timeout_s)  # type: ignore[arg-type]
         self._sdk.subscribe_to_response_hook(self._on_response)  # type: ignore[no-untyped-call]
-        self._session = session or requests.Session()
+        self._session = session or ClientSession()
         self._local = threading.local()
 
     @property

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from connectors.http import send
+from connectors.http import ClientSession, send
 from connectors.shopify import mapping, queries, webhooks
 from connectors.shopify.errors import (
     ShopifyAuthError,
@@ -81,7 +81,7 @@ class ShopifyStore:
         self.name = name
         self._config = config
         self._limiter = limiter
-        self._session = session or requests.Session()
+        self._session = session or ClientSession()
         self._clock = clock
         base = config.shop_url.rstrip("/")
         self._base = base

@@ -27,7 +27,7 @@ from urllib.parse import urlencode, urlsplit
 import requests
 from woocommerce.oauth import OAuth  # type: ignore[import-untyped]
 
-from connectors.http import error_of, retry_after_seconds
+from connectors.http import ClientSession, error_of, retry_after_seconds
 from connectors.woocommerce.errors import WooAuthError, WooNoRoute, WooNotJsonError
 from worker.errors import AmbiguousOutcome, ConnectorError, NotFound, PermanentError, TransientError
 from worker.ports import Limiter
@@ -63,7 +63,7 @@ class WooRest:
         self._secret = consumer_secret
         self._base = shop_url.rstrip("/")
         self._limiter = limiter
-        self._session = session or requests.Session()
+        self._session = session or ClientSession()
         self._sleep = sleep
         self._clock = clock
         self._timeout = timeout
