@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import delete, insert, or_, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import ClauseElement
 
-from worker.domain import ShipmentState
+from worker.domain import Line, ShipmentState
 from worker.ledger import leases
-from worker.ledger.models import EventRow, OrderRow, ShipmentRow
+from worker.ledger.models import EventRow, LineRow, OrderRow, ShipmentRow
 from worker.logs import log
 
 
@@ -142,6 +142,16 @@ def mine_to_write(session: Session, row: ShipmentRow | OrderRow, token: str) -> 
         session.rollback()
         return False
     return True
+
+
+def replace_lines(session: Session, row: OrderRow, lines: tuple[Line, ...]) -> None:
+    """The order's lines are now these (as the store says), in the caller's transaction: two
+    statements, without loading the old ones (the ORM's collection would read them first)."""
+    session.execute(delete(LineRow).where(LineRow.order_id == row.id))
+    if lines:
+        session.execute(insert(LineRow), [{"order_id": row.id, "line_id": ln.line_id, "sku": ln.sku,
+                                           "quantity": ln.quantity, "title": ln.title} for ln in lines])
+    session.expire(row, ["lines"])
 
 
 def release_lease(row: ShipmentRow | OrderRow) -> None:

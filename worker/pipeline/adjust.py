@@ -22,7 +22,7 @@ from worker.domain import Order, ShipmentState
 from worker.errors import PermanentError, TransientError
 from worker.ledger import state
 from worker.ledger.codec import order_to_json
-from worker.ledger.models import LineRow, OrderRow, ShipmentRow
+from worker.ledger.models import OrderRow, ShipmentRow
 from worker.ledger.outbox import enqueue, publish
 from worker.pipeline.availability import Answer, ask_amazon, record_answer
 from worker.pipeline.cancel import GONE, RETRY_S, cancel_shipment
@@ -114,10 +114,7 @@ def _adjust(app: App, session: Session, row: OrderRow, mine: _Mine, fresh: Order
                         retry_in_s=round(wait, 1))
             return _finish(app, session, row, mine, "adjusting", row.reason, hold_s=wait)
     row.payload = order_to_json(fresh)
-    row.lines.clear()
-    session.flush()
-    row.lines.extend(LineRow(line_id=ln.line_id, sku=ln.sku, quantity=ln.quantity, title=ln.title)
-                     for ln in fresh.lines)
+    state.replace_lines(session, row, fresh.lines)
     state.event(session, row.id, "refund_adjusted", actor=actor, at=now,
                 wanted=[f"{ln.sku} x{ln.quantity}" for ln in fresh.lines],
                 undone=undone or None,

@@ -22,7 +22,7 @@ from worker.domain import Order, Route, ShipmentState
 from worker.errors import PermanentError, TransientError
 from worker.ledger import state
 from worker.ledger.codec import order_to_json
-from worker.ledger.models import LineRow, OrderRow, ShipmentLineRow, ShipmentRow
+from worker.ledger.models import OrderRow, ShipmentLineRow, ShipmentRow
 from worker.ledger.outbox import enqueue, publish
 from worker.pipeline import routing
 from worker.pipeline.availability import (
@@ -79,10 +79,7 @@ def release(app: App, order_pk: int, *, actor: str = "") -> str:
             else:
                 record_answer(session, row, answer, actor=actor, now=now)
                 record_comparison(session, row, compared, actor=actor, now=now)
-                row.lines.clear()
-                session.flush()
-                row.lines.extend(LineRow(line_id=ln.line_id, sku=ln.sku, quantity=ln.quantity, title=ln.title)
-                                 for ln in fresh.lines)
+                state.replace_lines(session, row, fresh.lines)
                 outbox = plan_shipments(app, session, row, fresh, cfg, actor=actor,
                                         unavailable=answer.unavailable, compared=compared)
                 status, reason = planned_status(row)
