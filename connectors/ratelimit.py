@@ -73,15 +73,29 @@ class RedisLimiter:
         self._prefix = prefix
         self._script = redis_client.register_script(_LUA)
         self._sleep = sleep
+        self._turns: dict[str, threading.Lock] = {}
+        self._turns_lock = threading.Lock()
 
     def acquire(self, key: str, *, rate: float, burst: float, cost: float = 1.0) -> None:
+        """Take ``cost`` tokens, waiting as long as it takes. The threads of this process waiting on
+        one bucket take turns: one asks Redis (and sleeps until its token is due) while the others
+        wait without asking — otherwise they all wake when a token is due, and all but one ask in
+        vain (163 script calls for 24 tokens with 8 threads)."""
         cost = min(cost, burst)
-        while True:
-            wait = float(self._script(keys=[self._prefix + key],
-                                      args=[rate, burst, cost, time.time()]))
-            if wait <= 0:
-                return
-            self._sleep(wait)
+        with self._turn(key):
+            while True:
+                wait = float(self._script(keys=[self._prefix + key],
+                                          args=[rate, burst, cost, time.time()]))
+                if wait <= 0:
+                    return
+                self._sleep(wait)
+
+    def _turn(self, key: str) -> threading.Lock:
+        with self._turns_lock:
+            turn = self._turns.get(key)
+            if turn is None:
+                turn = self._turns[key] = threading.Lock()
+            return turn
 
     def pause(self, key: str, seconds: float) -> None:
         self._redis.hset(self._prefix + key, mapping={

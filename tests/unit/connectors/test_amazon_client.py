@@ -478,3 +478,32 @@ def test_redis_limiter_holds_two_threads_to_rate_plus_burst() -> None:
         for key in r.scan_iter(prefix + "*"):
             r.delete(key)
         r.close()
+
+
+def test_threads_waiting_on_one_bucket_ask_redis_once_per_token_not_each() -> None:
+    """Eight threads of one process throttled on one operation: one of them asks Redis at a time
+    (the others wait their turn without asking), so a token costs about one script call instead
+    of one per waiting thread — they all woke at the same moment and all but one were refused."""
+    r = _redis()
+    prefix = f"autofulfill-test:amazon:{uuid.uuid4().hex}:"
+    try:
+        limiter = RedisLimiter(r, prefix=prefix)
+        script, calls = limiter._script, [0]
+
+        def counted(**kw: Any) -> Any:
+            calls[0] += 1
+            return script(**kw)
+
+        limiter._script = counted
+        threads = [threading.Thread(target=lambda: [limiter.acquire("amazon:us:create", rate=20.0, burst=1.0)
+                                                    for _ in range(3)]) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=10)
+        assert not any(t.is_alive() for t in threads)
+        assert calls[0] <= 2 * 24 + 8, calls  # a refusal and a take per token, at most
+    finally:
+        for key in r.scan_iter(prefix + "*"):
+            r.delete(key)
+        r.close()
