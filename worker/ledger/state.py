@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, insert, or_, update
-from sqlalchemy.orm import Session
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import ClauseElement
 
@@ -24,16 +25,41 @@ from worker.ledger import leases
 from worker.ledger.models import EventRow, LineRow, OrderRow, ShipmentRow
 from worker.logs import log
 
+_EVENTS = "autofulfill.events"  # session.info: this transaction's events, written at its commit
+
 
 def event(session: Session, order_id: int, kind: str, *, shipment_id: int | None = None,
           actor: str = "", at: datetime, **detail: Any) -> None:
-    """Append one event to the order's timeline (and log it with the same fields)."""
+    """Append one event to the order's timeline (and log it with the same fields). The events of
+    a transaction are written when it commits, in one statement (``_write_events``), and are gone
+    with it when it rolls back."""
     clean = {k: v for k, v in detail.items() if v not in (None, "")}
-    session.add(EventRow(order_id=order_id, shipment_id=shipment_id, kind=kind, actor=actor,
-                         at=at, detail=clean))
+    if not session.in_transaction():  # begun now, so that a rollback or close ends it (and these)
+        session.begin()
+    session.info.setdefault(_EVENTS, []).append({
+        "order_id": order_id, "shipment_id": shipment_id, "kind": kind, "actor": actor, "at": at,
+        "detail": clean})
     order = session.get(OrderRow, order_id)  # in the session already: no query
     where = {"store": order.store, "order": order.number} if order is not None else {"order_pk": order_id}
     log(kind, **{**where, **clean})
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _write_events(session: Session) -> None:
+    """The transaction's events, as one executemany ``INSERT`` after the session's other pending
+    changes (their shipments are flushed first): objects added one by one cost the ORM's unit of
+    work about as much again as the statement."""
+    rows = session.info.pop(_EVENTS, None)
+    if rows:
+        session.flush()  # what they name (a new shipment) first: a Core statement does not autoflush
+        table: Any = EventRow.__table__  # the table's insert: one statement for all rows
+        session.execute(insert(table), rows)
+
+
+@sa_event.listens_for(Session, "after_transaction_end")
+def _drop_events(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # rolled back or closed: its events go with it
+        session.info.pop(_EVENTS, None)
 
 
 @dataclass(frozen=True)

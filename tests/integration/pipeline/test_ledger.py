@@ -488,3 +488,42 @@ def test_a_sweep_sends_each_push_as_soon_as_its_tracking_is_recorded(env: Any) -
     amazon.lookup = looking_up
     assert tracking.sweep(app, "us") == 3
     assert pushes_seen_at_lookup == [0, 1, 2]  # the earlier orders' pushes were already sent
+
+
+def test_a_transactions_events_are_written_at_its_commit_in_one_statement_and_go_with_a_rollback(
+        env: Any) -> None:
+    from sqlalchemy import event as sa_event
+
+    from worker.ledger import state
+    from worker.ledger.models import EventRow, OrderRow
+
+    app, _store, _amazon, _published, clock = env
+    with app.sessions() as s:
+        order = OrderRow(store="acme", platform_order_id="77", number="#77", status="held", payload={})
+        s.add(order)
+        s.commit()
+    statements: list[str] = []
+    sa_event.listen(app.sessions.kw["bind"], "before_cursor_execute",
+                    lambda _c, _cur, sql, *_: statements.append(sql))
+    with app.sessions() as s:
+        shipment = ShipmentRow(order_id=order.id, n=1, route="fba", state="pending", external_id="ACME-77-1")
+        s.add(shipment)
+        state.event(s, order.id, "first", at=clock.now, n=1)
+        s.flush()
+        state.event(s, order.id, "second", shipment_id=shipment.id, at=clock.now)
+        s.commit()
+    assert len([sql for sql in statements if sql.lstrip().upper().startswith("INSERT INTO EVENTS")]) == 1
+    with app.sessions() as s:
+        s.get(OrderRow, order.id)  # in the session: recording the next event needs no query
+        s.commit()
+        state.event(s, order.id, "rolled back", at=clock.now)
+        s.rollback()
+        state.event(s, order.id, "closed", at=clock.now)
+        s.close()
+        state.event(s, order.id, "kept", at=clock.now)
+        s.commit()
+        s.commit()  # nothing again
+    with app.sessions() as s:
+        rows = list(s.scalars(select(EventRow).where(EventRow.order_id == order.id).order_by(EventRow.id)))
+    assert [(e.kind, e.detail) for e in rows] == [("first", {"n": 1}), ("second", {}), ("kept", {})]
+    assert rows[1].shipment_id == shipment.id
