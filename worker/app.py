@@ -15,7 +15,16 @@ from typing import Protocol
 from sqlalchemy.orm import Session, sessionmaker
 
 from worker.config import Config
-from worker.ports import Fulfiller, LabelProvider, Limiter, Publisher, StockSource, Store, StoreStock
+from worker.ports import (
+    Fulfiller,
+    LabelProvider,
+    Limiter,
+    PublishedMarks,
+    Publisher,
+    StockSource,
+    Store,
+    StoreStock,
+)
 
 
 def utcnow() -> datetime:
@@ -40,6 +49,8 @@ class App:
     limiter: Limiter
     clock: Callable[[], datetime] = utcnow
     connect: Connect | None = None
+    # A worker's: what its steps publish is marked published in batches (None: each at once).
+    marks: PublishedMarks | None = None
     stores: dict[str, Store] = field(default_factory=dict)
     fulfillers: dict[str, Fulfiller] = field(default_factory=dict)
     labelers: dict[str, LabelProvider] = field(default_factory=dict)

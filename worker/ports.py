@@ -39,6 +39,12 @@ from worker.domain import (
 Publisher = Callable[[str, list[Any], str], None]
 
 
+class PublishedMarks(Protocol):
+    """Records outbox rows as published (by id and dedupe key) some time soon, in batches."""
+
+    def add(self, sent: list[tuple[int, str]]) -> None: ...
+
+
 class Limiter(Protocol):
     def acquire(self, key: str, *, rate: float, burst: float, cost: float = 1.0) -> None:
         """Block until ``cost`` tokens of bucket ``key`` are available, then take them.

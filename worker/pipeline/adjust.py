@@ -61,7 +61,7 @@ def adjust_order(app: App, order_pk: int, *, actor: str = "") -> str:
             oid = enqueue(session, CANCEL, [row.id], f"cancel:{row.id}")
             status = _finish(app, session, row, mine, "cancelling", "cancelled in the store", hold_s=0)
             if status == "cancelling":  # written, not dropped: the task is in the outbox
-                publish(app.sessions, app.publisher, [oid] if oid else [], now=now)
+                publish(app.sessions, app.publisher, [oid] if oid else [], now=now, marks=app.marks)
             return status
         return _adjust(app, session, row, mine, fresh, actor=actor)
 
@@ -126,7 +126,7 @@ def _adjust(app: App, session: Session, row: OrderRow, mine: _Mine, fresh: Order
     status, reason = _settled(row)
     result = _finish(app, session, row, mine, status, reason)
     if result == status:
-        publish(app.sessions, app.publisher, outbox, now=now)
+        publish(app.sessions, app.publisher, outbox, now=now, marks=app.marks)
     return result
 
 

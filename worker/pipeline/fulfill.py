@@ -120,7 +120,7 @@ def submit(app: App, shipment_pk: int, *, actor: str = "") -> str:
             return row.state
         outbox = _record_label(app, session, row, label, path, how, actor=actor)
         session.commit()
-    publish(app.sessions, app.publisher, outbox, now=app.clock())
+    publish(app.sessions, app.publisher, outbox, now=app.clock(), marks=app.marks)
     return S.LABEL_BOUGHT
 
 

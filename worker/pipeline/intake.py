@@ -220,7 +220,7 @@ def ingest_and_publish(app: App, store_name: str, order: Order, *, source: str,
         result = ingest(app, session, store_name, order, source=source, actor=actor)
         session.commit()
     if result.outbox_ids:
-        publish(app.sessions, app.publisher, result.outbox_ids, now=app.clock())
+        publish(app.sessions, app.publisher, result.outbox_ids, now=app.clock(), marks=app.marks)
     return result
 
 

@@ -134,5 +134,5 @@ def scan_sweep(app: App, account: str, *, actor: str = "") -> int:
             oid = enqueue(session, PUSH, [row.id], f"push:{row.id}:0")
             outbox += [oid] if oid else []
             session.commit()
-    publish(app.sessions, app.publisher, outbox, now=app.clock())
+    publish(app.sessions, app.publisher, outbox, now=app.clock(), marks=app.marks)
     return len(outbox)

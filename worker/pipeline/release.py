@@ -87,7 +87,7 @@ def release(app: App, order_pk: int, *, actor: str = "") -> str:
                          values={"status": status, "reason": reason, "lease_token": "", "lease_until": None}):
             return _dropped(app, session, row, token, actor=actor)
         session.commit()
-    publish(app.sessions, app.publisher, outbox, now=app.clock())
+    publish(app.sessions, app.publisher, outbox, now=app.clock(), marks=app.marks)
     return status
 
 
@@ -121,7 +121,7 @@ def _dropped(app: App, session: Session, row: OrderRow, token: str, *, actor: st
         oid = enqueue(session, RELEASE, [row.id], f"release:{row.id}:{row.changes}")
         outbox += [oid] if oid else []
     session.commit()
-    publish(app.sessions, app.publisher, outbox, now=now)
+    publish(app.sessions, app.publisher, outbox, now=now, marks=app.marks)
     return row.status
 
 

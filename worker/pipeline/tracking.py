@@ -67,7 +67,7 @@ def _sweep(app: App, account: str, last: datetime | None, started: datetime, *, 
             oid = record_status(app, session, row, status, actor=actor)
             session.commit()
             if oid:  # sent now: the sweep may take a minute more (look-ups go at Amazon's pace)
-                publish(app.sessions, app.publisher, [oid], now=app.clock())
+                publish(app.sessions, app.publisher, [oid], now=app.clock(), marks=app.marks)
                 shipped += 1
     log("track.done", account=account, changed=len(changed), ours=len(ours), shipped=shipped)
     return shipped
@@ -148,7 +148,7 @@ def check(app: App, shipment_pk: int, *, actor: str = "") -> str:
             oid = record_status(app, session, row, status, actor=actor, token=token)
             if oid is not None or row.state != S.SUBMITTED:
                 session.commit()
-                publish(app.sessions, app.publisher, [oid] if oid else [], now=app.clock())
+                publish(app.sessions, app.publisher, [oid] if oid else [], now=app.clock(), marks=app.marks)
                 session.refresh(row)
                 return row.state
         if not state.mine_to_write(session, row, token):

@@ -161,9 +161,12 @@ def worker(config_file: str | None) -> None:
     from worker.service.tasks import worker_pool_size
 
     _, config = _load(config_file)
-    _app(config, pool_size=worker_pool_size(config))
+    app = _app(config, pool_size=worker_pool_size(config))
+    from worker.ledger.outbox import Marks
     from worker.logs import log
     from worker.service.tasks import celery
+
+    marks = app.marks = Marks(app.sessions, app.clock)  # published rows marked in batches
 
     if not config.embedded_broker:
         import redis
@@ -179,6 +182,7 @@ def worker(config_file: str | None) -> None:
     celery.worker_main(["--quiet", "worker", "--loglevel", "WARNING", "--pool", pool,
                         "--concurrency", str(config.service.worker_concurrency), "--without-gossip",
                         "--without-mingle", "--hostname", f"autofulfill-{os.getpid()}@%h"])
+    marks.flush()  # a warm shutdown: what is left is marked now, not published again
 
 
 def _root_said_once() -> None:

@@ -79,7 +79,7 @@ def retry_order(app: App, store: str, ref: str) -> str:
         session.commit()
         summary = "; ".join(notes) if notes else "nothing parked on this order"
         now_states = ", ".join(f"{s.n}:{s.route}:{s.state}" for s in row.shipments)
-    publish(app.sessions, app.publisher, outbox, now=now)
+    publish(app.sessions, app.publisher, outbox, now=now, marks=app.marks)
     return f"{summary} (shipments now {now_states})" if notes else summary
 
 

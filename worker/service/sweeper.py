@@ -69,7 +69,7 @@ def redrive_due(app: App, *, limit: int = 500) -> int:
                 _let_go_of_lapsed(row, now)
         session.commit()
         _settle_finished(session, now)
-    publish(app.sessions, app.publisher, outbox, now=now)
+    publish(app.sessions, app.publisher, outbox, now=now, marks=app.marks)
     return len(outbox)
 
 
@@ -107,7 +107,7 @@ def enqueue_periodic(app: App, task: str, key: str, args: list[object], interval
         oid = enqueue(session, task, args, f"{task}:{key}:{slot}")
         session.commit()
     if oid:
-        publish(app.sessions, app.publisher, [oid], now=now)
+        publish(app.sessions, app.publisher, [oid], now=now, marks=app.marks)
     return oid is not None
 
 

@@ -21,6 +21,7 @@ from worker.app import App
 from worker.config import Config, load_config
 from worker.errors import redact
 from worker.ledger.leases import Heartbeat
+from worker.ledger.outbox import Marks
 from worker.logs import bind, log
 from worker.pipeline import adjust as adjust_step
 from worker.pipeline import cancel as cancel_step
@@ -95,6 +96,7 @@ def current_app() -> App:
             config = load_config(Path(os.environ["AUTOFULFILL_CONFIG"]))
             configure(config)
             _app = bootstrap(config, celery_publisher, pool_size=worker_pool_size(config))
+            _app.marks = Marks(_app.sessions, _app.clock)  # a worker's: published rows marked in batches
         return _app
 
 

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tests.fakes import make_order
 from tests.ledger_support import Env, count, drain, make_env
-from worker.app import App
+from worker.app import App, utcnow
 from worker.errors import AmbiguousOutcome, PermanentError, TransientError
 from worker.ledger.models import EventRow, OrderRow, OutboxRow, ShipmentRow
 from worker.pipeline import fulfill, intake, names, release, tracking
@@ -374,6 +374,10 @@ def test_scheduler_tick_relays_the_outbox_and_prunes_old_rows(env: Any) -> None:
                                 received_at=clock.now - timedelta(days=31)))
         s.commit()
     assert oid is not None
+    with app.sessions() as s:  # never published by the step that wrote it, and past the grace
+        s.execute(update(OutboxRow).where(OutboxRow.id == oid).values(
+            created_at=utcnow() - timedelta(seconds=outbox.RELAY_GRACE_S + 1)))
+        s.commit()
     scheduler.tick(app, {}, 0.0)
     assert (names.RELEASE, [42]) in published
     assert count(app, OutboxRow) == 1 and count(app, WebhookReceiptRow) == 0
@@ -449,7 +453,7 @@ def test_publishing_what_was_enqueued_reads_nothing_and_marks_only_its_own_rows(
     assert published == [(names.RELEASE, [1])]
     with app.sessions() as s:  # the row that holds the id now (if it is the same) is not marked
         assert s.scalar(select(OutboxRow.published_at).where(OutboxRow.id == kept)) is None
-    assert outbox.relay(app.sessions, app.publisher, now=clock.now) == 1  # an id alone: read first
+    assert outbox.relay(app.sessions, app.publisher, now=clock.now, grace_s=0) == 1  # an id: read first
     assert published[-1] == (names.SUBMIT, [2])
 
 
@@ -527,3 +531,44 @@ def test_a_transactions_events_are_written_at_its_commit_in_one_statement_and_go
         rows = list(s.scalars(select(EventRow).where(EventRow.order_id == order.id).order_by(EventRow.id)))
     assert [(e.kind, e.detail) for e in rows] == [("first", {"n": 1}), ("second", {}), ("kept", {})]
     assert rows[1].shipment_id == shipment.id
+
+
+def test_a_workers_publishes_are_marked_in_one_write_and_the_relay_leaves_young_rows_alone(
+        env: Any) -> None:
+    """A worker hands its publishes' marks to ``Marks`` (one write for many); until they are
+    written the relay does not publish those rows again, as it leaves every row younger than its
+    grace to the step that wrote it. A row older than that, never marked, it publishes."""
+    from sqlalchemy import event as sa_event
+
+    from worker.ledger import outbox
+
+    app, _store, _amazon, published, clock = env
+    ids = []
+    for n in range(3):
+        with app.sessions() as s:
+            ids.append(outbox.enqueue(s, names.SUBMIT, [n], f"submit:{n}:0"))
+            s.commit()
+    marks = outbox.Marks(app.sessions, clock, every_s=3600)  # written when flushed, here
+    statements: list[str] = []
+    sa_event.listen(app.sessions.kw["bind"], "before_cursor_execute",
+                    lambda _c, _cur, sql, *_: statements.append(sql))
+    for i in ids:
+        assert outbox.publish(app.sessions, app.publisher, [i], now=clock.now, marks=marks) == 1
+    assert statements == []  # nothing written per publish
+    assert outbox.relay(app.sessions, app.publisher, now=clock.now) == 0  # young: theirs
+    assert marks.flush() == 3
+    assert len([sql for sql in statements if sql.lstrip().upper().startswith("UPDATE OUTBOX")]) == 1
+    with app.sessions() as s:
+        unmarked = select(func.count()).select_from(OutboxRow).where(OutboxRow.published_at.is_(None))
+        assert s.scalar(unmarked) == 0
+    assert published == [(names.SUBMIT, [0]), (names.SUBMIT, [1]), (names.SUBMIT, [2])]
+
+    with app.sessions() as s:  # written by a worker that died before it published it
+        lost = outbox.enqueue(s, names.PUSH, [9], "push:9:0")
+        s.commit()
+        assert outbox.relay(app.sessions, app.publisher, now=clock.now) == 0
+        s.execute(update(OutboxRow).where(OutboxRow.id == lost).values(
+            created_at=utcnow() - timedelta(seconds=outbox.RELAY_GRACE_S + 1)))
+        s.commit()
+    assert outbox.relay(app.sessions, app.publisher, now=clock.now) == 1
+    assert published[-1] == (names.PUSH, [9])
