@@ -82,6 +82,16 @@ def _mark(sessions: sessionmaker[Session], sent: list[tuple[int, str]], *, now: 
         session.commit()
 
 
+def _running(thread: threading.Thread | None, target: Callable[[], None], name: str) -> threading.Thread:
+    """``thread`` while it is alive, else a new daemon thread running ``target``: started on first
+    use, so that it runs in the process that uses it (after a pre-forking parent has forked)."""
+    if thread is not None and thread.is_alive():
+        return thread
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
 class Marks:
     """A worker's ``PublishedMarks``: marks the rows its steps published from a thread of its own,
     every ``every_s``, in one write — instead of a transaction after every publish (two of an
@@ -98,11 +108,9 @@ class Marks:
         self._thread: threading.Thread | None = None
 
     def add(self, sent: list[tuple[int, str]]) -> None:
-        with self._lock:  # started on first use: after a pre-forking pool has forked
+        with self._lock:
             self._pending.extend(sent)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="outbox-marks", daemon=True)
-                self._thread.start()
+            self._thread = _running(self._thread, self._run, "outbox-marks")
 
     def _run(self) -> None:
         while True:
@@ -143,13 +151,11 @@ class Courier:
 
     def send(self, ids: Iterable[int]) -> None:
         ids = list(ids)
-        with self._lock:  # started on first use: after a pre-forking server has forked
+        with self._lock:
             self._pending += len(ids)
             for row_id in ids:
                 self._queue.put(row_id)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="outbox-courier", daemon=True)
-                self._thread.start()
+            self._thread = _running(self._thread, self._run, "outbox-courier")
 
     def _run(self) -> None:
         while True:
