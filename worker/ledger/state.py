@@ -8,13 +8,14 @@ dead worker may have done before doing anything again.
 
 from __future__ import annotations
 
+import functools
 import random
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, update
+from sqlalchemy import bindparam, delete, insert, or_, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.orm.attributes import set_committed_value
@@ -78,8 +79,7 @@ def claim_shipment(session: Session, shipment_id: int, states: tuple[str, ...], 
     Returns the claim, or, when the shipment is not ours to work on, its state ("missing" when
     there is no such shipment). One ``UPDATE … RETURNING`` and the commit."""
     token = uuid.uuid4().hex
-    row = _take(session, ShipmentRow, token, now=now, lease_s=lease_s, commit=commit,
-                where=(ShipmentRow.id == shipment_id, ShipmentRow.state.in_(states)))
+    row = _take(session, ShipmentRow, shipment_id, states, token, now=now, lease_s=lease_s, commit=commit)
     if row is None:
         current = session.get(ShipmentRow, shipment_id, populate_existing=True)
         session.commit()
@@ -101,8 +101,7 @@ def claim_order(session: Session, order_id: int, status: str, *, now: datetime,
     Returns the claim, or, when the order is not ours to work on, its status ("missing" when
     there is no such order). One ``UPDATE … RETURNING`` and the commit."""
     token = uuid.uuid4().hex
-    row = _take(session, OrderRow, token, now=now, lease_s=lease_s,
-                where=(OrderRow.id == order_id, OrderRow.status == status))
+    row = _take(session, OrderRow, order_id, (status,), token, now=now, lease_s=lease_s)
     if row is None:
         current = session.get(OrderRow, order_id, populate_existing=True)
         session.commit()
@@ -111,20 +110,33 @@ def claim_order(session: Session, order_id: int, status: str, *, now: datetime,
     return OrderClaim(row, token)
 
 
-def _take(session: Session, model: Any, token: str, *, now: datetime, lease_s: float,
-          where: tuple[Any, ...], commit: bool = True) -> Any:
-    """The lease on the row ``where`` picks, when nobody holds it: the row as it is now, committed;
-    None when it is not there, not in the state asked for, or held."""
+def _take(session: Session, model: type[ShipmentRow] | type[OrderRow], pk: int, states: tuple[str, ...],
+          token: str, *, now: datetime, lease_s: float, commit: bool = True) -> Any:
+    """The lease on row ``pk`` when it is in one of ``states`` and nobody holds it: the row as it
+    is now, committed; None when it is not there, not in such a state, or held."""
     row = session.scalars(
-        update(model)
-        .where(*where, or_(model.lease_token == "", model.lease_until.is_(None), model.lease_until < now))
-        .values(lease_token=token, lease_until=now + timedelta(seconds=lease_s), attempts=model.attempts + 1)
-        .returning(model),
+        _take_statement(model),
+        {"pk": pk, "states": list(states), "now": now, "token": token,
+         "until": now + timedelta(seconds=lease_s)},
         execution_options={"synchronize_session": False, "populate_existing": True},
     ).one_or_none()
     if row is not None and commit:
         session.commit()
     return row
+
+
+@functools.cache
+def _take_statement(model: type[ShipmentRow] | type[OrderRow]) -> Any:
+    """The claim's ``UPDATE … RETURNING``, built once per table (building it on every claim cost
+    about a third of a claim's CPU, measured): its values are parameters."""
+    column = model.state if model is ShipmentRow else model.status  # type: ignore[union-attr]
+    return (update(model)
+            .where(model.id == bindparam("pk"), column.in_(bindparam("states", expanding=True)),
+                   or_(model.lease_token == "", model.lease_until.is_(None),
+                       model.lease_until < bindparam("now")))
+            .values(lease_token=bindparam("token"), lease_until=bindparam("until"),
+                    attempts=model.attempts + 1)
+            .returning(model))
 
 
 def cas(session: Session, row: ShipmentRow | OrderRow, *, expect: dict[str, Any],
