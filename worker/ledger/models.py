@@ -7,6 +7,7 @@ event, one outbox row per dedupe key, one shipment per (order, n) and per extern
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -306,24 +307,22 @@ def make_sessions(engine: Engine) -> sessionmaker[Any]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-_INSERT_NEW: dict[tuple[str, str], Any] = {}  # (dialect, table) -> the statement, built once
-
-
 def insert_new(session: Any, model: type[Base], **values: Any) -> int | None:
     """``INSERT … ON CONFLICT DO NOTHING RETURNING id`` in the caller's transaction: the new row's
     id, or None when a row with the same unique key exists (one statement: no savepoint, no
     exception to catch). SQLite and PostgreSQL both speak it. The statement is built once per table
     and the values go in as parameters (building it with ``.values()`` on every call was a sixth of
     the webhook receiver's CPU in a burst, py-spy)."""
-    dialect = session.get_bind().dialect.name
-    statement = _INSERT_NEW.get((dialect, model.__tablename__))
-    if statement is None:
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        insert = sqlite_insert if dialect == "sqlite" else pg_insert
-        table: Any = model.__table__
-        statement = _INSERT_NEW[(dialect, model.__tablename__)] = (
-            insert(table).on_conflict_do_nothing().returning(table.c.id))
+    statement = _insert_new_statement(session.get_bind().dialect.name, model)
     new_id = session.scalar(statement, values)
     return None if new_id is None else int(new_id)
+
+
+@functools.cache
+def _insert_new_statement(dialect: str, model: type[Base]) -> Any:
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    insert = sqlite_insert if dialect == "sqlite" else pg_insert
+    table: Any = model.__table__
+    return insert(table).on_conflict_do_nothing().returning(table.c.id)

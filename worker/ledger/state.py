@@ -79,7 +79,8 @@ def claim_shipment(session: Session, shipment_id: int, states: tuple[str, ...], 
     Returns the claim, or, when the shipment is not ours to work on, its state ("missing" when
     there is no such shipment). One ``UPDATE … RETURNING`` and the commit."""
     token = uuid.uuid4().hex
-    row = _take(session, ShipmentRow, shipment_id, states, token, now=now, lease_s=lease_s, commit=commit)
+    row = _take(session, ShipmentRow, "state", shipment_id, states, token, now=now, lease_s=lease_s,
+                commit=commit)
     if row is None:
         current = session.get(ShipmentRow, shipment_id, populate_existing=True)
         session.commit()
@@ -101,7 +102,7 @@ def claim_order(session: Session, order_id: int, status: str, *, now: datetime,
     Returns the claim, or, when the order is not ours to work on, its status ("missing" when
     there is no such order). One ``UPDATE … RETURNING`` and the commit."""
     token = uuid.uuid4().hex
-    row = _take(session, OrderRow, order_id, (status,), token, now=now, lease_s=lease_s)
+    row = _take(session, OrderRow, "status", order_id, (status,), token, now=now, lease_s=lease_s)
     if row is None:
         current = session.get(OrderRow, order_id, populate_existing=True)
         session.commit()
@@ -110,12 +111,12 @@ def claim_order(session: Session, order_id: int, status: str, *, now: datetime,
     return OrderClaim(row, token)
 
 
-def _take(session: Session, model: type[ShipmentRow] | type[OrderRow], pk: int, states: tuple[str, ...],
-          token: str, *, now: datetime, lease_s: float, commit: bool = True) -> Any:
-    """The lease on row ``pk`` when it is in one of ``states`` and nobody holds it: the row as it
-    is now, committed; None when it is not there, not in such a state, or held."""
+def _take(session: Session, model: type[ShipmentRow] | type[OrderRow], column: str, pk: int,
+          states: tuple[str, ...], token: str, *, now: datetime, lease_s: float, commit: bool = True) -> Any:
+    """The lease on row ``pk`` when its ``column`` holds one of ``states`` and nobody holds it:
+    the row as it is now, committed; None when it is not there, not in such a state, or held."""
     row = session.scalars(
-        _take_statement(model),
+        _take_statement(model, column),
         {"pk": pk, "states": list(states), "now": now, "token": token,
          "until": now + timedelta(seconds=lease_s)},
         execution_options={"synchronize_session": False, "populate_existing": True},
@@ -126,12 +127,12 @@ def _take(session: Session, model: type[ShipmentRow] | type[OrderRow], pk: int, 
 
 
 @functools.cache
-def _take_statement(model: type[ShipmentRow] | type[OrderRow]) -> Any:
+def _take_statement(model: type[ShipmentRow] | type[OrderRow], column: str) -> Any:
     """The claim's ``UPDATE … RETURNING``, built once per table (building it on every claim cost
     about a third of a claim's CPU, measured): its values are parameters."""
-    column = model.state if model is ShipmentRow else model.status  # type: ignore[union-attr]
     return (update(model)
-            .where(model.id == bindparam("pk"), column.in_(bindparam("states", expanding=True)),
+            .where(model.id == bindparam("pk"),
+                   getattr(model, column).in_(bindparam("states", expanding=True)),
                    or_(model.lease_token == "", model.lease_until.is_(None),
                        model.lease_until < bindparam("now")))
             .values(lease_token=bindparam("token"), lease_until=bindparam("until"),
