@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from worker.app import utcnow
+from worker.app import App, utcnow
 from worker.ledger.models import OutboxRow, WebhookReceiptRow, insert_new
 from worker.logs import log
 from worker.ports import PublishedMarks, Publisher
@@ -72,6 +72,11 @@ def publish(sessions: sessionmaker[Session], publisher: Publisher, ids: Iterable
     elif sent:
         _mark(sessions, sent, now=now)
     return len(sent)
+
+
+def publish_for(app: App, ids: Iterable[int], *, now: datetime) -> int:
+    """``publish`` what a step of ``app`` enqueued, through its marks when it has them (a worker)."""
+    return publish(app.sessions, app.publisher, ids, now=now, marks=app.marks)
 
 
 def _mark(sessions: sessionmaker[Session], sent: list[tuple[int, str]], *, now: datetime) -> None:

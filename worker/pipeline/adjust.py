@@ -23,7 +23,7 @@ from worker.errors import PermanentError, TransientError
 from worker.ledger import state
 from worker.ledger.codec import order_to_json
 from worker.ledger.models import OrderRow, ShipmentRow
-from worker.ledger.outbox import enqueue, publish
+from worker.ledger.outbox import enqueue, publish_for
 from worker.pipeline.availability import Answer, ask_amazon, record_answer
 from worker.pipeline.cancel import GONE, RETRY_S, cancel_shipment
 from worker.pipeline.names import CANCEL
@@ -61,7 +61,7 @@ def adjust_order(app: App, order_pk: int, *, actor: str = "") -> str:
             oid = enqueue(session, CANCEL, [row.id], f"cancel:{row.id}")
             status = _finish(app, session, row, mine, "cancelling", "cancelled in the store", hold_s=0)
             if status == "cancelling":  # written, not dropped: the task is in the outbox
-                publish(app.sessions, app.publisher, [oid] if oid else [], now=now, marks=app.marks)
+                publish_for(app, [oid] if oid else [], now=now)
             return status
         return _adjust(app, session, row, mine, fresh, actor=actor)
 
@@ -126,7 +126,7 @@ def _adjust(app: App, session: Session, row: OrderRow, mine: _Mine, fresh: Order
     status, reason = _settled(row)
     result = _finish(app, session, row, mine, status, reason)
     if result == status:
-        publish(app.sessions, app.publisher, outbox, now=now, marks=app.marks)
+        publish_for(app, outbox, now=now)
     return result
 
 

@@ -17,7 +17,7 @@ from worker.domain import FulfillmentItem, FulfillmentRequest, Label, ShipmentSt
 from worker.errors import AmbiguousOutcome, ConnectorError, PermanentError, TransientError
 from worker.ledger import state
 from worker.ledger.models import ShipmentRow
-from worker.ledger.outbox import enqueue, publish
+from worker.ledger.outbox import enqueue, publish_for
 from worker.pipeline import labels
 from worker.pipeline.intake import stored_order
 from worker.pipeline.names import PUSH
@@ -120,7 +120,7 @@ def submit(app: App, shipment_pk: int, *, actor: str = "") -> str:
             return row.state
         outbox = _record_label(app, session, row, label, path, how, actor=actor)
         session.commit()
-    publish(app.sessions, app.publisher, outbox, now=app.clock(), marks=app.marks)
+    publish_for(app, outbox, now=app.clock())
     return S.LABEL_BOUGHT
 
 

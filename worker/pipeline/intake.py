@@ -25,7 +25,7 @@ from worker.errors import PermanentError
 from worker.ledger import state
 from worker.ledger.codec import order_from_json, order_to_json
 from worker.ledger.models import OrderRow, insert_new
-from worker.ledger.outbox import enqueue, publish
+from worker.ledger.outbox import enqueue, publish_for
 from worker.pipeline import routing
 from worker.pipeline.names import ADJUST, CANCEL, RELEASE
 
@@ -220,7 +220,7 @@ def ingest_and_publish(app: App, store_name: str, order: Order, *, source: str,
         result = ingest(app, session, store_name, order, source=source, actor=actor)
         session.commit()
     if result.outbox_ids:
-        publish(app.sessions, app.publisher, result.outbox_ids, now=app.clock(), marks=app.marks)
+        publish_for(app, result.outbox_ids, now=app.clock())
     return result
 
 

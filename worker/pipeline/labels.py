@@ -26,7 +26,7 @@ from worker.domain import Label, LabelRequest, Rate, ShipmentState
 from worker.errors import PermanentError
 from worker.ledger import state
 from worker.ledger.models import ShipmentRow
-from worker.ledger.outbox import enqueue, publish
+from worker.ledger.outbox import enqueue, publish_for
 from worker.pipeline import rates
 from worker.pipeline.intake import stored_order
 from worker.pipeline.names import PUSH
@@ -134,5 +134,5 @@ def scan_sweep(app: App, account: str, *, actor: str = "") -> int:
             oid = enqueue(session, PUSH, [row.id], f"push:{row.id}:0")
             outbox += [oid] if oid else []
             session.commit()
-    publish(app.sessions, app.publisher, outbox, now=app.clock(), marks=app.marks)
+    publish_for(app, outbox, now=app.clock())
     return len(outbox)

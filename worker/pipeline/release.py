@@ -23,7 +23,7 @@ from worker.errors import PermanentError, TransientError
 from worker.ledger import state
 from worker.ledger.codec import order_to_json
 from worker.ledger.models import OrderRow, ShipmentLineRow, ShipmentRow
-from worker.ledger.outbox import enqueue, publish
+from worker.ledger.outbox import enqueue, publish_for
 from worker.pipeline import routing
 from worker.pipeline.availability import (
     Answer,
@@ -87,7 +87,7 @@ def release(app: App, order_pk: int, *, actor: str = "") -> str:
                          values={"status": status, "reason": reason, "lease_token": "", "lease_until": None}):
             return _dropped(app, session, row, token, actor=actor)
         session.commit()
-    publish(app.sessions, app.publisher, outbox, now=app.clock(), marks=app.marks)
+    publish_for(app, outbox, now=app.clock())
     return status
 
 
@@ -121,7 +121,7 @@ def _dropped(app: App, session: Session, row: OrderRow, token: str, *, actor: st
         oid = enqueue(session, RELEASE, [row.id], f"release:{row.id}:{row.changes}")
         outbox += [oid] if oid else []
     session.commit()
-    publish(app.sessions, app.publisher, outbox, now=now, marks=app.marks)
+    publish_for(app, outbox, now=now)
     return row.status
 
 

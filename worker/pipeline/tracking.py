@@ -16,7 +16,7 @@ from worker.domain import FulfillmentStatus, ItemOutcome, Order, PushRequest, Sh
 from worker.errors import AmbiguousOutcome, ConnectorError, PermanentError, TransientError
 from worker.ledger import cursors, state
 from worker.ledger.models import OrderRow, ShipmentLineRow, ShipmentRow
-from worker.ledger.outbox import enqueue, publish
+from worker.ledger.outbox import enqueue, publish_for
 from worker.logs import log
 from worker.pipeline import intake
 from worker.pipeline.fulfill import give_up, retry_later
@@ -67,7 +67,7 @@ def _sweep(app: App, account: str, last: datetime | None, started: datetime, *, 
             oid = record_status(app, session, row, status, actor=actor)
             session.commit()
             if oid:  # sent now: the sweep may take a minute more (look-ups go at Amazon's pace)
-                publish(app.sessions, app.publisher, [oid], now=app.clock(), marks=app.marks)
+                publish_for(app, [oid], now=app.clock())
                 shipped += 1
     log("track.done", account=account, changed=len(changed), ours=len(ours), shipped=shipped)
     return shipped
@@ -148,7 +148,7 @@ def check(app: App, shipment_pk: int, *, actor: str = "") -> str:
             oid = record_status(app, session, row, status, actor=actor, token=token)
             if oid is not None or row.state != S.SUBMITTED:
                 session.commit()
-                publish(app.sessions, app.publisher, [oid] if oid else [], now=app.clock(), marks=app.marks)
+                publish_for(app, [oid] if oid else [], now=app.clock())
                 session.refresh(row)
                 return row.state
         if not state.mine_to_write(session, row, token):

@@ -9,7 +9,7 @@ from worker.domain import ShipmentState
 from worker.errors import PermanentError, TransientError
 from worker.ledger import state
 from worker.ledger.models import ShipmentRow
-from worker.ledger.outbox import enqueue, publish
+from worker.ledger.outbox import enqueue, publish_for
 from worker.pipeline.cancel import SETTLE
 from worker.pipeline.intake import ingest_and_publish
 from worker.pipeline.names import PUSH, RELEASE, SUBMIT
@@ -79,7 +79,7 @@ def retry_order(app: App, store: str, ref: str) -> str:
         session.commit()
         summary = "; ".join(notes) if notes else "nothing parked on this order"
         now_states = ", ".join(f"{s.n}:{s.route}:{s.state}" for s in row.shipments)
-    publish(app.sessions, app.publisher, outbox, now=now, marks=app.marks)
+    publish_for(app, outbox, now=now)
     return f"{summary} (shipments now {now_states})" if notes else summary
 
 

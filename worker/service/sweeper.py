@@ -17,7 +17,7 @@ from worker.domain import ListedUntil, ShipmentState, Unreadable
 from worker.errors import ConnectorError, PermanentError
 from worker.ledger import cursors, state
 from worker.ledger.models import OrderRow, ShipmentRow
-from worker.ledger.outbox import enqueue, publish
+from worker.ledger.outbox import enqueue, publish_for
 from worker.logs import log
 from worker.pipeline import intake, names
 from worker.service import alerts
@@ -69,7 +69,7 @@ def redrive_due(app: App, *, limit: int = 500) -> int:
                 _let_go_of_lapsed(row, now)
         session.commit()
         _settle_finished(session, now)
-    publish(app.sessions, app.publisher, outbox, now=now, marks=app.marks)
+    publish_for(app, outbox, now=now)
     return len(outbox)
 
 
@@ -107,7 +107,7 @@ def enqueue_periodic(app: App, task: str, key: str, args: list[object], interval
         oid = enqueue(session, task, args, f"{task}:{key}:{slot}")
         session.commit()
     if oid:
-        publish(app.sessions, app.publisher, [oid], now=now, marks=app.marks)
+        publish_for(app, [oid], now=now)
     return oid is not None
 
 
