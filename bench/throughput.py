@@ -19,9 +19,10 @@ every SKU mapped to FBA, hold 0. Four phases:
 3. tracking — ``tracking_interval_s = 10``; Amazon ships the phase-2 orders at once: shipped →
    tracking in the shop, p50/p99.
 
-And the peak RSS of each process. With ``--db both`` (the default) it runs all of that on a SQLite
-ledger, then on PostgreSQL. It prints a table per run and (``--json``) writes the figures. It
-asserts nothing about speed.
+And each process's RSS when idle, after the webhooks, at half and all the creates and when all is
+tracked (flat: a burst's state is in the ledger, not in memory), and its peak. With ``--db both``
+(the default) it runs all of that on a SQLite ledger, then on PostgreSQL. It prints a table per
+run and (``--json``) writes the figures. It asserts nothing about speed.
 """
 
 from __future__ import annotations
@@ -112,6 +113,20 @@ class Service:
             pgid = int(stat.rsplit(")", 1)[1].split()[2])
             if pgid in groups:
                 out[groups[pgid]].append(int(entry))
+        return out
+
+    def rss_mb(self) -> dict[str, float]:
+        """Each process's resident memory now (VmRSS), by ``part:pid``."""
+        out: dict[str, float] = {}
+        for part, pids in self.pids().items():
+            for pid in pids:
+                try:
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except OSError:
+                    continue
+                kb = next((int(line.split()[1]) for line in status.splitlines()
+                           if line.startswith("VmRSS")), 0)
+                out[f"{part}:{pid}"] = round(kb / 1024, 1)
         return out
 
     def cpu_s(self) -> dict[str, float]:
@@ -320,6 +335,7 @@ sku_map = {{ {sku_map} }}
         batch = self.orders(args.orders)  # placed now, so that the webhooks are their first news
         figures["calibration_s"] = calibration_s()
         cpu0, t_cpu0, tx0 = self.service.cpu_s(), time.monotonic(), self.transactions()
+        rss: dict[str, dict[str, float]] = {"idle": self.service.rss_mb()}
         print(f"burst: {args.orders} webhooks over {CLIENTS} connections; {self.allowed:g} creates/s allowed",
               flush=True)
         t0 = time.monotonic()
@@ -330,7 +346,11 @@ sku_map = {{ {sku_map} }}
                              "p99_ms": round(percentile(times, 99) * 1000, 1),
                              "max_ms": round(max(times) * 1000, 1), "non_200": failed}
         print(f"  ingest: {figures['ingest']}", flush=True)
+        rss["ingested"] = self.service.rss_mb()
+        self.wait_for("half the creates", lambda: self.creates() >= args.orders // 2, 1800)
+        rss["half_created"] = self.service.rss_mb()
         self.wait_for("creates", lambda: self.creates() >= args.orders, 1800)
+        rss["created"] = self.service.rss_mb()
         created = sorted(self.created_at.values())
         span = created[-1] - created[0] if len(created) > 1 else float("nan")
         attempted = sum(a.calls.count("createFulfillmentOrder") for a in self.accounts)
@@ -343,6 +363,11 @@ sku_map = {{ {sku_map} }}
         print(f"  creates: {figures['burst']}", flush=True)
         print("burst: Amazon ships them all; tracking to the shops", flush=True)
         self.ship_and_wait(batch)
+        rss["tracked"] = self.service.rss_mb()
+        # flat: a process's memory after the first half of the burst is what it holds at the end
+        figures["rss_mb"] = {proc: [snap.get(proc) for snap in rss.values()]
+                             for proc in sorted(rss["tracked"])}
+        figures["rss_mb_at"] = list(rss)
         cpu1, t_cpu1 = self.service.cpu_s(), time.monotonic()
         figures["cpu_ms_per_order"] = round((sum(cpu1.values()) - sum(cpu0.values())) / args.orders * 1000, 1)
         figures["cpu_ms_per_order_by_part"] = {part: round((cpu1[part] - cpu0[part]) / args.orders * 1000, 1)
@@ -486,7 +511,9 @@ def table(f: dict[str, Any]) -> str:
             "Redis broker; "
             f"{f['machine']}; {f['date']}")
     rss = ", ".join(f"{k} {v}" for k, v in f["peak_rss_mb"].items())
-    return "\n".join([head, *(f"  {a.ljust(width)}  {v}" for a, v in rows), f"  peak RSS (MB): {rss}",
+    over = [f"  RSS (MB) at {', '.join(f['rss_mb_at'])}:",
+            *(f"    {proc}: {' / '.join(str(v) for v in mb)}" for proc, mb in f["rss_mb"].items())]
+    return "\n".join([head, *(f"  {a.ljust(width)}  {v}" for a, v in rows), f"  peak RSS (MB): {rss}", *over,
                       f"  this machine's speed: a fixed Python loop took {f['calibration_s']} s"])
 
 
