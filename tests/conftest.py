@@ -5,7 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from worker.ledger import calls
+
 ROOT = Path(__file__).resolve().parents[1]
+calls.STRICT = True  # a ledger write transaction open across an external call fails the test
 
 
 def _find_specs() -> Path:

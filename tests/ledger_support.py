@@ -13,6 +13,7 @@ from connectors.ratelimit import LocalLimiter
 from tests.fakes import FakeFulfiller, FakeLabels, FakeStore
 from worker.app import App
 from worker.config import parse_config
+from worker.ledger import calls
 from worker.ledger.migrate import ensure_schema
 from worker.ledger.models import make_engine, make_sessions
 from worker.pipeline import adjust, cancel, fulfill, names, release, tracking
@@ -63,7 +64,7 @@ def make_env(db_url: str, tmp_path: Path, *, labels: FakeLabels | None = None,
     app = App(config=config, sessions=make_sessions(engine),
               publisher=lambda name, args, _id: published.append((name, args)),
               limiter=LocalLimiter(), clock=clock, stores={"acme": store}, fulfillers={"us": amazon},
-              labelers={"main": labels} if labels is not None else {})
+              labelers={"main": labels} if labels is not None else {}, before_call=calls.end_reads)
     yield app, store, amazon, published, clock
     engine.dispose()
 

@@ -7,10 +7,10 @@ Adapters are built on first use by ``connect`` (the composition root's registry,
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -41,6 +41,56 @@ class Connect(Protocol):
     def labeler(self, name: str, config: Config) -> LabelProvider: ...
 
 
+P = TypeVar("P")
+
+
+def _nothing() -> None:
+    return None
+
+
+class Calling:
+    """An adapter whose every method first runs ``before`` (``App.before_call``): its methods are
+    the external calls. A method that returns an iterator (a paged listing) may call out on every
+    step, so ``before`` runs before each one too."""
+
+    __slots__ = ("_port", "_before")
+
+    def __init__(self, port: Any, before: Callable[[], None]) -> None:
+        self._port = port
+        self._before = before
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._port, name)
+        if name.startswith("_") or not callable(attr):
+            return attr
+        before = self._before
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            before()
+            result = attr(*args, **kwargs)
+            return _stepped(result, before) if isinstance(result, Iterator) else result
+
+        return call
+
+    def __repr__(self) -> str:
+        return f"Calling({self._port!r})"
+
+
+def _stepped(items: Iterator[Any], before: Callable[[], None]) -> Iterator[Any]:
+    try:
+        while True:
+            before()
+            try:
+                item = next(items)
+            except StopIteration:
+                return
+            yield item
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
+
+
 @dataclass
 class App:
     config: Config
@@ -54,22 +104,28 @@ class App:
     stores: dict[str, Store] = field(default_factory=dict)
     fulfillers: dict[str, Fulfiller] = field(default_factory=dict)
     labelers: dict[str, LabelProvider] = field(default_factory=dict)
+    # Runs before every call of an adapter's method: the composition root ends the calling
+    # thread's ledger reads there (no transaction stays open across an external call).
+    before_call: Callable[[], None] = _nothing
 
     def store(self, name: str) -> Store:
         if name not in self.stores:
             self.stores[name] = self._connect(f"store {name}").store(name, self.config, self.limiter)
-        return self.stores[name]
+        return self._calling(self.stores[name])
 
     def fulfiller(self, account: str) -> Fulfiller:
         if account not in self.fulfillers:
             self.fulfillers[account] = self._connect(f"Amazon account {account}").fulfiller(
                 account, self.config, self.limiter)
-        return self.fulfillers[account]
+        return self._calling(self.fulfillers[account])
 
     def labeler(self, name: str) -> LabelProvider:
         if name not in self.labelers:
             self.labelers[name] = self._connect(f"labels {name}").labeler(name, self.config)
-        return self.labelers[name]
+        return self._calling(self.labelers[name])
+
+    def _calling(self, port: P) -> P:
+        return port if self.before_call is _nothing else cast(P, Calling(port, self.before_call))
 
     def stock_source(self, account: str) -> StockSource:
         """The Amazon account's stock (its fulfiller's adapter reads it)."""

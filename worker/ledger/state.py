@@ -26,7 +26,7 @@ from worker.ledger import leases
 from worker.ledger.models import EventRow, LineRow, OrderRow, ShipmentRow
 from worker.logs import log
 
-_EVENTS = "autofulfill.events"  # session.info: this transaction's events, written at its commit
+EVENTS = "autofulfill.events"  # session.info: this transaction's events, written at its commit
 
 
 def event(session: Session, order_id: int, kind: str, *, shipment_id: int | None = None,
@@ -37,7 +37,7 @@ def event(session: Session, order_id: int, kind: str, *, shipment_id: int | None
     clean = {k: v for k, v in detail.items() if v not in (None, "")}
     if not session.in_transaction():  # begun now, so that a rollback or close ends it (and these)
         session.begin()
-    session.info.setdefault(_EVENTS, []).append({
+    session.info.setdefault(EVENTS, []).append({
         "order_id": order_id, "shipment_id": shipment_id, "kind": kind, "actor": actor, "at": at,
         "detail": clean})
     order = session.get(OrderRow, order_id)  # in the session already: no query
@@ -50,7 +50,7 @@ def _write_events(session: Session) -> None:
     """The transaction's events, as one executemany ``INSERT`` after the session's other pending
     changes (their shipments are flushed first): objects added one by one cost the ORM's unit of
     work about as much again as the statement."""
-    rows = session.info.pop(_EVENTS, None)
+    rows = session.info.pop(EVENTS, None)
     if rows:
         session.flush()  # what they name (a new shipment) first: a Core statement does not autoflush
         table: Any = EventRow.__table__  # the table's insert: one statement for all rows
@@ -60,7 +60,7 @@ def _write_events(session: Session) -> None:
 @sa_event.listens_for(Session, "after_transaction_end")
 def _drop_events(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:  # rolled back or closed: its events go with it
-        session.info.pop(_EVENTS, None)
+        session.info.pop(EVENTS, None)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from connectors.shopify.client import ShopifySettings, ShopifyStore
 from connectors.woocommerce.client import WooSettings, WooStore
 from worker.app import App, utcnow
 from worker.config import AmazonConfig, Config, LabelsConfig, StoreConfig
+from worker.ledger import calls
 from worker.ledger.models import make_engine, make_sessions
 from worker.ports import Fulfiller, LabelProvider, Limiter, Publisher, Store
 
@@ -99,4 +100,5 @@ def bootstrap(config: Config, publisher: Publisher, *, limiter: Limiter | None =
     thread count, every other part keeps the small default."""
     engine = make_engine(config.database_url, pool_size=pool_size)
     return App(config=config, sessions=make_sessions(engine), publisher=publisher,
-               limiter=limiter or make_limiter(config), clock=clock, connect=Registry())
+               limiter=limiter or make_limiter(config), clock=clock, connect=Registry(),
+               before_call=calls.end_reads)

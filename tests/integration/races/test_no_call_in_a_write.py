@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from tests.integration.races.conftest import MakeRig
 from tests.integration.races.rig import Rig, amazon
+from worker.pipeline import names
 
 HELD_S = 20.0  # how long the call may be held open; the webhook must be answered well before
 
@@ -69,3 +70,50 @@ def test_adjust_holds_no_write_lock_while_it_previews_the_rest(make_rig: MakeRig
     arrived, release = hold_open(rig, rig.amazon, amazon("/fulfillmentOrders/preview"))
     webhook_meanwhile(rig, lambda: rig.run(task[0], *task[1]), arrived, release)
     assert rig.order("demo", oid).status == "routed"
+
+
+def test_no_step_holds_a_ledger_connection_while_it_calls_out(make_rig: MakeRig) -> None:
+    """Not even a read: a step that touches a relation it never loaded after its commit opens a
+    transaction there, and keeps it (and its pooled connection, and on PostgreSQL its snapshot)
+    across the call that follows — during a burst, a thread waiting its turn at Amazon's quota
+    held a connection "idle in transaction" while the pool ran dry for the rest."""
+    from sqlalchemy import event
+
+    rig = make_rig(ship_after_s=3600,
+                   extra={"bolt": 'labels = "main"', "bolt_routing": 'default = "self_ship"'})
+    engine = rig.app.sessions.kw["bind"]
+    held: dict[int, int] = {}  # pooled connection -> the thread holding it
+
+    @event.listens_for(engine, "checkout")
+    def _out(_dbapi: object, record: object, _proxy: object) -> None:
+        held[id(record)] = threading.get_ident()
+
+    @event.listens_for(engine, "checkin")
+    def _in(_dbapi: object, record: object) -> None:
+        held.pop(id(record), None)
+
+    steps = threading.get_ident()  # the rig runs every step in this thread
+    calls: list[tuple[str, str, bool]] = []
+    for server in (rig.shop, rig.woo, rig.amazon, rig.easypost):
+
+        def note(method: str, path: str, _body: bytes, name: str = type(server).__name__) -> bool:
+            calls.append((name, f"{method} {path.split('?')[0]}", steps in held.values()))
+            return False  # only seen: nothing happens to the request
+
+        server.intercept(note, lambda: None, times=-1)
+
+    woo = rig.woo.add_order([("CAP-NAVY", 1), ("SOCK-GRN", 1)])["id"]
+    shop = rig.shop.add_order([("TEE-RED-M", 2)])["id"]
+    assert rig.deliver("bolt", "order.created", woo) == 200
+    assert rig.deliver("demo", "orders/paid", shop) == 200
+    rig.drain()
+    for store, oid in (("bolt", woo), ("demo", shop)):
+        for s in rig.shipments(store, oid):
+            if s.route == "fba":
+                rig.amazon.ship_now(s.external_id)
+    rig.run(names.TRACK, "us")
+    rig.drain()
+    assert rig.order("bolt", woo).status == "done" and rig.order("demo", shop).status == "done"
+    assert {name for name, _, _ in calls} >= {"ShopifySandbox", "WooSandbox", "AmazonSandbox",
+                                              "EasyPostSandbox"}, calls
+    assert [c for c in calls if c[2]] == [], ("calls made while the step held a ledger connection", calls)
