@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, or_, update
 from sqlalchemy import event as sa_event
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session, SessionTransaction, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import ClauseElement
 
@@ -129,7 +129,12 @@ def _take(session: Session, model: type[ShipmentRow] | type[OrderRow], column: s
 @functools.cache
 def _take_statement(model: type[ShipmentRow] | type[OrderRow], column: str) -> Any:
     """The claim's ``UPDATE … RETURNING``, built once per table (building it on every claim cost
-    about a third of a claim's CPU, measured): its values are parameters."""
+    about a third of a claim's CPU, measured): its values are parameters. It loads what the steps
+    read of the row — a shipment's order and lines, an order's shipments — in the claim's
+    transaction: read later, after its commit, they would begin a transaction of their own, which
+    the step's next external call would then have to end first (``calls.end_reads``)."""
+    loads = ((selectinload(ShipmentRow.order), selectinload(ShipmentRow.lines)) if model is ShipmentRow
+             else (selectinload(OrderRow.shipments),))
     return (update(model)
             .where(model.id == bindparam("pk"),
                    getattr(model, column).in_(bindparam("states", expanding=True)),
@@ -137,7 +142,8 @@ def _take_statement(model: type[ShipmentRow] | type[OrderRow], column: str) -> A
                        model.lease_until < bindparam("now")))
             .values(lease_token=bindparam("token"), lease_until=bindparam("until"),
                     attempts=model.attempts + 1)
-            .returning(model))
+            .returning(model)
+            .options(*loads))
 
 
 def cas(session: Session, row: ShipmentRow | OrderRow, *, expect: dict[str, Any],
