@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from worker.pipeline import rates
 from worker.pipeline.intake import stored_order
 from worker.pipeline.names import PUSH
 from worker.pipeline.rates import choose_rate
+from worker.ports import LabelProvider
 
 
 def _rate_json(rate: Rate) -> dict[str, Any]:
@@ -105,6 +106,7 @@ def _store_file(app: App, row: ShipmentRow, data: bytes, fmt: str) -> Path:
 
 
 NOT_SCANNED = {"", "unknown", "pre_transit"}
+SCAN_BATCH = 200  # labels a scan sweep reads, looks up and writes per session
 
 
 def scan_sweep(app: App, account: str, *, actor: str = "") -> int:
@@ -113,26 +115,38 @@ def scan_sweep(app: App, account: str, *, actor: str = "") -> int:
     still waiting for its first scan."""
     now = app.clock()
     provider = app.labeler(account)
-    outbox: list[int] = []
-    with app.sessions() as session:
-        waiting = session.scalars(select(ShipmentRow).where(
-            ShipmentRow.account == account, ShipmentRow.route == "self_ship",
-            ShipmentRow.state == ShipmentState.LABEL_BOUGHT, ShipmentRow.next_attempt_at.is_(None)))
-        for row in list(waiting):
-            try:
-                label = provider.lookup(row.label["shipment_id"])
-            except PermanentError as exc:  # this label cannot be read: park it, the others go on
-                state.park(session, row, f"the label's shipment cannot be read at the provider: {exc}",
-                           now=now, actor=actor)
-                session.commit()
-                continue
-            if label is None or label.carrier_status in NOT_SCANNED:
-                continue
-            row.next_attempt_at = now + timedelta(seconds=app.backstop_s)  # back-stop for the push
-            state.event(session, row.order_id, "first_scan", shipment_id=row.id, actor=actor, at=now,
-                        shipment=row.external_id, carrier_status=label.carrier_status)
-            oid = enqueue(session, PUSH, [row.id], f"push:{row.id}:0")
-            outbox += [oid] if oid else []
-            session.commit()
-    publish_for(app, outbox, now=app.clock())
-    return len(outbox)
+    pushes, after = 0, 0
+    while True:  # a batch at a time, by id: its rows in memory, its pushes sent before the next
+        outbox: list[int] = []
+        with app.sessions() as session:
+            waiting = list(session.scalars(select(ShipmentRow).where(
+                ShipmentRow.account == account, ShipmentRow.route == "self_ship",
+                ShipmentRow.state == ShipmentState.LABEL_BOUGHT, ShipmentRow.next_attempt_at.is_(None),
+                ShipmentRow.id > after).order_by(ShipmentRow.id).limit(SCAN_BATCH)))
+            for row in waiting:
+                outbox += _scanned(app, session, provider, row, now=now, actor=actor)
+        publish_for(app, outbox, now=app.clock())
+        pushes += len(outbox)
+        if len(waiting) < SCAN_BATCH:
+            return pushes
+        after = waiting[-1].id
+
+
+def _scanned(app: App, session: Session, provider: LabelProvider, row: ShipmentRow, *, now: datetime,
+             actor: str) -> list[int]:
+    """Look one waiting label up; when the carrier has it, its push is enqueued (committed)."""
+    try:
+        label = provider.lookup(row.label["shipment_id"])
+    except PermanentError as exc:  # this label cannot be read: park it, the others go on
+        state.park(session, row, f"the label's shipment cannot be read at the provider: {exc}",
+                   now=now, actor=actor)
+        session.commit()
+        return []
+    if label is None or label.carrier_status in NOT_SCANNED:
+        return []
+    row.next_attempt_at = now + timedelta(seconds=app.backstop_s)  # back-stop for the push
+    state.event(session, row.order_id, "first_scan", shipment_id=row.id, actor=actor, at=now,
+                shipment=row.external_id, carrier_status=label.carrier_status)
+    oid = enqueue(session, PUSH, [row.id], f"push:{row.id}:0")
+    session.commit()
+    return [oid] if oid else []

@@ -26,6 +26,7 @@ from worker.pipeline.names import PUSH
 
 S = ShipmentState
 TRACKING_OVERLAP = timedelta(minutes=10)
+SWEEP_BATCH = 200  # shipments a sweep reads, looks up and writes per session: its memory stays flat
 
 
 def sweep(app: App, account: str, *, actor: str = "") -> int:
@@ -50,26 +51,28 @@ def _sweep(app: App, account: str, last: datetime | None, started: datetime, *, 
                 .order_by(ShipmentRow.created_at).limit(1))
         since = (oldest or started) - TRACKING_OVERLAP
     changed = list(fulfiller.changed_since(since))
-    shipped = 0
-    with app.sessions() as session:
-        ours = list(session.scalars(select(ShipmentRow).where(
-            ShipmentRow.external_id.in_(changed), ShipmentRow.account == account,
-            ShipmentRow.state == S.SUBMITTED))) if changed else []
-        for row in ours:
-            try:
-                status = fulfiller.lookup(row.external_id)
-            except PermanentError as exc:  # this one order cannot be read: the others go on; its
-                log("track.unreadable", level=30, account=account,  # own look-up parks it
-                    shipment=row.external_id, error=str(exc)[:300])
-                continue
-            if status is None:
-                continue
-            oid = record_status(app, session, row, status, actor=actor)
-            session.commit()
-            if oid:  # sent now: the sweep may take a minute more (look-ups go at Amazon's pace)
-                publish_for(app, [oid], now=app.clock())
-                shipped += 1
-    log("track.done", account=account, changed=len(changed), ours=len(ours), shipped=shipped)
+    shipped = seen = 0
+    for start in range(0, len(changed), SWEEP_BATCH):  # a batch in memory, not the whole burst
+        with app.sessions() as session:
+            ours = list(session.scalars(select(ShipmentRow).where(
+                ShipmentRow.external_id.in_(changed[start:start + SWEEP_BATCH]),
+                ShipmentRow.account == account, ShipmentRow.state == S.SUBMITTED)))
+            seen += len(ours)
+            for row in ours:
+                try:
+                    status = fulfiller.lookup(row.external_id)
+                except PermanentError as exc:  # this one order cannot be read: the others go on; its
+                    log("track.unreadable", level=30, account=account,  # own look-up parks it
+                        shipment=row.external_id, error=str(exc)[:300])
+                    continue
+                if status is None:
+                    continue
+                oid = record_status(app, session, row, status, actor=actor)
+                session.commit()
+                if oid:  # sent now: the sweep may take a minute more (look-ups go at Amazon's pace)
+                    publish_for(app, [oid], now=app.clock())
+                    shipped += 1
+    log("track.done", account=account, changed=len(changed), ours=seen, shipped=shipped)
     return shipped
 
 

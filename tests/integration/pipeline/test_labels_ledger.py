@@ -151,6 +151,41 @@ def test_first_scan_holds_the_tracking_until_the_carrier_has_the_parcel(db_url: 
         assert scan_sweep(app, "main") == 0
 
 
+def test_the_scan_sweep_holds_a_batch_in_memory_and_sends_its_pushes_batch_by_batch(
+        db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Thousands of labels waiting for their first scan after a sale: the sweep read them all into
+    one session and sent every push when it ended. It reads, looks up and writes a batch at a time,
+    and a batch's pushes go before the next batch is looked up."""
+    import gc
+
+    from worker.pipeline import labels as labels_step
+    from worker.pipeline import names
+
+    fake = FakeLabels()
+    monkeypatch.setattr(labels_step, "SCAN_BATCH", 2)
+    for app, store, _amazon, published, _ in make_env(db_url, tmp_path, labels=fake,
+                                                    labels_extra={"push_tracking": "first_scan"}):
+        for oid in ("6101", "6102", "6103"):
+            store.orders[oid] = make_order(oid, lines=(("POSTER", 1),))
+            intake.ingest_and_publish(app, "acme", store.orders[oid], source="webhook")
+        drain(app, published)
+        fake.scanned.update({"shp_1", "shp_2", "shp_3"})
+        seen: list[tuple[int, int]] = []  # (shipment rows alive, pushes sent) at each look-up
+        lookup = fake.lookup
+
+        def looking_up(shipment_id: str, seen: list[tuple[int, int]] = seen, published: Any = published,
+                       lookup: Any = lookup) -> Any:
+            gc.collect()
+            seen.append((sum(isinstance(o, ShipmentRow) for o in gc.get_objects()),
+                         sum(name == names.PUSH for name, _ in published)))
+            return lookup(shipment_id)
+
+        fake.lookup = looking_up  # type: ignore[method-assign]
+        assert labels_step.scan_sweep(app, "main") == 3
+        assert [alive <= 2 for alive, _ in seen] == [True] * 3, seen
+        assert [pushes for _, pushes in seen] == [0, 0, 2], seen
+
+
 def test_lines_amazon_cannot_fulfil_fall_back_to_a_label(env: Env, labels: FakeLabels) -> None:
     app, store, amazon, published, _ = env
     amazon.out_of_stock.add("AMZ-TEE")
