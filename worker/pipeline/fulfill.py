@@ -105,19 +105,23 @@ def submit(app: App, shipment_pk: int, *, actor: str = "") -> str:
             return row.state
         except state.LeaseLost:
             return row.state
+        if fba:  # one statement: the lease is still ours, and the shipment is submitted
+            request_id = getattr(app.fulfiller(row.account), "last_request_id", "") or row.request_id
+            if not state.cas(session, row, expect={"lease_token": token}, values={
+                    "state": S.SUBMITTED, "attempts": 0, "lease_token": "", "lease_until": None,
+                    "next_attempt_at": app.clock() + LOOKUP_FIRST,  # the back-stop if no sweep sees it ship
+                    "request_id": request_id}):
+                session.rollback()  # taken over meanwhile: the new holder looks it up first
+                return row.state
+            state.event(session, row.order_id, "submitted", shipment_id=row.id, actor=actor,
+                        at=app.clock(), shipment=row.external_id, how=how, request_id=request_id,
+                        route=row.route)
+            session.commit()
+            return row.state
         if not state.mine_to_write(session, row, token):
             return row.state
         row.attempts = 0
         state.release_lease(row)
-        if fba:
-            row.state = S.SUBMITTED
-            row.next_attempt_at = app.clock() + LOOKUP_FIRST  # the back-stop if no sweep sees it ship
-            row.request_id = getattr(app.fulfiller(row.account), "last_request_id", "") or row.request_id
-            state.event(session, row.order_id, "submitted", shipment_id=row.id, actor=actor,
-                        at=app.clock(), shipment=row.external_id, how=how, request_id=row.request_id,
-                        route=row.route)
-            session.commit()
-            return row.state
         outbox = _record_label(app, session, row, label, path, how, actor=actor)
         session.commit()
     publish_for(app, outbox, now=app.clock())
