@@ -284,13 +284,15 @@ def push(app: App, shipment_pk: int, *, actor: str = "") -> str:
     now = app.clock()
     with app.sessions() as session:
         claim = state.claim_shipment(session, shipment_pk, (S.SHIPPED, S.LABEL_BOUGHT), now=now,
-                                     lease_s=app.lease_s)
+                                     lease_s=app.lease_s, commit=False)
         if isinstance(claim, str):
             return claim
         row, token = claim.row, claim.token
         if row.attempts > app.config.service.max_retries + 1:  # the last attempts ended unrecorded
             return give_up(app, session, row, actor=actor)
         order: OrderRow = row.order
+        siblings = order.shipments  # read with the claim, committed now: nothing open across the calls
+        session.commit()
         cfg = app.config.store(order.store)
         # The store is the truth: an order cancelled or refunded since (its webhook late or lost)
         # must not tell the customer "shipped". A change after this read and before the write
@@ -317,7 +319,7 @@ def push(app: App, shipment_pk: int, *, actor: str = "") -> str:
             tracking=tuple(Tracking(t["carrier"], t["number"], t.get("url", "")) for s in together
                            for t in s.tracking),
             notify_customer=cfg.notify_customer,
-            final=all(s.state in (S.PUSHED, S.CANCELLED) for s in order.shipments if s.id not in ids),
+            final=all(s.state in (S.PUSHED, S.CANCELLED) for s in siblings if s.id not in ids),
         )
         try:
             result = app.store(order.store).push_tracking(request)
