@@ -11,11 +11,12 @@ read, and every change that matters bumps ``changes``: a step working on the ord
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from worker.app import App
@@ -225,8 +226,15 @@ def ingest_and_publish(app: App, store_name: str, order: Order, *, source: str,
 
 
 def _order_row(session: Session, store: str, platform_order_id: str) -> OrderRow | None:
-    return session.scalar(select(OrderRow).where(OrderRow.store == store,
-                                                 OrderRow.platform_order_id == platform_order_id))
+    row: OrderRow | None = session.scalar(_order_row_statement(), {"store": store, "oid": platform_order_id})
+    return row
+
+
+@functools.cache
+def _order_row_statement() -> Any:
+    """Built once: every webhook's first statement (its values are parameters)."""
+    return select(OrderRow).where(OrderRow.store == bindparam("store"),
+                                  OrderRow.platform_order_id == bindparam("oid"))
 
 
 def stored_order(row: OrderRow) -> Order:
