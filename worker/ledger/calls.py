@@ -9,8 +9,9 @@ VACUUM from clearing what the rest of the service updates meanwhile.
 ``end_reads`` runs before every call an adapter makes for a step (``App.before_call``; the
 composition root sets it): it commits this thread's read-only transactions — nothing is written,
 and nothing loaded is lost (sessions do not expire objects on commit). A transaction that has
-written, or has changes or events waiting for its commit, is the bug this rule exists for: it is
-logged (``ledger.write_across_call``), and raised where ``STRICT`` is set (the test suite).
+written (the database is asked, then: nothing is tracked per statement), or has changes or events
+waiting for its commit, is the bug this rule exists for: it is logged
+(``ledger.write_across_call``), and raised where ``STRICT`` is set (the test suite).
 """
 
 from __future__ import annotations
@@ -20,13 +21,12 @@ import weakref
 from typing import Any
 
 from sqlalchemy import event as sa_event
-from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
+from sqlalchemy.orm import Session, SessionTransaction
 
 from worker.ledger.state import EVENTS
 from worker.logs import log
 
 STRICT = False  # raise WriteAcrossCall instead of logging it (the test suite sets this)
-_WROTE = "autofulfill.wrote"  # session.info: this transaction has written (flushed, or run DML)
 _local = threading.local()
 
 
@@ -46,21 +46,9 @@ def _began(session: Session, _transaction: SessionTransaction, _connection: Any)
     _open().add(session)
 
 
-@sa_event.listens_for(Session, "after_flush")
-def _flushed(session: Session, _context: UOWTransaction) -> None:
-    session.info[_WROTE] = True
-
-
-@sa_event.listens_for(Session, "do_orm_execute")
-def _executed(state: ORMExecuteState) -> None:
-    if state.is_insert or state.is_update or state.is_delete:
-        state.session.info[_WROTE] = True
-
-
 @sa_event.listens_for(Session, "after_transaction_end")
 def _ended(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:
-        session.info.pop(_WROTE, None)
         _open().discard(session)
 
 
@@ -71,11 +59,21 @@ def end_reads() -> None:
         if not session.in_transaction():
             _open().discard(session)
             continue
-        wrote = session.info.get(_WROTE) or session.info.get(EVENTS)  # events wait for the commit
-        if wrote or session.new or session.dirty or session.deleted:
+        pending = session.new or session.dirty or session.deleted or session.info.get(EVENTS)
+        if pending or _has_written(session):
             message = "a ledger transaction with writes is open across an external call"
             if STRICT:
                 raise WriteAcrossCall(message)
             log("ledger.write_across_call", level=40, error=message)
             continue
         session.commit()
+
+
+def _has_written(session: Session) -> bool:
+    """Asked of the database (only here, not on every statement): SQLite's connection is in a
+    transaction only from its first write on (``BEGIN IMMEDIATE``, ``models.make_engine``);
+    PostgreSQL assigns a transaction id at the first write or row lock."""
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        return bool(connection.connection.dbapi_connection.in_transaction)  # type: ignore[union-attr]
+    return connection.exec_driver_sql("SELECT txid_current_if_assigned()").scalar() is not None
