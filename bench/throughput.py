@@ -338,6 +338,7 @@ sku_map = {{ {sku_map} }}
         rss: dict[str, dict[str, float]] = {"idle": self.service.rss_mb()}
         print(f"burst: {args.orders} webhooks over {CLIENTS} connections; {self.allowed:g} creates/s allowed",
               flush=True)
+        idle_in_transaction = self.watch_idle_in_transaction()
         t0 = time.monotonic()
         times, _, failed = self.fire(batch)
         elapsed = time.monotonic() - t0
@@ -351,6 +352,7 @@ sku_map = {{ {sku_map} }}
         rss["half_created"] = self.service.rss_mb()
         self.wait_for("creates", lambda: self.creates() >= args.orders, 1800)
         rss["created"] = self.service.rss_mb()
+        figures["idle_in_transaction"] = idle_in_transaction()
         created = sorted(self.created_at.values())
         span = created[-1] - created[0] if len(created) > 1 else float("nan")
         attempted = sum(a.calls.count("createFulfillmentOrder") for a in self.accounts)
@@ -446,6 +448,38 @@ sku_map = {{ {sku_map} }}
         engine.dispose()
         return int(count) - 1  # not counting this one
 
+    def watch_idle_in_transaction(self) -> Callable[[], dict[str, Any] | None]:
+        """Counts, twice a second until the returned function is called, the service's PostgreSQL
+        connections that sit idle inside a transaction (a pooled connection and a snapshot held
+        while their thread does something else); that function returns max and mean."""
+        if not self.db_url.startswith("postgresql"):
+            return lambda: None
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.pool import NullPool
+
+        engine = create_engine(self.db_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        samples: list[int] = []
+        stop = threading.Event()
+
+        def run() -> None:
+            with engine.connect() as conn:  # autocommit: pg_stat_activity is read afresh each time
+                while not stop.wait(0.5):
+                    samples.append(int(conn.execute(text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND state = 'idle in transaction' AND pid <> pg_backend_pid()")).scalar_one()))
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+
+        def done() -> dict[str, Any] | None:
+            stop.set()
+            thread.join(5)
+            engine.dispose()
+            return {"max": max(samples, default=0), "samples": len(samples),
+                    "mean": round(sum(samples) / len(samples), 2) if samples else 0.0}
+
+        return done
+
     def ship_and_wait(self, batch: list[tuple[int, int, bytes, dict[str, str]]]) -> list[float]:
         """Amazon ships these orders now; returns, per order, the seconds until its tracking was
         in its shop."""
@@ -502,6 +536,9 @@ def table(f: dict[str, Any]) -> str:
         ("CPU of the whole process tree per order (webhook -> push)", f"{f['cpu_ms_per_order']} ms ("
          + ", ".join(f"{k} {v}" for k, v in f["cpu_ms_per_order_by_part"].items()) + ")"),
         ("ledger transactions per order (PostgreSQL's count)", f"{f.get('ledger_transactions_per_order')}"),
+        ("connections idle in a transaction during the burst, max / mean (PostgreSQL)",
+         "–" if not f.get("idle_in_transaction") else
+         f"{f['idle_in_transaction']['max']} / {f['idle_in_transaction']['mean']}"),
         ("paid webhook -> MCF create received, APIs 100 ms late, p50 / p99",
          f"{w['p50_s']} / {w['p99_s']} s"),
         ("Amazon ships -> tracking in the shop, interval 10 s, p50 / p99", f"{t['p50_s']} / {t['p99_s']} s"),
