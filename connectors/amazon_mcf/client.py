@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 API = "/fba/outbound/2020-07-01"
 DEFAULT_RATE = 2.0  # SP-API Fulfillment Outbound usage plan: 2 requests/s, burst 30, per operation
 DEFAULT_BURST = 30
+# Amazon counts a request when it arrives, we when we send it: one slowed on its way lets the next
+# arrive less than a token after it, and right after a burst (both buckets empty) Amazon refuses
+# it. Our bucket holds this many tokens fewer than Amazon's, so Amazon's stays that far ahead.
+BURST_CUSHION = 1.0
 # Operations whose published usage plan differs from the default: (rate per second, burst).
 QUOTAS: dict[str, tuple[float, float]] = {"getInventorySummaries": (2.0, 2.0)}
 TOKEN_MARGIN_S = 60.0  # renew an access token this long before Amazon says it expires
@@ -260,7 +264,7 @@ class AmazonMCF:
         attempt = 0
         while True:
             rate, burst = self._quota(operation)
-            self._limiter.acquire(key, rate=rate, burst=burst)
+            self._limiter.acquire(key, rate=rate, burst=max(1.0, burst - BURST_CUSHION))
             seen: list[requests.Response] = []
             headers = {"x-amz-access-token": self._access_token(), "user-agent": USER_AGENT,
                        "accept": "application/json"}
