@@ -12,9 +12,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import or_, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from worker.app import App
 from worker.ledger import leases
@@ -76,6 +77,28 @@ def take(app: App, name: str) -> tuple[str, datetime | None] | None:
         return token, row.value
 
 
+def value(app: App, name: str) -> datetime | None:
+    """Where ``name`` is, without taking it (e.g. a mark kept beside a pass's own cursor)."""
+    with app.sessions() as session:
+        return session.scalar(select(CursorRow.value).where(CursorRow.name == name))
+
+
+def move_up(app: App, name: str, to: datetime) -> None:
+    """Move ``name`` to ``to`` unless it is there or further already; for a cursor that no pass
+    leases, written only by the holder of another (the wide look-back of a tracking sweep)."""
+    with app.sessions() as session:
+        _ensure(session, name)
+    _move_up(app, name, to)
+
+
+def _move_up(app: App, name: str, to: datetime, *only: ColumnElement[bool]) -> None:
+    with app.sessions() as session:
+        session.execute(update(CursorRow).where(
+            CursorRow.name == name, or_(CursorRow.value.is_(None), CursorRow.value < to), *only)
+            .values(value=to).execution_options(synchronize_session=False))
+        session.commit()
+
+
 def _let_go(app: App, name: str, token: str, value: datetime | None) -> None:
     values: dict[str, object] = {"lease_token": "", "lease_until": None}
     if value is not None:
@@ -109,12 +132,7 @@ class Progress:
         self.until = value
 
     def mark(self, value: datetime) -> None:
-        with self._app.sessions() as session:
-            session.execute(update(CursorRow).where(
-                CursorRow.name == self._name, CursorRow.lease_token == self._token,
-                or_(CursorRow.value.is_(None), CursorRow.value < value))
-                .values(value=value).execution_options(synchronize_session=False))
-            session.commit()
+        _move_up(self._app, self._name, value, CursorRow.lease_token == self._token)
 
     def stop(self, value: datetime) -> None:
         self.mark(value)

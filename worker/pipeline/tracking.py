@@ -25,7 +25,15 @@ from worker.pipeline.inventory_ledger import refresh_soon
 from worker.pipeline.names import PUSH
 
 S = ShipmentState
-TRACKING_OVERLAP = timedelta(minutes=10)
+# A sweep lists what changed since the last one started, less an overlap: our clock and Amazon's
+# differ, and Amazon may list a change a little after it made it. Once every WIDE_EVERY a sweep
+# looks further back (WIDE_LOOKBACK before the last such sweep), for a change listed up to that
+# late; one listed later still is found by its shipment's own look-up (``check``). Every sweep
+# looking back ten minutes listed a change 60 times at a 10 s interval (a burst's 10,000: 200
+# pages a sweep); now a few times.
+TRACKING_OVERLAP = timedelta(minutes=1)
+WIDE_LOOKBACK = timedelta(minutes=10)
+WIDE_EVERY = timedelta(minutes=5)
 SWEEP_BATCH = 200  # shipments a sweep reads, looks up and writes per session: its memory stays flat
 
 
@@ -42,14 +50,19 @@ def sweep(app: App, account: str, *, actor: str = "") -> int:
 
 def _sweep(app: App, account: str, last: datetime | None, started: datetime, *, actor: str) -> int:
     fulfiller = app.fulfiller(account)
-    if last is not None:
-        since = last - TRACKING_OVERLAP
-    else:  # first sweep: as far back as our oldest shipment still waiting for tracking
+    wide_cursor = f"amazon:{account}:tracking:wide"
+    wide_last = cursors.value(app, wide_cursor)
+    wide = last is None or wide_last is None or started - wide_last >= WIDE_EVERY
+    if last is None:  # first sweep: as far back as our oldest shipment still waiting for tracking
         with app.sessions() as session:
             oldest = session.scalar(select(ShipmentRow.created_at).where(
                 ShipmentRow.account == account, ShipmentRow.state == S.SUBMITTED)
                 .order_by(ShipmentRow.created_at).limit(1))
-        since = (oldest or started) - TRACKING_OVERLAP
+        since = (oldest or started) - WIDE_LOOKBACK
+    elif wide:
+        since = min(last - TRACKING_OVERLAP, (wide_last or last) - WIDE_LOOKBACK)
+    else:
+        since = last - TRACKING_OVERLAP
     changed = list(fulfiller.changed_since(since))
     shipped = seen = 0
     for start in range(0, len(changed), SWEEP_BATCH):  # a batch in memory, not the whole burst
@@ -72,7 +85,9 @@ def _sweep(app: App, account: str, last: datetime | None, started: datetime, *, 
                 if oid:  # sent now: the sweep may take a minute more (look-ups go at Amazon's pace)
                     publish_for(app, [oid], now=app.clock())
                     shipped += 1
-    log("track.done", account=account, changed=len(changed), ours=seen, shipped=shipped)
+    if wide:  # only once it went through: a wide sweep that failed is done again next time
+        cursors.move_up(app, wide_cursor, started)
+    log("track.done", account=account, changed=len(changed), ours=seen, shipped=shipped, wide=wide)
     return shipped
 
 
