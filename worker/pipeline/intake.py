@@ -28,7 +28,7 @@ from worker.ledger.codec import order_from_json, order_to_json
 from worker.ledger.models import OrderRow, insert_new
 from worker.ledger.outbox import enqueue, publish_for
 from worker.pipeline import routing
-from worker.pipeline.names import ADJUST, CANCEL, RELEASE
+from worker.pipeline.names import ADJUST, CANCEL, NEW_RELEASE, RELEASE
 
 OPEN_STATUSES = ("waiting", "held")  # nothing was sent yet
 ADJUSTABLE = ("routed", "attention", "adjusting")  # a refund may still change what ships
@@ -167,7 +167,7 @@ def _before_routing(row: OrderRow, order: Order, cfg: StoreConfig, *, now: datet
         held = hold_until.isoformat() if cfg.hold_minutes else None
         change.events.append(("eligible", {"reason": why, "source": source, "hold_until": held}))
         if hold_until <= now:
-            change.tasks.append((RELEASE, "release:{id}"))
+            change.tasks.append((RELEASE, NEW_RELEASE + "{id}"))
             # Enqueued: the scheduler's back-stop looks again only if it comes to nothing, not on
             # its next tick (a burst's queued releases would each be sent twice).
             change.values["hold_until"] = now + timedelta(seconds=backstop_s)

@@ -80,7 +80,7 @@ def worker_pool_size(config: Config) -> int:
 
 def celery_publisher(name: str, args: list[Any], task_id: str) -> None:
     celery.send_task(name, args=args, task_id=f"{task_id}@{os.urandom(3).hex()}",
-                     priority=names.PRIORITY.get(name, names.PRIORITY_STEPS[-1]))
+                     priority=names.priority(name, task_id))
 
 
 def queue_keys(queue: str) -> list[str]:
