@@ -79,8 +79,10 @@ def worker_pool_size(config: Config) -> int:
 
 
 def celery_publisher(name: str, args: list[Any], task_id: str) -> None:
+    # add_to_parent off: Celery would keep every task a running task sends (a sweep's thousands of
+    # pushes) in that task's request.children until it ends.
     celery.send_task(name, args=args, task_id=f"{task_id}@{os.urandom(3).hex()}",
-                     priority=names.priority(name, task_id))
+                     priority=names.priority(name, task_id), add_to_parent=False)
 
 
 def queue_keys(queue: str) -> list[str]:
